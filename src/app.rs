@@ -1,0 +1,67 @@
+//! Builds the service on a bound listener and runs it until a shutdown future resolves:
+//! the HTTP server and the worker pool, started together and stopped in order.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServeConfig;
+use crate::http::{self, AppState};
+use crate::store::Store;
+use crate::worker::{Processor, SimulatedProcessor, WorkerPool};
+
+/// Serves on `listener` with the simulated processor until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    config: &ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let processor = Arc::new(SimulatedProcessor::new(config.processing_time()));
+    run_with_processor(listener, store, processor, config, shutdown).await
+}
+
+/// Serves with a given processing step. On shutdown: stop accepting connections and
+/// finish in-flight requests, while the pool stops claiming, lets in-flight
+/// processing finish within the grace period and returns the rest to the queue.
+pub async fn run_with_processor(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    processor: Arc<dyn Processor>,
+    config: &ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let new_work = Arc::new(Notify::new());
+    let stop = CancellationToken::new();
+    let pool = WorkerPool::new(
+        store.clone(),
+        processor,
+        config.worker_settings(),
+        new_work.clone(),
+    );
+    let workers = tokio::spawn(pool.run_until_stopped(stop.clone()));
+
+    let state = AppState {
+        store,
+        new_work,
+        body_limit: config.body_limit(),
+    };
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    let stop_on_signal = stop.clone();
+    let served = axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: draining requests and workers");
+            stop_on_signal.cancel();
+        })
+        .await;
+    // If serving failed, the workers must still stop and hand back their claims.
+    stop.cancel();
+    if let Err(err) = workers.await {
+        tracing::error!(error = ?err, "worker pool ended abnormally");
+    }
+    served
+}

@@ -1,0 +1,110 @@
+//! Configuration: every setting is a flag and an environment variable, typed and
+//! checked at start-up so a bad value fails before anything runs.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::worker::WorkerSettings;
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// Database to use; `sqlite://PATH` is created if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://orders.db")]
+    pub database_url: String,
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
+    /// Orders processed at once by this instance (1 to 1024).
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 10,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_concurrency: u16,
+
+    /// Simulated processing time per order, in milliseconds.
+    #[arg(long, env = "PROCESSING_TIME_MS", default_value_t = 1000)]
+    pub processing_time_ms: u64,
+
+    /// How long a worker's claim on an order lasts before the order may be taken
+    /// back and processed again, in milliseconds. Must exceed the processing time.
+    #[arg(long, env = "LEASE_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..))]
+    pub lease_timeout_ms: u64,
+
+    /// On SIGTERM/SIGINT, how long in-flight processing may finish before its
+    /// orders are returned to the queue, in milliseconds.
+    #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// Fallback poll for work when no wake-up arrives, in milliseconds.
+    #[arg(long, env = "POLL_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub poll_interval_ms: u64,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
+    pub body_limit_bytes: u64,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// A setting that is valid alone but not together with another.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ServeConfig {
+    /// Checks what clap cannot check field by field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.processing_time_ms >= self.lease_timeout_ms {
+            return Err(ConfigError(format!(
+                "LEASE_TIMEOUT_MS ({}) must be greater than PROCESSING_TIME_MS ({}), \
+                 or every order would be taken back while still being processed",
+                self.lease_timeout_ms, self.processing_time_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// The worker pool's part of the configuration.
+    pub fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            concurrency: usize::from(self.worker_concurrency),
+            lease: Duration::from_millis(self.lease_timeout_ms),
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+        }
+    }
+
+    /// How long the simulated processing step takes.
+    pub fn processing_time(&self) -> Duration {
+        Duration::from_millis(self.processing_time_ms)
+    }
+
+    /// The body limit as a length in bytes.
+    pub fn body_limit(&self) -> usize {
+        usize::try_from(self.body_limit_bytes).unwrap_or(usize::MAX)
+    }
+}

@@ -1,0 +1,12 @@
+//! The order domain: identifiers, statuses and their legal transitions, money, and
+//! the parsing of a client's new order. No HTTP, no SQL, nothing async.
+
+mod money;
+mod new_order;
+mod order;
+
+pub use money::{Money, MoneyError};
+pub use new_order::{FieldError, ItemIds, NewOrder, UserId};
+pub use order::{
+    Order, OrderId, OrderStatus, StatusCounts, Timestamp, UnknownStatus, from_millis, now,
+};

@@ -1,0 +1,223 @@
+//! An order as stored: its identifier, its status and the transitions between them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, TimeZone, Utc};
+use uuid::Uuid;
+
+use super::{ItemIds, Money, NewOrder, UserId};
+
+/// A point in time, UTC, at millisecond precision: the precision every backend
+/// keeps and every answer prints, so a value read back equals the value written.
+pub type Timestamp = DateTime<Utc>;
+
+/// The current time truncated to whole milliseconds.
+pub fn now() -> Timestamp {
+    from_millis(Utc::now().timestamp_millis())
+}
+
+/// A timestamp from milliseconds since the Unix epoch (clamped to the epoch if out of range).
+pub fn from_millis(ms: i64) -> Timestamp {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// An order's identifier: a UUIDv7, so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrderId(Uuid);
+
+impl OrderId {
+    /// A new id whose timestamp part is `at`.
+    pub fn new_at(at: Timestamp) -> Self {
+        let ms = u64::try_from(at.timestamp_millis()).unwrap_or_default();
+        let random: [u8; 10] = *Uuid::new_v4().as_bytes().first_chunk().expect("16 >= 10");
+        Self(uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid())
+    }
+
+    /// Wraps an existing UUID (as read back from storage).
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+
+    /// The underlying UUID.
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl FromStr for OrderId {
+    type Err = uuid::Error;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Uuid::try_parse(text).map(Self)
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Where an order is in its lifecycle.
+///
+/// `Pending` -> `Processing` (claimed by a worker under a lease) -> `Completed`.
+/// A claim that is released or whose lease expires goes back to `Pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OrderStatus {
+    Pending,
+    Processing,
+    Completed,
+}
+
+/// A status text that names no status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown order status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl OrderStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [OrderStatus; 3] = [Self::Pending, Self::Processing, Self::Completed];
+
+    /// The status's name, as stored and as answered.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Processing => "Processing",
+            Self::Completed => "Completed",
+        }
+    }
+
+    /// Whether an order may move from `self` to `next`.
+    pub fn can_become(self, next: OrderStatus) -> bool {
+        matches!(
+            (self, next),
+            (Self::Pending, Self::Processing)
+                | (Self::Processing, Self::Completed)
+                | (Self::Processing, Self::Pending)
+        )
+    }
+}
+
+impl FromStr for OrderStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| UnknownStatus(text.to_owned()))
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An order as the system of record holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub user_id: UserId,
+    pub item_ids: ItemIds,
+    pub total_amount: Money,
+    pub status: OrderStatus,
+    pub created_at: Timestamp,
+    /// Set once, when the order becomes `Completed`.
+    pub completed_at: Option<Timestamp>,
+    /// How many times processing of this order has started.
+    pub attempts: u32,
+}
+
+impl Order {
+    /// A freshly accepted order: `Pending`, never attempted, id and `created_at` from `now`.
+    pub fn accept(new: NewOrder, now: Timestamp) -> Self {
+        Self {
+            id: OrderId::new_at(now),
+            user_id: new.user_id,
+            item_ids: new.item_ids,
+            total_amount: new.total_amount,
+            status: OrderStatus::Pending,
+            created_at: now,
+            completed_at: None,
+            attempts: 0,
+        }
+    }
+}
+
+/// How many orders are in each status, read together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub pending: u64,
+    pub processing: u64,
+    pub completed: u64,
+}
+
+impl StatusCounts {
+    /// The count for one status.
+    pub fn get(&self, status: OrderStatus) -> u64 {
+        match status {
+            OrderStatus::Pending => self.pending,
+            OrderStatus::Processing => self.processing,
+            OrderStatus::Completed => self.completed,
+        }
+    }
+
+    /// Adds `n` to one status's count.
+    pub fn add(&mut self, status: OrderStatus, n: u64) {
+        match status {
+            OrderStatus::Pending => self.pending += n,
+            OrderStatus::Processing => self.processing += n,
+            OrderStatus::Completed => self.completed += n,
+        }
+    }
+
+    /// All orders, whatever their status.
+    pub fn total(&self) -> u64 {
+        self.pending + self.processing + self.completed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_round_trip() {
+        for status in OrderStatus::ALL {
+            assert_eq!(status.as_str().parse::<OrderStatus>(), Ok(status));
+        }
+        assert!("pending".parse::<OrderStatus>().is_err());
+    }
+
+    #[test]
+    fn only_lifecycle_transitions_are_legal() {
+        use OrderStatus::*;
+        assert!(Pending.can_become(Processing));
+        assert!(Processing.can_become(Completed));
+        assert!(Processing.can_become(Pending));
+        assert!(!Pending.can_become(Completed));
+        assert!(!Completed.can_become(Pending));
+        assert!(!Completed.can_become(Processing));
+    }
+
+    #[test]
+    fn new_ids_are_version_7_and_carry_their_time() {
+        let at = from_millis(1_764_000_000_123);
+        let id = OrderId::new_at(at);
+        assert_eq!(id.as_uuid().get_version_num(), 7);
+        let (secs, nanos) = id.as_uuid().get_timestamp().unwrap().to_unix();
+        assert_eq!(
+            secs * 1000 + u64::from(nanos / 1_000_000),
+            1_764_000_000_123
+        );
+        assert_ne!(OrderId::new_at(at), id);
+    }
+
+    #[test]
+    fn now_has_millisecond_precision() {
+        assert_eq!(now().timestamp_subsec_nanos() % 1_000_000, 0);
+    }
+}

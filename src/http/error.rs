@@ -1,0 +1,134 @@
+//! The one error shape of the API: RFC 9457 problem details, `application/problem+json`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::FieldError;
+use crate::store::StoreError;
+
+/// Every way a request can fail, each with its status and problem type.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request body has invalid fields")]
+    Validation(Vec<FieldError>),
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the request body must be a JSON object")]
+    NotAnObject,
+    #[error("the request body must be `application/json`")]
+    UnsupportedMediaType,
+    #[error("the request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the request body could not be read")]
+    UnreadableBody,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("this method is not allowed on this resource")]
+    MethodNotAllowed,
+    #[error("internal error")]
+    Internal(#[from] StoreError),
+}
+
+/// The problem-details body (RFC 9457), with our `errors` extension member.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<ProblemField<'a>>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProblemField<'a> {
+    field: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MalformedJson(_) | Self::NotAnObject | Self::UnreadableBody => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable URI per kind of problem, relative to the API; clients may switch on it.
+    fn problem_type(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "/problems/validation-error",
+            Self::MalformedJson(_) | Self::NotAnObject => "/problems/malformed-json",
+            Self::UnsupportedMediaType => "/problems/unsupported-media-type",
+            Self::PayloadTooLarge(_) => "/problems/payload-too-large",
+            Self::UnreadableBody => "/problems/unreadable-body",
+            Self::NotFound(_) => "/problems/not-found",
+            Self::MethodNotAllowed => "/problems/method-not-allowed",
+            Self::Internal(_) => "/problems/internal-error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "Your request has invalid fields",
+            Self::MalformedJson(_) | Self::NotAnObject => "Malformed JSON",
+            Self::UnreadableBody => "Unreadable request body",
+            // The reason phrase for the rest is the right short summary.
+            other => other.status_code().canonical_reason().unwrap_or("Error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        if let Self::Internal(cause) = &self {
+            // Logged once, here; the client learns only that something went wrong.
+            tracing::error!(error = ?cause, "request failed");
+        }
+        let errors = match &self {
+            Self::Validation(fields) => Some(
+                fields
+                    .iter()
+                    .map(|f| ProblemField {
+                        field: &f.field,
+                        message: &f.message,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let detail = match &self {
+            Self::Validation(fields) => fields
+                .iter()
+                .map(|f| format!("{} {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            Self::Internal(_) => "something went wrong on our side; it has been logged".into(),
+            other => other.to_string(),
+        };
+        let problem = Problem {
+            kind: self.problem_type(),
+            title: self.title(),
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
+        let body = serde_json::to_vec(&problem).expect("problem serialises");
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}

@@ -1,0 +1,77 @@
+//! Request extractors that turn every malformed input into an `ApiError`, so no
+//! rejection escapes in another shape.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::state::AppState;
+
+/// A JSON request body: `Content-Type` checked (415), size limited (413), parsed (400).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(state.body_limit),
+                _ => ApiError::UnreadableBody,
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::MalformedJson("the body is empty".into()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|err| match err.classify() {
+                serde_json::error::Category::Data => ApiError::NotAnObject,
+                _ => ApiError::MalformedJson(err.to_string()),
+            })
+    }
+}
+
+/// `application/json`, with or without parameters, or any `+json` type.
+fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn json_content_types_are_recognised_with_parameters_and_suffixes() {
+        let ok = [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/merge-patch+json",
+        ];
+        for value in ok {
+            assert!(is_json(Some(&HeaderValue::from_static(value))), "{value}");
+        }
+        let bad = ["text/plain", "application/jsonp", "multipart/form-data", ""];
+        for value in bad {
+            assert!(!is_json(Some(&HeaderValue::from_static(value))), "{value}");
+        }
+        assert!(!is_json(None));
+    }
+}

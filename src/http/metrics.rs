@@ -1,0 +1,44 @@
+//! `GET /metrics`: the reference's JSON, from one consistent read.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::domain::OrderStatus;
+
+/// `{"total_orders": 10, "average_processing_time": 5.2, "order_counts": {...}}`.
+#[derive(Debug, Serialize)]
+pub struct MetricsBody {
+    total_orders: u64,
+    /// Seconds, millisecond precision; 0 when nothing is completed.
+    average_processing_time: f64,
+    order_counts: OrderCounts,
+}
+
+/// Every status is present, zero or not, in lifecycle order.
+#[derive(Debug, Serialize)]
+struct OrderCounts {
+    #[serde(rename = "Pending")]
+    pending: u64,
+    #[serde(rename = "Processing")]
+    processing: u64,
+    #[serde(rename = "Completed")]
+    completed: u64,
+}
+
+pub async fn get(State(state): State<AppState>) -> Result<Json<MetricsBody>, ApiError> {
+    let metrics = state.store.metrics().await?;
+    let counts = metrics.counts;
+    let order_counts = OrderCounts {
+        pending: counts.get(OrderStatus::Pending),
+        processing: counts.get(OrderStatus::Processing),
+        completed: counts.get(OrderStatus::Completed),
+    };
+    Ok(Json(MetricsBody {
+        total_orders: metrics.counts.total(),
+        average_processing_time: metrics.average_processing_seconds(),
+        order_counts,
+    }))
+}

@@ -1,0 +1,12 @@
+//! order-processor: an order-processing backend. Clients create orders over HTTP, a
+//! worker pool processes them from a durable queue in the database, operators read metrics.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod seed;
+pub mod store;
+pub mod telemetry;
+pub mod worker;

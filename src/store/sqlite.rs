@@ -1,0 +1,269 @@
+//! The embedded SQLite backend: WAL mode, fsync on every commit, one writer
+//! connection and a separate pool of read-only connections.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use uuid::Uuid;
+
+use super::{Claim, ClaimOutcome, OrderMetrics, Store, StoreError};
+use crate::domain::{ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis};
+
+/// How long a connection waits on SQLite's write lock before giving up; other
+/// processes on the same file (a `seed` beside a running `serve`) take turns.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Readers never block the writer in WAL mode, so a few are enough for two cores.
+const READ_CONNECTIONS: u32 = 4;
+
+const ORDER_COLUMNS: &str =
+    "id, user_id, item_ids, amount_cents, status, created_at, completed_at, attempts";
+
+/// Orders in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// The one connection that writes: SQLite has a single writer anyway, and one
+    /// connection keeps writers queueing in the pool rather than spinning on the lock.
+    writer: SqlitePool,
+    /// Read-only connections (`query_only`), so reads never wait behind writes.
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file a `sqlite://PATH` URL names.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: every commit is fsync'd before it returns, so a 201 means on disk.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options.pragma("query_only", "ON"))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn millis(at: Timestamp) -> i64 {
+    at.timestamp_millis()
+}
+
+fn lease_end(now: Timestamp, lease: Duration) -> Timestamp {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
+    from_millis(millis(now).saturating_add(lease_ms))
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+/// Turns a row of `ORDER_COLUMNS` back into an order, refusing values the
+/// domain would never have written.
+fn order_from_row(row: &SqliteRow) -> Result<Order, StoreError> {
+    let id: String = row.try_get("id")?;
+    let item_ids: String = row.try_get("item_ids")?;
+    let items: Vec<String> = serde_json::from_str(&item_ids).map_err(corrupt)?;
+    let status: String = row.try_get("status")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(Order {
+        id: OrderId::from_str(&id).map_err(corrupt)?,
+        user_id: UserId::parse(row.try_get("user_id")?).map_err(|e| corrupt(e.message))?,
+        item_ids: ItemIds::parse(items).map_err(|e| corrupt(e.message))?,
+        total_amount: Money::from_cents(row.try_get("amount_cents")?)
+            .ok_or_else(|| corrupt("amount out of range"))?,
+        status: status.parse().map_err(corrupt)?,
+        created_at: from_millis(row.try_get("created_at")?),
+        completed_at: row
+            .try_get::<Option<i64>, _>("completed_at")?
+            .map(from_millis),
+        attempts: u32::try_from(attempts).map_err(corrupt)?,
+    })
+}
+
+fn items_json(order: &Order) -> String {
+    serde_json::to_string(order.item_ids.as_slice()).expect("a list of strings serialises")
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert(&self, order: &Order) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, attempts) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(order.id.to_string())
+        .bind(order.user_id.as_str())
+        .bind(items_json(order))
+        .bind(order.total_amount.cents())
+        .bind(order.status.as_str())
+        .bind(millis(order.created_at))
+        .bind(i64::from(order.attempts))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn import(&self, orders: &[Order]) -> Result<u64, StoreError> {
+        if orders.is_empty() {
+            return Ok(0);
+        }
+        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, \
+             completed_at, attempts) ",
+        );
+        query.push_values(orders, |mut row, order| {
+            row.push_bind(order.id.to_string())
+                .push_bind(order.user_id.as_str())
+                .push_bind(items_json(order))
+                .push_bind(order.total_amount.cents())
+                .push_bind(order.status.as_str())
+                .push_bind(millis(order.created_at))
+                .push_bind(order.completed_at.map(millis))
+                .push_bind(i64::from(order.attempts));
+        });
+        query.push(" ON CONFLICT (id) DO NOTHING");
+        let done = query.build().execute(&self.writer).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    async fn status(&self, id: OrderId) -> Result<Option<OrderStatus>, StoreError> {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        status.map(|s| s.parse().map_err(corrupt)).transpose()
+    }
+
+    async fn metrics(&self) -> Result<OrderMetrics, StoreError> {
+        // One statement is one snapshot: counts and sums agree with each other.
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n, \
+                    COALESCE(SUM(completed_at - created_at), 0) AS processing_ms \
+             FROM orders GROUP BY status",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let mut metrics = OrderMetrics::default();
+        for row in rows {
+            let status: OrderStatus = row
+                .try_get::<String, _>("status")?
+                .parse()
+                .map_err(corrupt)?;
+            let n: i64 = row.try_get("n")?;
+            metrics
+                .counts
+                .add(status, u64::try_from(n).map_err(corrupt)?);
+            if status == OrderStatus::Completed {
+                metrics.total_processing_ms = row.try_get("processing_ms")?;
+            }
+        }
+        Ok(metrics)
+    }
+
+    async fn claim(
+        &self,
+        limit: usize,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let token = Uuid::new_v4();
+        let lease_expires_at = lease_end(now, lease);
+        let sql = format!(
+            "UPDATE orders SET status = 'Processing', claim_token = ?, lease_expires_at = ?, \
+                    attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM orders WHERE status = 'Pending' ORDER BY id LIMIT ?) \
+             RETURNING {ORDER_COLUMNS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(token.to_string())
+            .bind(millis(lease_expires_at))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.writer)
+            .await?;
+        let mut claims = rows
+            .iter()
+            .map(|row| {
+                Ok(Claim {
+                    order: order_from_row(row)?,
+                    token,
+                    lease_expires_at,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // RETURNING gives no order guarantee; hand work out oldest first.
+        claims.sort_by_key(|claim| claim.order.id);
+        Ok(claims)
+    }
+
+    async fn complete(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError> {
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'Completed', completed_at = ?, \
+                    claim_token = NULL, lease_expires_at = NULL \
+             WHERE id = ? AND status = 'Processing' AND claim_token = ?",
+        )
+        .bind(millis(now))
+        .bind(claim.order.id.to_string())
+        .bind(claim.token.to_string())
+        .execute(&self.writer)
+        .await?;
+        Ok(outcome(done.rows_affected()))
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'Pending', claim_token = NULL, lease_expires_at = NULL \
+             WHERE id = ? AND status = 'Processing' AND claim_token = ?",
+        )
+        .bind(claim.order.id.to_string())
+        .bind(claim.token.to_string())
+        .execute(&self.writer)
+        .await?;
+        Ok(outcome(done.rows_affected()))
+    }
+
+    async fn rescue_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'Pending', claim_token = NULL, lease_expires_at = NULL \
+             WHERE status = 'Processing' AND lease_expires_at < ?",
+        )
+        .bind(millis(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn outcome(rows_affected: u64) -> ClaimOutcome {
+    if rows_affected == 1 {
+        ClaimOutcome::Applied
+    } else {
+        ClaimOutcome::ClaimLost
+    }
+}

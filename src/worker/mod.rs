@@ -1,0 +1,255 @@
+//! The worker pool: claims `Pending` orders from the store, processes them outside any
+//! transaction, completes them under their claim, rescues expired leases, and stops
+//! gracefully.
+
+mod processor;
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+pub use processor::{ProcessingError, Processor, SimulatedProcessor};
+
+use crate::domain::{OrderId, now};
+use crate::store::{Claim, ClaimOutcome, Store};
+
+/// How the pool behaves; built from the configuration.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Most orders processed at once.
+    pub concurrency: usize,
+    /// How long a claim holds before another worker may take the order back.
+    pub lease: Duration,
+    /// Fallback poll when no wake-up arrives (work from another process, rescued leases).
+    pub poll_interval: Duration,
+    /// How long in-flight processing may run on after a stop is asked for.
+    pub shutdown_grace: Duration,
+}
+
+/// A pool of workers sharing one store.
+pub struct WorkerPool {
+    store: Arc<dyn Store>,
+    processor: Arc<dyn Processor>,
+    settings: WorkerSettings,
+    new_work: Arc<Notify>,
+    /// Claims being processed now, so a stop can hand back the unfinished ones.
+    in_flight: Arc<Mutex<HashMap<OrderId, Claim>>>,
+}
+
+/// Wait before retrying after the store failed, so an outage is not a busy loop.
+const STORE_ERROR_BACKOFF: Duration = Duration::from_millis(500);
+
+impl WorkerPool {
+    /// `new_work` is notified by whoever commits a new order, so an idle worker wakes at once.
+    pub fn new(
+        store: Arc<dyn Store>,
+        processor: Arc<dyn Processor>,
+        settings: WorkerSettings,
+        new_work: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            processor,
+            settings,
+            new_work,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// Claims and processes orders until `stop` is cancelled, then waits up to the
+    /// grace period for in-flight orders and returns the rest to the queue.
+    pub async fn run_until_stopped(self, stop: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
+        let mut tasks = JoinSet::new();
+        let rescuer = tokio::spawn(rescue_until_stopped(
+            self.store.clone(),
+            self.settings.lease,
+            self.new_work.clone(),
+            stop.clone(),
+        ));
+        info!(
+            concurrency = self.settings.concurrency,
+            "worker pool started"
+        );
+
+        loop {
+            while let Some(joined) = tasks.try_join_next() {
+                log_task_end(joined);
+            }
+            let first = tokio::select! {
+                permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+                () = stop.cancelled() => break,
+            };
+            // Claim as many orders as there are idle workers, in one transaction.
+            let limit = permits.available_permits() + 1;
+            match self.store.claim(limit, now(), self.settings.lease).await {
+                Ok(claims) if !claims.is_empty() => {
+                    let mut first = Some(first);
+                    for claim in claims {
+                        let permit = match first.take() {
+                            Some(permit) => permit,
+                            None => permits.clone().try_acquire_owned().expect("counted above"),
+                        };
+                        self.in_flight
+                            .lock()
+                            .expect("not poisoned")
+                            .insert(claim.order.id, claim.clone());
+                        let job = Job {
+                            store: self.store.clone(),
+                            processor: self.processor.clone(),
+                            in_flight: self.in_flight.clone(),
+                        };
+                        tasks.spawn(async move {
+                            job.run(claim).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Ok(_) => {
+                    drop(first);
+                    tokio::select! {
+                        () = self.new_work.notified() => {}
+                        () = tokio::time::sleep(self.settings.poll_interval) => {}
+                        () = stop.cancelled() => break,
+                    }
+                }
+                Err(err) => {
+                    drop(first);
+                    error!(error = ?err, "claiming orders failed; backing off");
+                    tokio::select! {
+                        () = tokio::time::sleep(STORE_ERROR_BACKOFF) => {}
+                        () = stop.cancelled() => break,
+                    }
+                }
+            }
+        }
+
+        info!(
+            in_flight = tasks.len(),
+            "worker pool stopping: no new claims"
+        );
+        let drained = tokio::time::timeout(self.settings.shutdown_grace, async {
+            while let Some(joined) = tasks.join_next().await {
+                log_task_end(joined);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        self.release_unfinished().await;
+        let _ = rescuer.await;
+        info!("worker pool stopped");
+    }
+
+    /// Hands every claim still in flight back to the queue, so the next start (or
+    /// another instance) processes it without waiting for the lease to run out.
+    async fn release_unfinished(&self) {
+        let unfinished: Vec<Claim> = self
+            .in_flight
+            .lock()
+            .expect("not poisoned")
+            .drain()
+            .map(|(_, claim)| claim)
+            .collect();
+        for claim in unfinished {
+            match self.store.release(&claim).await {
+                Ok(_) => {
+                    info!(order_id = %claim.order.id, "returned unfinished order to the queue")
+                }
+                Err(err) => warn!(
+                    order_id = %claim.order.id, error = ?err,
+                    "could not return unfinished order; its lease will expire instead"
+                ),
+            }
+        }
+    }
+}
+
+fn log_task_end(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = joined {
+        if !err.is_cancelled() {
+            error!(error = ?err, "worker task ended abnormally");
+        }
+    }
+}
+
+/// One claimed order's trip through processing and completion.
+struct Job {
+    store: Arc<dyn Store>,
+    processor: Arc<dyn Processor>,
+    in_flight: Arc<Mutex<HashMap<OrderId, Claim>>>,
+}
+
+impl Job {
+    async fn run(self, claim: Claim) {
+        let order_id = claim.order.id;
+        // A panic in the processing step is a failed attempt, not a dead worker.
+        let result = AssertUnwindSafe(self.processor.process(&claim.order))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(ProcessingError("processing panicked".into())));
+        let attempt = claim.order.attempts;
+        let recorded = match result {
+            Ok(()) => self.store.complete(&claim, now()).await.inspect(|outcome| {
+                if *outcome == ClaimOutcome::Applied {
+                    info!(order_id = %order_id, attempt, "order completed");
+                }
+            }),
+            Err(err) => {
+                warn!(order_id = %order_id, attempt, error = %err,
+                      "processing failed; returning the order to the queue");
+                self.store.release(&claim).await
+            }
+        };
+        match recorded {
+            Ok(ClaimOutcome::Applied) => {}
+            Ok(ClaimOutcome::ClaimLost) => warn!(
+                order_id = %order_id,
+                "claim was lost (lease expired and the order was taken back); leaving it alone"
+            ),
+            Err(err) => error!(
+                order_id = %order_id, error = ?err,
+                "could not record the outcome; the order returns to the queue when its lease expires"
+            ),
+        }
+        self.in_flight
+            .lock()
+            .expect("not poisoned")
+            .remove(&order_id);
+    }
+}
+
+/// Periodically returns orders whose lease expired (their worker died) to the queue.
+async fn rescue_until_stopped(
+    store: Arc<dyn Store>,
+    lease: Duration,
+    new_work: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    // Checking a few times per lease bounds how long past its expiry an order waits.
+    let every = (lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        match store.rescue_expired(now()).await {
+            Ok(0) => {}
+            Ok(rescued) => {
+                warn!(rescued, "returned orders with expired leases to the queue");
+                new_work.notify_one();
+            }
+            Err(err) => error!(error = ?err, "lease rescue failed; will try again"),
+        }
+    }
+}
