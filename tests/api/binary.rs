@@ -1,0 +1,119 @@
+//! Running the real `order-processor` binary as a child process, for the tests that
+//! need signals: crash (SIGKILL), graceful stop (SIGTERM), and the command line.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_order-processor");
+
+/// A `serve` child process logging JSON, with its log lines collected.
+pub struct Server {
+    process: std::process::Child,
+    pub address: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `serve` on a free port with `envs` on top of test defaults, and waits
+    /// until it listens.
+    pub fn start(database_url: &str, envs: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(BINARY);
+        command
+            .arg("serve")
+            .env_clear()
+            .env("DATABASE_URL", database_url)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut process = command.spawn().expect("start the binary");
+        let stdout = process.stdout.take().expect("piped");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (address_tx, address_rx) = mpsc::channel();
+        let collected = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(entry) = serde_json::from_str::<Value>(&line) {
+                    if entry["message"] == "listening" {
+                        let address = entry["address"].as_str().unwrap_or_default().to_owned();
+                        let _ = address_tx.send(address);
+                    }
+                }
+                collected.lock().unwrap().push(line);
+            }
+        });
+        let address = address_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the binary reports where it listens");
+        Self {
+            process,
+            address: format!("http://{address}"),
+            lines,
+        }
+    }
+
+    /// Kills the process with SIGKILL: no shutdown code runs.
+    pub fn kill(mut self) -> Vec<Value> {
+        self.process.kill().expect("SIGKILL");
+        self.process.wait().expect("reaped");
+        self.logs()
+    }
+
+    /// Sends SIGTERM and waits (up to `timeout`) for the exit status.
+    pub fn terminate(mut self, timeout: Duration) -> (ExitStatus, Vec<Value>) {
+        let pid = self.process.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.process.try_wait().expect("wait") {
+                // Let the reader thread drain the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return (status, self.logs());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.process.kill();
+                panic!("the server did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The JSON log lines printed so far.
+    pub fn logs(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Runs the binary to completion with `args` and `envs` (and nothing inherited).
+pub fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    Command::new(BINARY)
+        .args(args)
+        .env_clear()
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run the binary")
+}

@@ -1,0 +1,90 @@
+//! The command line: help, settings validation, `migrate` and `seed`.
+
+use crate::binary::run;
+use crate::helpers::TestDb;
+
+#[test]
+fn help_shows_every_setting_with_its_default() {
+    let output = run(&["serve", "--help"], &[]);
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for (env, default) in [
+        ("PORT", "3000"),
+        ("HOST", "0.0.0.0"),
+        ("DATABASE_URL", "sqlite://orders.db"),
+        ("WORKER_CONCURRENCY", "10"),
+        ("PROCESSING_TIME_MS", "1000"),
+        ("LEASE_TIMEOUT_MS", "30000"),
+        ("SHUTDOWN_GRACE_MS", "10000"),
+        ("POLL_INTERVAL_MS", "1000"),
+        ("BODY_LIMIT_BYTES", "65536"),
+        ("LOG_FORMAT", "text"),
+    ] {
+        assert!(
+            help.contains(&format!("env: {env}=")),
+            "{env} in help:\n{help}"
+        );
+        assert!(
+            help.contains(&format!("[default: {default}]")),
+            "default {default} of {env} in help"
+        );
+    }
+    let top = String::from_utf8(run(&["--help"], &[]).stdout).unwrap();
+    for command in ["serve", "migrate", "seed"] {
+        assert!(top.contains(command), "{command} in top-level help");
+    }
+}
+
+#[test]
+fn invalid_settings_fail_at_start_up_naming_the_setting() {
+    let db = TestDb::new();
+    let cases = [
+        ("PORT", "abc", "--port"),
+        ("PORT", "70000", "--port"),
+        ("WORKER_CONCURRENCY", "0", "--worker-concurrency"),
+        ("PROCESSING_TIME_MS", "-1", "--processing-time-ms"),
+        ("LEASE_TIMEOUT_MS", "10", "--lease-timeout-ms"),
+        ("HOST", "not-an-address", "--host"),
+        ("LOG_FORMAT", "xml", "--log-format"),
+        ("LEASE_TIMEOUT_MS", "500", "LEASE_TIMEOUT_MS"),
+    ];
+    for (name, value, named) in cases {
+        let output = run(&["serve"], &[("DATABASE_URL", &db.url), (name, value)]);
+        assert!(!output.status.success(), "{name}={value} must fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{name}={value}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn seed_inserts_the_ten_samples_once_however_often_it_runs() {
+    let db = TestDb::new();
+    for _ in 0..2 {
+        let output = run(&["seed"], &[("DATABASE_URL", &db.url)]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metrics = db.store().await.metrics().await.unwrap();
+    assert_eq!(metrics.counts.total(), 10);
+    assert_eq!(metrics.counts.completed, 6);
+    assert_eq!(metrics.counts.pending, 4);
+    assert!(metrics.average_processing_seconds() > 0.0);
+}
+
+#[tokio::test]
+async fn migrate_creates_the_database_file() {
+    let db = TestDb::new();
+    let path = db.dir.path().join("orders.db");
+    assert!(!path.exists());
+    let output = run(&["migrate"], &[("DATABASE_URL", &db.url)]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(path.exists());
+    assert_eq!(db.store().await.metrics().await.unwrap().counts.total(), 0);
+}

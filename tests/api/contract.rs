@@ -1,0 +1,308 @@
+//! The API contract, field by field.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use order_processor::domain::{ItemIds, Money, Order, OrderId, OrderStatus, UserId, from_millis};
+use serde_json::{Value, json};
+
+use crate::helpers::{Gate, Options, eventually, order_body, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn create_answers_201_with_location_and_the_order_as_sent() {
+    let app = spawn_app().await;
+    let before = Utc::now() - chrono::Duration::milliseconds(1);
+    let response = app.post_order(&order_body()).await;
+    let after = Utc::now() + chrono::Duration::milliseconds(1);
+
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+
+    let object = body.as_object().unwrap();
+    let mut keys: Vec<_> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "created_at",
+            "item_ids",
+            "order_id",
+            "status",
+            "total_amount",
+            "user_id"
+        ]
+    );
+    let order_id = body["order_id"].as_str().unwrap();
+    let uuid = uuid::Uuid::parse_str(order_id).unwrap();
+    assert_eq!(uuid.get_version_num(), 7, "order_id is a UUIDv7");
+    assert_eq!(location, format!("/orders/{order_id}"));
+    assert_eq!(body["user_id"], "user1");
+    assert_eq!(body["item_ids"], json!(["item1", "item2"]));
+    assert_eq!(body["total_amount"], json!(100.5));
+    assert_eq!(body["status"], "Pending");
+
+    let created_at = body["created_at"].as_str().unwrap();
+    assert!(created_at.ends_with('Z'), "UTC: {created_at}");
+    let created_at: DateTime<Utc> = DateTime::parse_from_rfc3339(created_at).unwrap().into();
+    assert!(
+        before <= created_at && created_at <= after,
+        "{created_at} is now"
+    );
+}
+
+#[tokio::test]
+async fn amounts_come_back_as_the_same_json_number() {
+    let app = spawn_app().await;
+    let cases = [
+        ("100.5", "100.5"),
+        ("100.50", "100.5"),
+        ("0.1", "0.1"),
+        ("0.01", "0.01"),
+        ("19.99", "19.99"),
+        ("7", "7"),
+        ("1e2", "100"),
+        ("999999999.99", "999999999.99"),
+    ];
+    for (sent, expected) in cases {
+        let body = format!(r#"{{"user_id":"u","item_ids":["i"],"total_amount":{sent}}}"#);
+        let response = app
+            .client
+            .post(app.url("/orders"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "amount {sent}");
+        let text = response.text().await.unwrap();
+        assert!(
+            text.contains(&format!(r#""total_amount":{expected},"#)),
+            "amount {sent} answered as {text}"
+        );
+        let id = serde_json::from_str::<Value>(&text).unwrap()["order_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let stored = app
+            .get(&format!("/orders/{id}"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            stored.contains(&format!(r#""total_amount":{expected},"#)),
+            "{stored}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn get_order_answers_every_field_and_completed_at_once_done() {
+    let gate = Arc::new(Gate::default());
+    let app = spawn_app_with(Options {
+        processor: Some(gate.clone()),
+        ..Options::default()
+    })
+    .await;
+    let created = app.create_order(&order_body()).await;
+    let id = created["order_id"].as_str().unwrap();
+
+    let order = app.get_json(&format!("/orders/{id}")).await;
+    for field in [
+        "order_id",
+        "user_id",
+        "item_ids",
+        "total_amount",
+        "created_at",
+    ] {
+        assert_eq!(order[field], created[field], "{field}");
+    }
+    assert!(order["completed_at"].is_null());
+    assert!(
+        ["Pending", "Processing"].contains(&order["status"].as_str().unwrap()),
+        "{order}"
+    );
+
+    gate.open();
+    app.wait_until_completed(&[id.to_owned()], Duration::from_secs(5))
+        .await;
+    let order = app.get_json(&format!("/orders/{id}")).await;
+    assert_eq!(order["status"], "Completed");
+    assert_eq!(order["attempts"], 1);
+    let completed_at = order["completed_at"].as_str().unwrap();
+    assert!(completed_at >= order["created_at"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn status_answers_only_the_status() {
+    let app = spawn_app().await;
+    let created = app.create_order(&order_body()).await;
+    let id = created["order_id"].as_str().unwrap();
+    let body = app.get_json(&format!("/orders/{id}/status")).await;
+    let status = body["status"].as_str().unwrap();
+    assert!(["Pending", "Processing", "Completed"].contains(&status));
+    assert_eq!(body.as_object().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_order_ids_answer_404_problems() {
+    let app = spawn_app().await;
+    let unknown = OrderId::new_at(order_processor::domain::now()).to_string();
+    for id in [
+        unknown.as_str(),
+        "123",
+        "not-a-uuid",
+        "%27%3B%20DROP%20TABLE%20orders",
+    ] {
+        for path in [format!("/orders/{id}/status"), format!("/orders/{id}")] {
+            let response = app.get(&path).await;
+            assert_eq!(response.status(), 404, "{path}");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+            let problem: Value = response.json().await.unwrap();
+            assert_eq!(problem["status"], 404);
+            assert_eq!(problem["type"], "/problems/not-found");
+            assert!(problem["title"].is_string() && problem["detail"].is_string());
+        }
+    }
+}
+
+#[tokio::test]
+async fn hostile_looking_strings_are_stored_and_returned_verbatim() {
+    let app = spawn_app().await;
+    let values = [
+        "'); DROP TABLE orders;--",
+        "<script>alert(1)</script>",
+        "Zoë 北京 🛒",
+        "  padded  ",
+        "back\\slash \"quoted\" \n newline",
+    ];
+    for value in values {
+        let body = json!({"user_id": value, "item_ids": [value, "plain"], "total_amount": 1});
+        let created = app.create_order(&body).await;
+        assert_eq!(created["user_id"], value);
+        let stored = app
+            .get_json(&format!(
+                "/orders/{}",
+                created["order_id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(stored["user_id"], value);
+        assert_eq!(stored["item_ids"], json!([value, "plain"]));
+    }
+    assert_eq!(app.metrics().await["total_orders"], values.len());
+}
+
+#[tokio::test]
+async fn metrics_of_an_empty_service_are_zero_with_every_status() {
+    let app = spawn_app().await;
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metrics,
+        json!({
+            "total_orders": 0,
+            "average_processing_time": 0.0,
+            "order_counts": {"Pending": 0, "Processing": 0, "Completed": 0}
+        })
+    );
+    assert!(metrics["total_orders"].is_u64());
+    assert!(metrics["average_processing_time"].is_number());
+}
+
+/// An order with known times, stored directly, so the expected figures are exact.
+fn known_order(minute: i64, status: OrderStatus, processing_ms: Option<i64>) -> Order {
+    let created = 1_768_471_200_000 + minute * 60_000;
+    Order {
+        id: OrderId::new_at(from_millis(created)),
+        user_id: UserId::parse("known".into()).unwrap(),
+        item_ids: ItemIds::parse(vec!["i".into()]).unwrap(),
+        total_amount: Money::from_cents(100).unwrap(),
+        status,
+        created_at: from_millis(created),
+        completed_at: processing_ms.map(|ms| from_millis(created + ms)),
+        attempts: u32::from(processing_ms.is_some()),
+    }
+}
+
+#[tokio::test]
+async fn metrics_match_known_data() {
+    let gate = Arc::new(Gate::default());
+    let app = spawn_app_with(Options {
+        processor: Some(gate.clone()),
+        concurrency: 1,
+        ..Options::default()
+    })
+    .await;
+    let completed = [1_000, 2_500, 4_001];
+    let mut orders: Vec<Order> = completed
+        .iter()
+        .zip(0..)
+        .map(|(ms, minute)| known_order(minute, OrderStatus::Completed, Some(*ms)))
+        .collect();
+    orders.push(known_order(10, OrderStatus::Pending, None));
+    orders.push(known_order(11, OrderStatus::Pending, None));
+    app.store.import(&orders).await.unwrap();
+
+    // With one worker held at the gate, one order is Processing and one Pending.
+    eventually(Duration::from_secs(5), "one order processing", || async {
+        app.metrics().await["order_counts"]["Processing"] == 1
+    })
+    .await;
+    let metrics = app.metrics().await;
+    assert_eq!(metrics["total_orders"], 5);
+    assert_eq!(
+        metrics["order_counts"],
+        json!({"Pending": 1, "Processing": 1, "Completed": 3})
+    );
+    // (1.000 + 2.500 + 4.001) / 3 = 2.500333... -> 2.5 s, millisecond precision.
+    assert_eq!(metrics["average_processing_time"], json!(2.5));
+    gate.open();
+}
+
+#[tokio::test]
+async fn average_processing_time_keeps_millisecond_precision() {
+    let app = spawn_app_with(Options {
+        concurrency: 1,
+        ..Options::default()
+    })
+    .await;
+    let orders = [
+        known_order(0, OrderStatus::Completed, Some(1_234)),
+        known_order(1, OrderStatus::Completed, Some(2_000)),
+    ];
+    app.store.import(&orders).await.unwrap();
+    assert_eq!(app.metrics().await["average_processing_time"], json!(1.617));
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_in_the_problem_shape() {
+    let app = spawn_app().await;
+    let cases = [
+        (reqwest::Method::GET, "/nowhere", 404),
+        (reqwest::Method::GET, "/orders", 405),
+        (reqwest::Method::DELETE, "/metrics", 405),
+        (reqwest::Method::PUT, "/orders", 405),
+        (reqwest::Method::POST, "/metrics", 405),
+    ];
+    for (method, path, status) in cases {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{method} {path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["status"], status);
+        assert!(problem["type"].is_string() && problem["title"].is_string());
+    }
+}

@@ -1,0 +1,119 @@
+//! Crash: SIGKILL the real binary mid-drain, start it again, and every acknowledged
+//! order ends `Completed` exactly once.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::binary::Server;
+use crate::helpers::{TestDb, eventually};
+
+const ORDERS: usize = 60;
+
+fn completions(logs: &[Value]) -> Vec<String> {
+    logs.iter()
+        .filter(|line| line["message"] == "order completed")
+        .map(|line| line["order_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_loses_nothing_and_completes_nothing_twice() {
+    let db = TestDb::new();
+    let settings = [
+        ("PROCESSING_TIME_MS", "200"),
+        ("WORKER_CONCURRENCY", "4"),
+        ("LEASE_TIMEOUT_MS", "1500"),
+        ("POLL_INTERVAL_MS", "100"),
+    ];
+    let client = reqwest::Client::new();
+
+    let server = Server::start(&db.url, &settings);
+    let mut ids = Vec::new();
+    for n in 0..ORDERS {
+        let body = json!({"user_id": format!("crash{n}"), "item_ids": ["a"], "total_amount": 5});
+        let response = client
+            .post(format!("{}/orders", server.address))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        ids.push(body["order_id"].as_str().unwrap().to_owned());
+    }
+    // Kill it mid-drain: some orders done, some being processed, most waiting.
+    let metrics_url = format!("{}/metrics", server.address);
+    eventually(Duration::from_secs(10), "a few completions", || async {
+        let metrics: Value = client
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        metrics["order_counts"]["Completed"].as_u64().unwrap() >= 8
+    })
+    .await;
+    let first_logs = server.kill();
+
+    let store = db.store().await;
+    let counts = store.metrics().await.unwrap().counts;
+    assert_eq!(
+        counts.total(),
+        ORDERS as u64,
+        "every acknowledged order is on disk"
+    );
+    assert!(
+        counts.processing > 0,
+        "killed while orders were in flight: {counts:?}"
+    );
+    assert!(counts.pending > 0, "killed mid-drain: {counts:?}");
+
+    let server = Server::start(&db.url, &settings);
+    let metrics_url = format!("{}/metrics", server.address);
+    eventually(Duration::from_secs(30), "all orders completed", || async {
+        let metrics: Value = client
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        metrics["order_counts"]["Completed"] == ORDERS
+    })
+    .await;
+    let second_logs = server.logs();
+
+    let mut completed: HashMap<String, usize> = HashMap::new();
+    for id in completions(&first_logs)
+        .into_iter()
+        .chain(completions(&second_logs))
+    {
+        *completed.entry(id).or_default() += 1;
+    }
+    for id in &ids {
+        let order = store
+            .get(id.parse().unwrap())
+            .await
+            .unwrap()
+            .expect("the order exists");
+        assert_eq!(order.status.as_str(), "Completed", "{id}");
+        assert!(order.completed_at.is_some());
+        assert!(
+            completed.get(id).copied().unwrap_or(0) <= 1,
+            "{id} completed {} times",
+            completed[id]
+        );
+    }
+    let rescued = second_logs
+        .iter()
+        .any(|line| line["message"] == "returned orders with expired leases to the queue");
+    assert!(
+        rescued,
+        "the orders the dead process held were rescued after their lease"
+    );
+}

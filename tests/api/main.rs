@@ -1,0 +1,15 @@
+//! The integration-test binary: every test talks to the real app over real HTTP, on a
+//! fresh SQLite file of its own.
+
+mod binary;
+mod helpers;
+
+mod cli;
+mod contract;
+mod crash;
+mod lifecycle;
+mod load;
+mod restart;
+mod shutdown;
+mod store_conformance;
+mod validation;
