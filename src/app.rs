@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
@@ -34,19 +33,12 @@ pub async fn run_with_processor(
     config: &ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let new_work = Arc::new(Notify::new());
     let stop = CancellationToken::new();
-    let pool = WorkerPool::new(
-        store.clone(),
-        processor,
-        config.worker_settings(),
-        new_work.clone(),
-    );
+    let pool = WorkerPool::new(store.clone(), processor, config.worker_settings());
     let workers = tokio::spawn(pool.run_until_stopped(stop.clone()));
 
     let state = AppState {
         store,
-        new_work,
         body_limit: config.body_limit(),
     };
     tracing::info!(address = %listener.local_addr()?, "listening");

@@ -1,11 +1,13 @@
 //! Entry point: parse the command line and run the chosen subcommand.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use order_processor::cli::{Cli, Command};
-use order_processor::config::ServeConfig;
+use order_processor::config::{DatabaseConfig, ServeConfig};
+use order_processor::store::Store;
 use order_processor::{app, seed, store, telemetry};
 
 #[tokio::main]
@@ -15,18 +17,16 @@ async fn main() -> anyhow::Result<()> {
     match cli.into_command() {
         Command::Serve(config) => serve(config).await,
         Command::Migrate(db) => {
-            let store = store::connect(&db.database_url)
-                .await
-                .context("opening the database")?;
-            store.migrate().await.context("applying migrations")?;
+            let Some(_store) = open_store(&db).await? else {
+                return Ok(());
+            };
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::Seed(db) => {
-            let store = store::connect(&db.database_url)
-                .await
-                .context("opening the database")?;
-            store.migrate().await.context("applying migrations")?;
+            let Some(store) = open_store(&db).await? else {
+                return Ok(());
+            };
             let samples = seed::sample_orders();
             let added = store
                 .import(&samples)
@@ -42,12 +42,23 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Connects (waiting for a database that is not up yet, which the log says) and
+/// applies migrations. `None` if a stop signal came first.
+async fn open_store(db: &DatabaseConfig) -> anyhow::Result<Option<Arc<dyn Store>>> {
+    let connecting = store::connect_with_retry(&db.database_url, db.database_max_connections);
+    let store = tokio::select! {
+        store = connecting => store.context("opening the database")?,
+        () = shutdown_signal() => return Ok(None),
+    };
+    store.migrate().await.context("applying migrations")?;
+    Ok(Some(store))
+}
+
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     config.validate()?;
-    let store = store::connect(&config.database.database_url)
-        .await
-        .context("opening the database")?;
-    store.migrate().await.context("applying migrations")?;
+    let Some(store) = open_store(&config.database).await? else {
+        return Ok(());
+    };
     let address = SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -56,7 +67,6 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
-
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 async fn shutdown_signal() {
     let interrupt = async {

@@ -26,9 +26,24 @@ pub enum ApiError {
     NotFound(String),
     #[error("this method is not allowed on this resource")]
     MethodNotAllowed,
+    #[error("the service is temporarily unavailable; try again shortly")]
+    Unavailable(#[source] StoreError),
     #[error("internal error")]
-    Internal(#[from] StoreError),
+    Internal(#[source] StoreError),
 }
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        if err.is_unavailable() {
+            Self::Unavailable(err)
+        } else {
+            Self::Internal(err)
+        }
+    }
+}
+
+/// Seconds a client is asked to wait after a 503.
+const RETRY_AFTER_SECS: &str = "1";
 
 /// The problem-details body (RFC 9457), with our `errors` extension member.
 #[derive(Debug, Serialize)]
@@ -59,6 +74,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,6 +89,7 @@ impl ApiError {
             Self::UnreadableBody => "/problems/unreadable-body",
             Self::NotFound(_) => "/problems/not-found",
             Self::MethodNotAllowed => "/problems/method-not-allowed",
+            Self::Unavailable(_) => "/problems/service-unavailable",
             Self::Internal(_) => "/problems/internal-error",
         }
     }
@@ -91,9 +108,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        if let Self::Internal(cause) = &self {
+        match &self {
             // Logged once, here; the client learns only that something went wrong.
-            tracing::error!(error = ?cause, "request failed");
+            Self::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            Self::Unavailable(cause) => tracing::warn!(error = ?cause, "database unavailable"),
+            _ => {}
         }
         let errors = match &self {
             Self::Validation(fields) => Some(
@@ -125,10 +144,17 @@ impl IntoResponse for ApiError {
         };
         let body = serde_json::to_vec(&problem).expect("problem serialises");
         let mut response = (status, body).into_response();
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
         response
     }
 }

@@ -25,7 +25,6 @@ pub async fn create(
     let new_order = parse_new_order(&body).map_err(ApiError::Validation)?;
     let order = Order::accept(new_order, now());
     state.store.insert(&order).await?;
-    state.new_work.notify_one();
     let location = format!("/orders/{}", order.id);
     Ok((
         StatusCode::CREATED,

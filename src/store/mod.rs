@@ -1,30 +1,76 @@
 //! Persistence: the `Store` trait every backend implements, and the types it speaks.
 //! All SQL lives below this module, one file per backend.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::{Order, OrderId, OrderStatus, StatusCounts, Timestamp};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A failure of the storage layer. Client mistakes never reach here: they are
 /// refused before anything is written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database cannot be reached or is refusing work for now (down, restarting,
+    /// pool exhausted, locked): worth retrying later.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     #[error("migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if is_transient(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Database(err)
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Errors that say "not now" rather than "never": lost or refused connections, an
+/// exhausted pool, a server shutting down, SQLite's lock held past the busy timeout.
+fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // PostgreSQL: 08xxx connection exceptions, 57P0x shutdown/cannot connect now,
+            // 53xxx insufficient resources. SQLite: 5 BUSY, 6 LOCKED.
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code.starts_with("53")
+                || code == "5"
+                || code == "6"
+        }),
+        _ => false,
+    }
 }
 
 /// A batch of orders claimed by one worker pool, each moved to `Processing`.
@@ -71,6 +117,11 @@ impl OrderMetrics {
 /// The system of record for orders, which is also the work queue.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Notified when work may be waiting: an order committed through this store, one
+    /// returned to the queue, or (where the backend can tell) either of those in
+    /// another instance. Workers still poll as a fallback.
+    fn new_work(&self) -> Arc<Notify>;
+
     /// Applies this backend's migrations; safe to run on every start.
     async fn migrate(&self) -> Result<(), StoreError>;
 
@@ -111,11 +162,40 @@ pub trait Store: Send + Sync + 'static {
     async fn rescue_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 
-/// Opens the store a database URL names. Only `sqlite://` for now.
-pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// Opens the store a database URL names: `sqlite://PATH` or `postgres://...`.
+/// `max_connections` sizes the connection pool (for SQLite, the reader pool).
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// Like [`connect`], but waits out a database that is not reachable yet (starting up,
+/// restarting), retrying with capped exponential backoff and saying so in the log.
+/// Errors that retrying cannot fix (a bad URL) are returned at once.
+pub async fn connect_with_retry(
+    url: &str,
+    max_connections: u32,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match connect(url, max_connections).await {
+            Err(err) if err.is_unavailable() => {
+                tracing::warn!(
+                    error = %std::error::Error::source(&err).map_or(err.to_string(), ToString::to_string),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "database unreachable; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            other => return other,
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! connection and a separate pool of read-only connections.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{Claim, ClaimOutcome, OrderMetrics, Store, StoreError};
@@ -18,8 +20,6 @@ use crate::domain::{ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, User
 /// How long a connection waits on SQLite's write lock before giving up; other
 /// processes on the same file (a `seed` beside a running `serve`) take turns.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Readers never block the writer in WAL mode, so a few are enough for two cores.
-const READ_CONNECTIONS: u32 = 4;
 
 const ORDER_COLUMNS: &str =
     "id, user_id, item_ids, amount_cents, status, created_at, completed_at, attempts";
@@ -32,11 +32,13 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Read-only connections (`query_only`), so reads never wait behind writes.
     reader: SqlitePool,
+    new_work: Arc<Notify>,
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database file a `sqlite://PATH` URL names.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    /// Opens (creating if missing) the database file a `sqlite://PATH` URL names, with
+    /// up to `read_connections` readers beside the one writer.
+    pub async fn connect(url: &str, read_connections: u32) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -48,10 +50,14 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS)
+            .max_connections(read_connections.max(1))
             .connect_with(options.pragma("query_only", "ON"))
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            new_work: Arc::default(),
+        })
     }
 }
 
@@ -97,6 +103,10 @@ fn items_json(order: &Order) -> String {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn new_work(&self) -> Arc<Notify> {
+        self.new_work.clone()
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("./migrations/sqlite")
             .run(&self.writer)
@@ -118,6 +128,7 @@ impl Store for SqliteStore {
         .bind(i64::from(order.attempts))
         .execute(&self.writer)
         .await?;
+        self.new_work.notify_one();
         Ok(())
     }
 
@@ -141,6 +152,7 @@ impl Store for SqliteStore {
         });
         query.push(" ON CONFLICT (id) DO NOTHING");
         let done = query.build().execute(&self.writer).await?;
+        self.new_work.notify_one();
         Ok(done.rows_affected())
     }
 
@@ -245,6 +257,7 @@ impl Store for SqliteStore {
         .bind(claim.token.to_string())
         .execute(&self.writer)
         .await?;
+        self.new_work.notify_one();
         Ok(outcome(done.rows_affected()))
     }
 
@@ -256,6 +269,9 @@ impl Store for SqliteStore {
         .bind(millis(now))
         .execute(&self.writer)
         .await?;
+        if done.rows_affected() > 0 {
+            self.new_work.notify_one();
+        }
         Ok(done.rows_affected())
     }
 }

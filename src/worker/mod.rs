@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 pub use processor::{ProcessingError, Processor, SimulatedProcessor};
 
 use crate::domain::{OrderId, now};
-use crate::store::{Claim, ClaimOutcome, Store};
+use crate::store::{Claim, ClaimOutcome, Store, StoreError};
 
 /// How the pool behaves; built from the configuration.
 #[derive(Debug, Clone)]
@@ -47,13 +47,13 @@ pub struct WorkerPool {
 const STORE_ERROR_BACKOFF: Duration = Duration::from_millis(500);
 
 impl WorkerPool {
-    /// `new_work` is notified by whoever commits a new order, so an idle worker wakes at once.
+    /// Idle workers wake on the store's new-work signal, and poll as a fallback.
     pub fn new(
         store: Arc<dyn Store>,
         processor: Arc<dyn Processor>,
         settings: WorkerSettings,
-        new_work: Arc<Notify>,
     ) -> Self {
+        let new_work = store.new_work();
         Self {
             store,
             processor,
@@ -71,7 +71,6 @@ impl WorkerPool {
         let rescuer = tokio::spawn(rescue_until_stopped(
             self.store.clone(),
             self.settings.lease,
-            self.new_work.clone(),
             stop.clone(),
         ));
         info!(
@@ -198,18 +197,18 @@ impl Job {
             .await
             .unwrap_or_else(|_| Err(ProcessingError("processing panicked".into())));
         let attempt = claim.order.attempts;
-        let recorded = match result {
-            Ok(()) => self.store.complete(&claim, now()).await.inspect(|outcome| {
-                if *outcome == ClaimOutcome::Applied {
-                    info!(order_id = %order_id, attempt, "order completed");
-                }
-            }),
+        let succeeded = match result {
+            Ok(()) => true,
             Err(err) => {
                 warn!(order_id = %order_id, attempt, error = %err,
                       "processing failed; returning the order to the queue");
-                self.store.release(&claim).await
+                false
             }
         };
+        let recorded = self.record(&claim, succeeded).await;
+        if succeeded && matches!(recorded, Ok(ClaimOutcome::Applied)) {
+            info!(order_id = %order_id, attempt, "order completed");
+        }
         match recorded {
             Ok(ClaimOutcome::Applied) => {}
             Ok(ClaimOutcome::ClaimLost) => warn!(
@@ -226,15 +225,32 @@ impl Job {
             .expect("not poisoned")
             .remove(&order_id);
     }
+
+    /// Completes (or releases) the order under its claim. While the database is
+    /// unavailable it keeps trying until the lease ends: after that the order is
+    /// rescued and processed again, so nothing is lost either way.
+    async fn record(&self, claim: &Claim, succeeded: bool) -> Result<ClaimOutcome, StoreError> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let result = if succeeded {
+                self.store.complete(claim, now()).await
+            } else {
+                self.store.release(claim).await
+            };
+            match result {
+                Err(err) if err.is_unavailable() && now() + delay < claim.lease_expires_at => {
+                    warn!(order_id = %claim.order.id, error = %err, "database unavailable; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
 }
 
 /// Periodically returns orders whose lease expired (their worker died) to the queue.
-async fn rescue_until_stopped(
-    store: Arc<dyn Store>,
-    lease: Duration,
-    new_work: Arc<Notify>,
-    stop: CancellationToken,
-) {
+async fn rescue_until_stopped(store: Arc<dyn Store>, lease: Duration, stop: CancellationToken) {
     // Checking a few times per lease bounds how long past its expiry an order waits.
     let every = (lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     let mut ticks = tokio::time::interval(every);
@@ -245,10 +261,7 @@ async fn rescue_until_stopped(
         }
         match store.rescue_expired(now()).await {
             Ok(0) => {}
-            Ok(rescued) => {
-                warn!(rescued, "returned orders with expired leases to the queue");
-                new_work.notify_one();
-            }
+            Ok(rescued) => warn!(rescued, "returned orders with expired leases to the queue"),
             Err(err) => error!(error = ?err, "lease rescue failed; will try again"),
         }
     }

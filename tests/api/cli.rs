@@ -1,7 +1,12 @@
 //! The command line: help, settings validation, `migrate` and `seed`.
 
 use crate::binary::run;
-use crate::helpers::TestDb;
+use crate::helpers::{TestDb, on_every_backend};
+
+on_every_backend!(
+    seed_inserts_the_ten_samples_once_however_often_it_runs,
+    migrate_prepares_an_empty_database
+);
 
 #[test]
 fn help_shows_every_setting_with_its_default() {
@@ -37,7 +42,7 @@ fn help_shows_every_setting_with_its_default() {
 
 #[test]
 fn invalid_settings_fail_at_start_up_naming_the_setting() {
-    let db = TestDb::new();
+    let db = TestDb::sqlite();
     let cases = [
         ("PORT", "abc", "--port"),
         ("PORT", "70000", "--port"),
@@ -56,9 +61,7 @@ fn invalid_settings_fail_at_start_up_naming_the_setting() {
     }
 }
 
-#[tokio::test]
-async fn seed_inserts_the_ten_samples_once_however_often_it_runs() {
-    let db = TestDb::new();
+async fn seed_inserts_the_ten_samples_once_however_often_it_runs(db: TestDb) {
     for _ in 0..2 {
         let output = run(&["seed"], &[("DATABASE_URL", &db.url)]);
         assert!(
@@ -74,17 +77,20 @@ async fn seed_inserts_the_ten_samples_once_however_often_it_runs() {
     assert!(metrics.average_processing_seconds() > 0.0);
 }
 
-#[tokio::test]
-async fn migrate_creates_the_database_file() {
-    let db = TestDb::new();
-    let path = db.dir.path().join("orders.db");
+async fn migrate_prepares_an_empty_database(db: TestDb) {
+    let output = run(&["migrate"], &[("DATABASE_URL", &db.url)]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(db.store().await.metrics().await.unwrap().counts.total(), 0);
+}
+
+#[test]
+fn migrate_creates_the_sqlite_file() {
+    let db = TestDb::sqlite();
+    let path = db.dir().join("orders.db");
     assert!(!path.exists());
     let output = run(&["migrate"], &[("DATABASE_URL", &db.url)]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
     assert!(path.exists());
-    assert_eq!(db.store().await.metrics().await.unwrap().counts.total(), 0);
 }

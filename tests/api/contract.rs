@@ -7,11 +7,25 @@ use chrono::{DateTime, Utc};
 use order_processor::domain::{ItemIds, Money, Order, OrderId, OrderStatus, UserId, from_millis};
 use serde_json::{Value, json};
 
-use crate::helpers::{Gate, Options, eventually, order_body, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Gate, Options, TestDb, eventually, on_every_backend, order_body, spawn_app, spawn_app_with,
+};
 
-#[tokio::test]
-async fn create_answers_201_with_location_and_the_order_as_sent() {
-    let app = spawn_app().await;
+on_every_backend!(
+    create_answers_201_with_location_and_the_order_as_sent,
+    amounts_come_back_as_the_same_json_number,
+    get_order_answers_every_field_and_completed_at_once_done,
+    status_answers_only_the_status,
+    unknown_and_malformed_order_ids_answer_404_problems,
+    hostile_looking_strings_are_stored_and_returned_verbatim,
+    metrics_of_an_empty_service_are_zero_with_every_status,
+    metrics_match_known_data,
+    average_processing_time_keeps_millisecond_precision,
+    unknown_routes_and_wrong_methods_answer_in_the_problem_shape,
+);
+
+async fn create_answers_201_with_location_and_the_order_as_sent(db: TestDb) {
+    let app = spawn_app(db).await;
     let before = Utc::now() - chrono::Duration::milliseconds(1);
     let response = app.post_order(&order_body()).await;
     let after = Utc::now() + chrono::Duration::milliseconds(1);
@@ -53,9 +67,8 @@ async fn create_answers_201_with_location_and_the_order_as_sent() {
     );
 }
 
-#[tokio::test]
-async fn amounts_come_back_as_the_same_json_number() {
-    let app = spawn_app().await;
+async fn amounts_come_back_as_the_same_json_number(db: TestDb) {
+    let app = spawn_app(db).await;
     let cases = [
         ("100.5", "100.5"),
         ("100.50", "100.5"),
@@ -99,13 +112,15 @@ async fn amounts_come_back_as_the_same_json_number() {
     }
 }
 
-#[tokio::test]
-async fn get_order_answers_every_field_and_completed_at_once_done() {
+async fn get_order_answers_every_field_and_completed_at_once_done(db: TestDb) {
     let gate = Arc::new(Gate::default());
-    let app = spawn_app_with(Options {
-        processor: Some(gate.clone()),
-        ..Options::default()
-    })
+    let app = spawn_app_with(
+        db,
+        Options {
+            processor: Some(gate.clone()),
+            ..Options::default()
+        },
+    )
     .await;
     let created = app.create_order(&order_body()).await;
     let id = created["order_id"].as_str().unwrap();
@@ -136,9 +151,8 @@ async fn get_order_answers_every_field_and_completed_at_once_done() {
     assert!(completed_at >= order["created_at"].as_str().unwrap());
 }
 
-#[tokio::test]
-async fn status_answers_only_the_status() {
-    let app = spawn_app().await;
+async fn status_answers_only_the_status(db: TestDb) {
+    let app = spawn_app(db).await;
     let created = app.create_order(&order_body()).await;
     let id = created["order_id"].as_str().unwrap();
     let body = app.get_json(&format!("/orders/{id}/status")).await;
@@ -147,9 +161,8 @@ async fn status_answers_only_the_status() {
     assert_eq!(body.as_object().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn unknown_and_malformed_order_ids_answer_404_problems() {
-    let app = spawn_app().await;
+async fn unknown_and_malformed_order_ids_answer_404_problems(db: TestDb) {
+    let app = spawn_app(db).await;
     let unknown = OrderId::new_at(order_processor::domain::now()).to_string();
     for id in [
         unknown.as_str(),
@@ -172,9 +185,8 @@ async fn unknown_and_malformed_order_ids_answer_404_problems() {
     }
 }
 
-#[tokio::test]
-async fn hostile_looking_strings_are_stored_and_returned_verbatim() {
-    let app = spawn_app().await;
+async fn hostile_looking_strings_are_stored_and_returned_verbatim(db: TestDb) {
+    let app = spawn_app(db).await;
     let values = [
         "'); DROP TABLE orders;--",
         "<script>alert(1)</script>",
@@ -198,9 +210,8 @@ async fn hostile_looking_strings_are_stored_and_returned_verbatim() {
     assert_eq!(app.metrics().await["total_orders"], values.len());
 }
 
-#[tokio::test]
-async fn metrics_of_an_empty_service_are_zero_with_every_status() {
-    let app = spawn_app().await;
+async fn metrics_of_an_empty_service_are_zero_with_every_status(db: TestDb) {
+    let app = spawn_app(db).await;
     let metrics = app.metrics().await;
     assert_eq!(
         metrics,
@@ -229,14 +240,16 @@ fn known_order(minute: i64, status: OrderStatus, processing_ms: Option<i64>) -> 
     }
 }
 
-#[tokio::test]
-async fn metrics_match_known_data() {
+async fn metrics_match_known_data(db: TestDb) {
     let gate = Arc::new(Gate::default());
-    let app = spawn_app_with(Options {
-        processor: Some(gate.clone()),
-        concurrency: 1,
-        ..Options::default()
-    })
+    let app = spawn_app_with(
+        db,
+        Options {
+            processor: Some(gate.clone()),
+            concurrency: 1,
+            ..Options::default()
+        },
+    )
     .await;
     let completed = [1_000, 2_500, 4_001];
     let mut orders: Vec<Order> = completed
@@ -264,12 +277,14 @@ async fn metrics_match_known_data() {
     gate.open();
 }
 
-#[tokio::test]
-async fn average_processing_time_keeps_millisecond_precision() {
-    let app = spawn_app_with(Options {
-        concurrency: 1,
-        ..Options::default()
-    })
+async fn average_processing_time_keeps_millisecond_precision(db: TestDb) {
+    let app = spawn_app_with(
+        db,
+        Options {
+            concurrency: 1,
+            ..Options::default()
+        },
+    )
     .await;
     let orders = [
         known_order(0, OrderStatus::Completed, Some(1_234)),
@@ -279,9 +294,8 @@ async fn average_processing_time_keeps_millisecond_precision() {
     assert_eq!(app.metrics().await["average_processing_time"], json!(1.617));
 }
 
-#[tokio::test]
-async fn unknown_routes_and_wrong_methods_answer_in_the_problem_shape() {
-    let app = spawn_app().await;
+async fn unknown_routes_and_wrong_methods_answer_in_the_problem_shape(db: TestDb) {
+    let app = spawn_app(db).await;
     let cases = [
         (reqwest::Method::GET, "/nowhere", 404),
         (reqwest::Method::GET, "/orders", 405),

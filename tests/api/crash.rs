@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::binary::Server;
-use crate::helpers::{TestDb, eventually};
+use crate::helpers::{TestDb, eventually, on_every_backend};
+
+on_every_backend!(a_killed_server_loses_nothing_and_completes_nothing_twice);
 
 const ORDERS: usize = 60;
 
@@ -18,9 +20,7 @@ fn completions(logs: &[Value]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_server_loses_nothing_and_completes_nothing_twice() {
-    let db = TestDb::new();
+async fn a_killed_server_loses_nothing_and_completes_nothing_twice(db: TestDb) {
     let settings = [
         ("PROCESSING_TIME_MS", "200"),
         ("WORKER_CONCURRENCY", "4"),

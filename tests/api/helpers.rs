@@ -41,29 +41,172 @@ impl Default for Options {
     }
 }
 
-/// A fresh database directory; the files go when it is dropped.
+/// A fresh database for one test: a SQLite file in its own temporary directory, or a
+/// PostgreSQL schema of its own. Dropped with the test.
 pub struct TestDb {
-    pub dir: Arc<TempDir>,
     pub url: String,
+    guard: Guard,
 }
 
+enum Guard {
+    Dir(TempDir),
+    Schema { admin_url: String, name: String },
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Guard::Schema { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Detached: a test must not wait on this. What is left behind by an
+            // interrupted run is swept by `sweep_stale_schemas` in a later one.
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(drop_schema(&admin_url, &name));
+            });
+        }
+    }
+}
+
+async fn drop_schema(admin_url: &str, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await {
+        let _ = sqlx::query("SET lock_timeout = '5s'")
+            .execute(&mut conn)
+            .await;
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+            .execute(&mut conn)
+            .await;
+    }
+}
+
+/// Schema names carry their creation time, so leftovers can be told from live ones.
+const SCHEMA_PREFIX: &str = "op_test_";
+
+/// Drops schemas older than an hour, left by runs that were killed.
+async fn sweep_stale_schemas(admin_url: &str) {
+    use sqlx::Connection;
+    let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await else {
+        return;
+    };
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'op\\_test\\_%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
+    let hour_ago = chrono::Utc::now().timestamp() - 3600;
+    for name in names {
+        let created = name
+            .strip_prefix(SCHEMA_PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<i64>().ok());
+        if created.is_some_and(|secs| secs < hour_ago) {
+            drop_schema(admin_url, &name).await;
+        }
+    }
+}
+
+static SKIP_NOTICE: std::sync::Once = std::sync::Once::new();
+static SWEEP: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
 impl TestDb {
-    pub fn new() -> Self {
+    /// A fresh SQLite file.
+    pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("orders.db").display());
         Self {
-            dir: Arc::new(dir),
             url,
+            guard: Guard::Dir(dir),
         }
+    }
+
+    /// A fresh schema on the PostgreSQL that `TEST_DATABASE_URL` names. Without it,
+    /// `None` (and one line saying PostgreSQL tests are skipped); with
+    /// `REQUIRE_POSTGRES=1`, a missing or unreachable PostgreSQL fails the test.
+    pub async fn postgres() -> Option<Self> {
+        use sqlx::Connection;
+        let required = std::env::var("REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            assert!(
+                !required,
+                "REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set"
+            );
+            SKIP_NOTICE.call_once(|| {
+                use std::io::Write;
+                // Written past the test harness's capture, so the skip is seen.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: PostgreSQL tests skipped: set TEST_DATABASE_URL (for example \
+                     postgres://postgres@127.0.0.1:5432/test) to run them"
+                );
+            });
+            return None;
+        };
+        SWEEP.get_or_init(|| sweep_stale_schemas(&admin_url)).await;
+        let name = format!(
+            "{SCHEMA_PREFIX}{}_{}",
+            chrono::Utc::now().timestamp(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|err| panic!("PostgreSQL at TEST_DATABASE_URL unreachable: {err}"));
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create schema");
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
+        Some(Self {
+            url,
+            guard: Guard::Schema { admin_url, name },
+        })
     }
 
     /// A store on this database, migrated.
     pub async fn store(&self) -> Arc<dyn Store> {
-        let store = store::connect(&self.url).await.expect("open store");
+        let store = store::connect(&self.url, 4).await.expect("open store");
         store.migrate().await.expect("migrate");
         store
     }
+
+    /// The SQLite file's directory (SQLite only).
+    pub fn dir(&self) -> &std::path::Path {
+        match &self.guard {
+            Guard::Dir(dir) => dir.path(),
+            Guard::Schema { .. } => panic!("a PostgreSQL test database has no directory"),
+        }
+    }
 }
+
+/// Runs each named test, `async fn(TestDb)`, once per backend: in `mod sqlite` and
+/// in `mod postgres` (which skips when PostgreSQL is not configured).
+macro_rules! on_every_backend {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::helpers::TestDb::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(db) = $crate::helpers::TestDb::postgres().await {
+                        super::$case(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_every_backend;
 
 /// The app running in this process.
 pub struct TestApp {
@@ -75,21 +218,19 @@ pub struct TestApp {
     served: JoinHandle<std::io::Result<()>>,
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(Options::default()).await
+/// Starts the app with default test options.
+pub async fn spawn_app(db: TestDb) -> TestApp {
+    spawn_app_with(db, Options::default()).await
 }
 
-pub async fn spawn_app_with(options: Options) -> TestApp {
-    spawn_app_on(TestDb::new(), options).await
-}
-
-/// Starts the app on an existing database (for restart tests).
-pub async fn spawn_app_on(db: TestDb, options: Options) -> TestApp {
+/// Starts the app on `db` (fresh, or kept from an earlier run for restart tests).
+pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
     let config = ServeConfig {
         host: "127.0.0.1".parse().unwrap(),
         port: 0,
         database: DatabaseConfig {
             database_url: db.url.clone(),
+            database_max_connections: 10,
         },
         worker_concurrency: options.concurrency,
         processing_time_ms: options.processing_time_ms,

@@ -5,16 +5,27 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::helpers::{Gate, Options, eventually, order_body, spawn_app_with};
+use crate::helpers::{
+    Gate, Options, TestDb, eventually, on_every_backend, order_body, spawn_app_with,
+};
 
-#[tokio::test]
-async fn an_order_is_seen_pending_then_processing_then_completed() {
+on_every_backend!(
+    an_order_is_seen_pending_then_processing_then_completed,
+    processing_takes_the_configured_time_and_metrics_report_it,
+    a_new_order_wakes_an_idle_worker_without_waiting_for_the_poll,
+    no_more_than_the_configured_number_of_orders_process_at_once,
+);
+
+async fn an_order_is_seen_pending_then_processing_then_completed(db: TestDb) {
     let gate = Arc::new(Gate::default());
-    let app = spawn_app_with(Options {
-        concurrency: 1,
-        processor: Some(gate.clone()),
-        ..Options::default()
-    })
+    let app = spawn_app_with(
+        db,
+        Options {
+            concurrency: 1,
+            processor: Some(gate.clone()),
+            ..Options::default()
+        },
+    )
     .await;
     let first = app.create_order(&order_body()).await;
     let first = first["order_id"].as_str().unwrap().to_owned();
@@ -49,12 +60,14 @@ async fn an_order_is_seen_pending_then_processing_then_completed() {
     assert!(metrics["average_processing_time"].as_f64().unwrap() > 0.0);
 }
 
-#[tokio::test]
-async fn processing_takes_the_configured_time_and_metrics_report_it() {
-    let app = spawn_app_with(Options {
-        processing_time_ms: 300,
-        ..Options::default()
-    })
+async fn processing_takes_the_configured_time_and_metrics_report_it(db: TestDb) {
+    let app = spawn_app_with(
+        db,
+        Options {
+            processing_time_ms: 300,
+            ..Options::default()
+        },
+    )
     .await;
     let created = app.create_order(&order_body()).await;
     let id = created["order_id"].as_str().unwrap().to_owned();
@@ -74,14 +87,16 @@ async fn processing_takes_the_configured_time_and_metrics_report_it() {
     );
 }
 
-#[tokio::test]
-async fn a_new_order_wakes_an_idle_worker_without_waiting_for_the_poll() {
+async fn a_new_order_wakes_an_idle_worker_without_waiting_for_the_poll(db: TestDb) {
     // The fallback poll is a minute: only the wake-up can explain a prompt start.
-    let app = spawn_app_with(Options {
-        processing_time_ms: 0,
-        poll_ms: 60_000,
-        ..Options::default()
-    })
+    let app = spawn_app_with(
+        db,
+        Options {
+            processing_time_ms: 0,
+            poll_ms: 60_000,
+            ..Options::default()
+        },
+    )
     .await;
     // Let the pool go idle on its first empty claim.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -99,14 +114,16 @@ async fn a_new_order_wakes_an_idle_worker_without_waiting_for_the_poll() {
     }
 }
 
-#[tokio::test]
-async fn no_more_than_the_configured_number_of_orders_process_at_once() {
+async fn no_more_than_the_configured_number_of_orders_process_at_once(db: TestDb) {
     let gate = Arc::new(Gate::default());
-    let app = spawn_app_with(Options {
-        concurrency: 3,
-        processor: Some(gate.clone()),
-        ..Options::default()
-    })
+    let app = spawn_app_with(
+        db,
+        Options {
+            concurrency: 3,
+            processor: Some(gate.clone()),
+            ..Options::default()
+        },
+    )
     .await;
     for _ in 0..8 {
         app.create_order(&order_body()).await;

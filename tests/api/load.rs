@@ -7,15 +7,19 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{Options, eventually, spawn_app_with};
+use crate::helpers::{Options, TestDb, eventually, on_every_backend, spawn_app_with};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_concurrent_orders_are_all_accepted_and_completed() {
-    let app = spawn_app_with(Options {
-        processing_time_ms: 5,
-        concurrency: 50,
-        ..Options::default()
-    })
+on_every_backend!(a_thousand_concurrent_orders_are_all_accepted_and_completed,);
+
+async fn a_thousand_concurrent_orders_are_all_accepted_and_completed(db: TestDb) {
+    let app = spawn_app_with(
+        db,
+        Options {
+            processing_time_ms: 5,
+            concurrency: 50,
+            ..Options::default()
+        },
+    )
     .await;
     let requests = (0..1_000).map(|n| {
         let client = app.client.clone();

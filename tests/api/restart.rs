@@ -5,18 +5,22 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{Gate, Options, spawn_app_on, spawn_app_with};
+use crate::helpers::{Gate, Options, TestDb, on_every_backend, spawn_app_with};
 
-#[tokio::test]
-async fn orders_survive_a_restart_and_pending_ones_complete_after_it() {
+on_every_backend!(orders_survive_a_restart_and_pending_ones_complete_after_it,);
+
+async fn orders_survive_a_restart_and_pending_ones_complete_after_it(db: TestDb) {
     // First run: the worker holds every order, so nothing completes.
     let gate = Arc::new(Gate::default());
-    let app = spawn_app_with(Options {
-        concurrency: 2,
-        grace_ms: 100,
-        processor: Some(gate),
-        ..Options::default()
-    })
+    let app = spawn_app_with(
+        db,
+        Options {
+            concurrency: 2,
+            grace_ms: 100,
+            processor: Some(gate),
+            ..Options::default()
+        },
+    )
     .await;
     let mut before = Vec::new();
     for n in 0..6 {
@@ -33,7 +37,7 @@ async fn orders_survive_a_restart_and_pending_ones_complete_after_it() {
     assert_eq!((counts.pending, counts.processing), (6, 0));
     drop(store);
 
-    let app = spawn_app_on(db, Options::default()).await;
+    let app = spawn_app_with(db, Options::default()).await;
     let ids: Vec<String> = before
         .iter()
         .map(|o| o["order_id"].as_str().unwrap().to_owned())

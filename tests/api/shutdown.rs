@@ -6,7 +6,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::binary::Server;
-use crate::helpers::{TestDb, eventually};
+use crate::helpers::{TestDb, eventually, on_every_backend};
+
+on_every_backend!(
+    sigterm_returns_unfinished_orders_to_the_queue_and_exits_zero,
+    sigterm_lets_in_flight_processing_finish_within_the_grace_period,
+);
 
 async fn create(client: &reqwest::Client, server: &Server) -> String {
     let body = json!({"user_id": "u", "item_ids": ["a"], "total_amount": 1});
@@ -30,9 +35,7 @@ async fn wait_processing(client: &reqwest::Client, server: &Server, id: &str) {
     .await;
 }
 
-#[tokio::test]
-async fn sigterm_returns_unfinished_orders_to_the_queue_and_exits_zero() {
-    let db = TestDb::new();
+async fn sigterm_returns_unfinished_orders_to_the_queue_and_exits_zero(db: TestDb) {
     let server = Server::start(
         &db.url,
         &[
@@ -66,9 +69,7 @@ async fn sigterm_returns_unfinished_orders_to_the_queue_and_exits_zero() {
     assert_eq!(order.attempts, 1);
 }
 
-#[tokio::test]
-async fn sigterm_lets_in_flight_processing_finish_within_the_grace_period() {
-    let db = TestDb::new();
+async fn sigterm_lets_in_flight_processing_finish_within_the_grace_period(db: TestDb) {
     let server = Server::start(
         &db.url,
         &[

@@ -6,47 +6,24 @@ use std::time::Duration;
 use order_processor::domain::{
     ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis,
 };
-use order_processor::store::{ClaimOutcome, Store};
+use order_processor::store::ClaimOutcome;
 
-/// Instantiates every case for one backend; `$fresh` makes a fresh, migrated store
-/// and returns a guard that keeps its database alive.
-macro_rules! conformance_suite {
-    ($backend:ident, $fresh:ident, [$($case:ident),* $(,)?]) => {
-        mod $backend {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let (store, _guard) = super::$fresh().await;
-                    super::cases::$case(store.as_ref()).await;
-                }
-            )*
-        }
-    };
-}
+use crate::helpers::{TestDb, on_every_backend};
 
-conformance_suite!(
-    sqlite,
-    fresh_sqlite,
-    [
-        insert_then_get_round_trips_every_field,
-        unknown_ids_are_absent,
-        import_adds_only_orders_not_yet_stored,
-        claim_takes_the_oldest_pending_orders_and_starts_an_attempt,
-        claim_respects_its_limit_and_skips_claimed_orders,
-        concurrent_claims_never_share_an_order,
-        complete_applies_once_under_the_current_claim,
-        a_stale_claim_can_neither_complete_nor_release,
-        release_returns_the_order_to_the_queue,
-        rescue_takes_back_only_expired_leases,
-        metrics_count_statuses_and_sum_processing_time,
-        migrations_can_run_again,
-    ]
+on_every_backend!(
+    insert_then_get_round_trips_every_field,
+    unknown_ids_are_absent,
+    import_adds_only_orders_not_yet_stored,
+    claim_takes_the_oldest_pending_orders_and_starts_an_attempt,
+    claim_respects_its_limit_and_skips_claimed_orders,
+    concurrent_claims_never_share_an_order,
+    complete_applies_once_under_the_current_claim,
+    a_stale_claim_can_neither_complete_nor_release,
+    release_returns_the_order_to_the_queue,
+    rescue_takes_back_only_expired_leases,
+    metrics_count_statuses_and_sum_processing_time,
+    migrations_can_run_again,
 );
-
-async fn fresh_sqlite() -> (std::sync::Arc<dyn Store>, crate::helpers::TestDb) {
-    let db = crate::helpers::TestDb::new();
-    (db.store().await, db)
-}
 
 const T0: i64 = 1_768_471_200_000;
 
@@ -69,211 +46,219 @@ fn order(n: i64, user: &str) -> Order {
 
 const LEASE: Duration = Duration::from_secs(30);
 
-mod cases {
-    use super::*;
+async fn insert_then_get_round_trips_every_field(db: TestDb) {
+    let store = db.store().await;
+    let mut new = order(1, "'); DROP TABLE orders;-- Zoë 🛒");
+    new.item_ids = ItemIds::parse(vec!["<script>".into(), "b".into(), "a".into()]).unwrap();
+    store.insert(&new).await.unwrap();
+    assert_eq!(store.get(new.id).await.unwrap(), Some(new.clone()));
+    assert_eq!(
+        store.status(new.id).await.unwrap(),
+        Some(OrderStatus::Pending)
+    );
+}
 
-    pub async fn insert_then_get_round_trips_every_field(store: &dyn Store) {
-        let mut new = order(1, "'); DROP TABLE orders;-- Zoë 🛒");
-        new.item_ids = ItemIds::parse(vec!["<script>".into(), "b".into(), "a".into()]).unwrap();
-        store.insert(&new).await.unwrap();
-        assert_eq!(store.get(new.id).await.unwrap(), Some(new.clone()));
-        assert_eq!(
-            store.status(new.id).await.unwrap(),
-            Some(OrderStatus::Pending)
-        );
+async fn unknown_ids_are_absent(db: TestDb) {
+    let store = db.store().await;
+    let id = OrderId::new_at(at(0));
+    assert_eq!(store.get(id).await.unwrap(), None);
+    assert_eq!(store.status(id).await.unwrap(), None);
+}
+
+async fn import_adds_only_orders_not_yet_stored(db: TestDb) {
+    let store = db.store().await;
+    let mut done = order(1, "u");
+    done.status = OrderStatus::Completed;
+    done.completed_at = Some(at(2_000));
+    done.attempts = 1;
+    let orders = vec![done.clone(), order(2, "u")];
+    assert_eq!(store.import(&orders).await.unwrap(), 2);
+    assert_eq!(store.import(&orders).await.unwrap(), 0);
+    assert_eq!(store.get(done.id).await.unwrap(), Some(done));
+    assert_eq!(store.metrics().await.unwrap().counts.total(), 2);
+}
+
+async fn claim_takes_the_oldest_pending_orders_and_starts_an_attempt(db: TestDb) {
+    let store = db.store().await;
+    let (old, new) = (order(1, "u"), order(2, "u"));
+    store.insert(&new).await.unwrap();
+    store.insert(&old).await.unwrap();
+    let claims = store.claim(1, at(10_000), LEASE).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    let claim = &claims[0];
+    assert_eq!(claim.order.id, old.id);
+    assert_eq!(claim.order.status, OrderStatus::Processing);
+    assert_eq!(claim.order.attempts, 1);
+    assert_eq!(claim.lease_expires_at, at(40_000));
+    let stored = store.get(old.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, OrderStatus::Processing);
+    assert_eq!(stored.attempts, 1);
+    assert_eq!(
+        store.status(new.id).await.unwrap(),
+        Some(OrderStatus::Pending)
+    );
+}
+
+async fn claim_respects_its_limit_and_skips_claimed_orders(db: TestDb) {
+    let store = db.store().await;
+    for n in 0..5 {
+        store.insert(&order(n, "u")).await.unwrap();
     }
+    let first = store.claim(3, at(10), LEASE).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let second = store.claim(3, at(20), LEASE).await.unwrap();
+    assert_eq!(second.len(), 2);
+    assert!(store.claim(3, at(30), LEASE).await.unwrap().is_empty());
+    let mut ids: Vec<_> = first.iter().chain(&second).map(|c| c.order.id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+}
 
-    pub async fn unknown_ids_are_absent(store: &dyn Store) {
-        let id = OrderId::new_at(at(0));
-        assert_eq!(store.get(id).await.unwrap(), None);
-        assert_eq!(store.status(id).await.unwrap(), None);
+async fn concurrent_claims_never_share_an_order(db: TestDb) {
+    let store = db.store().await;
+    for n in 0..200 {
+        store.insert(&order(n, "u")).await.unwrap();
     }
-
-    pub async fn import_adds_only_orders_not_yet_stored(store: &dyn Store) {
-        let mut done = order(1, "u");
-        done.status = OrderStatus::Completed;
-        done.completed_at = Some(at(2_000));
-        done.attempts = 1;
-        let orders = vec![done.clone(), order(2, "u")];
-        assert_eq!(store.import(&orders).await.unwrap(), 2);
-        assert_eq!(store.import(&orders).await.unwrap(), 0);
-        assert_eq!(store.get(done.id).await.unwrap(), Some(done));
-        assert_eq!(store.metrics().await.unwrap().counts.total(), 2);
-    }
-
-    pub async fn claim_takes_the_oldest_pending_orders_and_starts_an_attempt(store: &dyn Store) {
-        let (old, new) = (order(1, "u"), order(2, "u"));
-        store.insert(&new).await.unwrap();
-        store.insert(&old).await.unwrap();
-        let claims = store.claim(1, at(10_000), LEASE).await.unwrap();
-        assert_eq!(claims.len(), 1);
-        let claim = &claims[0];
-        assert_eq!(claim.order.id, old.id);
-        assert_eq!(claim.order.status, OrderStatus::Processing);
-        assert_eq!(claim.order.attempts, 1);
-        assert_eq!(claim.lease_expires_at, at(40_000));
-        let stored = store.get(old.id).await.unwrap().unwrap();
-        assert_eq!(stored.status, OrderStatus::Processing);
-        assert_eq!(stored.attempts, 1);
-        assert_eq!(
-            store.status(new.id).await.unwrap(),
-            Some(OrderStatus::Pending)
-        );
-    }
-
-    pub async fn claim_respects_its_limit_and_skips_claimed_orders(store: &dyn Store) {
-        for n in 0..5 {
-            store.insert(&order(n, "u")).await.unwrap();
-        }
-        let first = store.claim(3, at(10), LEASE).await.unwrap();
-        assert_eq!(first.len(), 3);
-        let second = store.claim(3, at(20), LEASE).await.unwrap();
-        assert_eq!(second.len(), 2);
-        assert!(store.claim(3, at(30), LEASE).await.unwrap().is_empty());
-        let mut ids: Vec<_> = first.iter().chain(&second).map(|c| c.order.id).collect();
-        ids.dedup();
-        assert_eq!(ids.len(), 5);
-    }
-
-    pub async fn concurrent_claims_never_share_an_order(store: &dyn Store) {
-        for n in 0..200 {
-            store.insert(&order(n, "u")).await.unwrap();
-        }
-        let claimers = (0..8).map(|_| async {
-            let mut mine = Vec::new();
-            loop {
-                let claims = store.claim(7, at(1_000), LEASE).await.unwrap();
-                if claims.is_empty() {
-                    return mine;
-                }
-                mine.extend(claims.into_iter().map(|c| c.order.id));
+    let claimers = (0..8).map(|_| async {
+        let mut mine = Vec::new();
+        loop {
+            let claims = store.claim(7, at(1_000), LEASE).await.unwrap();
+            if claims.is_empty() {
+                return mine;
             }
-        });
-        let all: Vec<OrderId> = futures::future::join_all(claimers)
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
-        let distinct: std::collections::HashSet<_> = all.iter().collect();
-        assert_eq!(all.len(), 200);
-        assert_eq!(distinct.len(), 200);
-    }
-
-    pub async fn complete_applies_once_under_the_current_claim(store: &dyn Store) {
-        let new = order(1, "u");
-        store.insert(&new).await.unwrap();
-        let claim = store.claim(1, at(1_000), LEASE).await.unwrap().remove(0);
-        assert_eq!(
-            store.complete(&claim, at(2_500)).await.unwrap(),
-            ClaimOutcome::Applied
-        );
-        assert_eq!(
-            store.complete(&claim, at(3_000)).await.unwrap(),
-            ClaimOutcome::ClaimLost
-        );
-        let done = store.get(new.id).await.unwrap().unwrap();
-        assert_eq!(done.status, OrderStatus::Completed);
-        assert_eq!(done.completed_at, Some(at(2_500)));
-        assert_eq!(
-            store.release(&claim).await.unwrap(),
-            ClaimOutcome::ClaimLost
-        );
-        assert!(store.claim(1, at(4_000), LEASE).await.unwrap().is_empty());
-    }
-
-    pub async fn a_stale_claim_can_neither_complete_nor_release(store: &dyn Store) {
-        let new = order(1, "u");
-        store.insert(&new).await.unwrap();
-        let stale = store.claim(1, at(0), LEASE).await.unwrap().remove(0);
-        // The lease runs out; the order is rescued and claimed by someone else.
-        assert_eq!(store.rescue_expired(at(31_000)).await.unwrap(), 1);
-        let current = store.claim(1, at(31_000), LEASE).await.unwrap().remove(0);
-        assert_ne!(current.token, stale.token);
-        assert_eq!(current.order.attempts, 2);
-        assert_eq!(
-            store.complete(&stale, at(32_000)).await.unwrap(),
-            ClaimOutcome::ClaimLost
-        );
-        assert_eq!(
-            store.release(&stale).await.unwrap(),
-            ClaimOutcome::ClaimLost
-        );
-        assert_eq!(
-            store.status(new.id).await.unwrap(),
-            Some(OrderStatus::Processing)
-        );
-        assert_eq!(
-            store.complete(&current, at(33_000)).await.unwrap(),
-            ClaimOutcome::Applied
-        );
-        let done = store.get(new.id).await.unwrap().unwrap();
-        assert_eq!(done.completed_at, Some(at(33_000)));
-    }
-
-    pub async fn release_returns_the_order_to_the_queue(store: &dyn Store) {
-        let new = order(1, "u");
-        store.insert(&new).await.unwrap();
-        let claim = store.claim(1, at(0), LEASE).await.unwrap().remove(0);
-        assert_eq!(store.release(&claim).await.unwrap(), ClaimOutcome::Applied);
-        assert_eq!(
-            store.status(new.id).await.unwrap(),
-            Some(OrderStatus::Pending)
-        );
-        let again = store.claim(1, at(10), LEASE).await.unwrap().remove(0);
-        assert_eq!(again.order.id, new.id);
-        assert_eq!(again.order.attempts, 2, "the released attempt still counts");
-    }
-
-    pub async fn rescue_takes_back_only_expired_leases(store: &dyn Store) {
-        let (early, late) = (order(1, "u"), order(2, "u"));
-        store.insert(&early).await.unwrap();
-        store.insert(&late).await.unwrap();
-        store.claim(1, at(0), LEASE).await.unwrap();
-        store.claim(1, at(10_000), LEASE).await.unwrap();
-        assert_eq!(
-            store.rescue_expired(at(30_000)).await.unwrap(),
-            0,
-            "not yet expired"
-        );
-        assert_eq!(store.rescue_expired(at(30_001)).await.unwrap(), 1);
-        assert_eq!(
-            store.status(early.id).await.unwrap(),
-            Some(OrderStatus::Pending)
-        );
-        assert_eq!(
-            store.status(late.id).await.unwrap(),
-            Some(OrderStatus::Processing)
-        );
-    }
-
-    pub async fn metrics_count_statuses_and_sum_processing_time(store: &dyn Store) {
-        let empty = store.metrics().await.unwrap();
-        assert_eq!(empty.counts.total(), 0);
-        assert_eq!(empty.average_processing_seconds(), 0.0);
-        let mut orders = Vec::new();
-        for (n, processing_ms) in [(1, 1_000), (2, 2_000), (3, 4_500)] {
-            let mut done = order(n, "u");
-            done.status = OrderStatus::Completed;
-            done.completed_at = Some(at(n + processing_ms));
-            done.attempts = 1;
-            orders.push(done);
+            mine.extend(claims.into_iter().map(|c| c.order.id));
         }
-        orders.push(order(10, "u"));
-        orders.push(order(11, "u"));
-        orders.push(order(12, "u"));
-        store.import(&orders).await.unwrap();
-        store.claim(1, at(20), LEASE).await.unwrap();
-        let metrics = store.metrics().await.unwrap();
-        assert_eq!(metrics.counts.pending, 2);
-        assert_eq!(metrics.counts.processing, 1);
-        assert_eq!(metrics.counts.completed, 3);
-        assert_eq!(metrics.total_processing_ms, 7_500);
-        assert_eq!(metrics.average_processing_seconds(), 2.5);
-    }
+    });
+    let all: Vec<OrderId> = futures::future::join_all(claimers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let distinct: std::collections::HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 200);
+    assert_eq!(distinct.len(), 200);
+}
 
-    pub async fn migrations_can_run_again(store: &dyn Store) {
-        store.insert(&order(1, "u")).await.unwrap();
-        store.migrate().await.unwrap();
-        assert_eq!(store.metrics().await.unwrap().counts.total(), 1);
+async fn complete_applies_once_under_the_current_claim(db: TestDb) {
+    let store = db.store().await;
+    let new = order(1, "u");
+    store.insert(&new).await.unwrap();
+    let claim = store.claim(1, at(1_000), LEASE).await.unwrap().remove(0);
+    assert_eq!(
+        store.complete(&claim, at(2_500)).await.unwrap(),
+        ClaimOutcome::Applied
+    );
+    assert_eq!(
+        store.complete(&claim, at(3_000)).await.unwrap(),
+        ClaimOutcome::ClaimLost
+    );
+    let done = store.get(new.id).await.unwrap().unwrap();
+    assert_eq!(done.status, OrderStatus::Completed);
+    assert_eq!(done.completed_at, Some(at(2_500)));
+    assert_eq!(
+        store.release(&claim).await.unwrap(),
+        ClaimOutcome::ClaimLost
+    );
+    assert!(store.claim(1, at(4_000), LEASE).await.unwrap().is_empty());
+}
+
+async fn a_stale_claim_can_neither_complete_nor_release(db: TestDb) {
+    let store = db.store().await;
+    let new = order(1, "u");
+    store.insert(&new).await.unwrap();
+    let stale = store.claim(1, at(0), LEASE).await.unwrap().remove(0);
+    // The lease runs out; the order is rescued and claimed by someone else.
+    assert_eq!(store.rescue_expired(at(31_000)).await.unwrap(), 1);
+    let current = store.claim(1, at(31_000), LEASE).await.unwrap().remove(0);
+    assert_ne!(current.token, stale.token);
+    assert_eq!(current.order.attempts, 2);
+    assert_eq!(
+        store.complete(&stale, at(32_000)).await.unwrap(),
+        ClaimOutcome::ClaimLost
+    );
+    assert_eq!(
+        store.release(&stale).await.unwrap(),
+        ClaimOutcome::ClaimLost
+    );
+    assert_eq!(
+        store.status(new.id).await.unwrap(),
+        Some(OrderStatus::Processing)
+    );
+    assert_eq!(
+        store.complete(&current, at(33_000)).await.unwrap(),
+        ClaimOutcome::Applied
+    );
+    let done = store.get(new.id).await.unwrap().unwrap();
+    assert_eq!(done.completed_at, Some(at(33_000)));
+}
+
+async fn release_returns_the_order_to_the_queue(db: TestDb) {
+    let store = db.store().await;
+    let new = order(1, "u");
+    store.insert(&new).await.unwrap();
+    let claim = store.claim(1, at(0), LEASE).await.unwrap().remove(0);
+    assert_eq!(store.release(&claim).await.unwrap(), ClaimOutcome::Applied);
+    assert_eq!(
+        store.status(new.id).await.unwrap(),
+        Some(OrderStatus::Pending)
+    );
+    let again = store.claim(1, at(10), LEASE).await.unwrap().remove(0);
+    assert_eq!(again.order.id, new.id);
+    assert_eq!(again.order.attempts, 2, "the released attempt still counts");
+}
+
+async fn rescue_takes_back_only_expired_leases(db: TestDb) {
+    let store = db.store().await;
+    let (early, late) = (order(1, "u"), order(2, "u"));
+    store.insert(&early).await.unwrap();
+    store.insert(&late).await.unwrap();
+    store.claim(1, at(0), LEASE).await.unwrap();
+    store.claim(1, at(10_000), LEASE).await.unwrap();
+    assert_eq!(
+        store.rescue_expired(at(30_000)).await.unwrap(),
+        0,
+        "not yet expired"
+    );
+    assert_eq!(store.rescue_expired(at(30_001)).await.unwrap(), 1);
+    assert_eq!(
+        store.status(early.id).await.unwrap(),
+        Some(OrderStatus::Pending)
+    );
+    assert_eq!(
+        store.status(late.id).await.unwrap(),
+        Some(OrderStatus::Processing)
+    );
+}
+
+async fn metrics_count_statuses_and_sum_processing_time(db: TestDb) {
+    let store = db.store().await;
+    let empty = store.metrics().await.unwrap();
+    assert_eq!(empty.counts.total(), 0);
+    assert_eq!(empty.average_processing_seconds(), 0.0);
+    let mut orders = Vec::new();
+    for (n, processing_ms) in [(1, 1_000), (2, 2_000), (3, 4_500)] {
+        let mut done = order(n, "u");
+        done.status = OrderStatus::Completed;
+        done.completed_at = Some(at(n + processing_ms));
+        done.attempts = 1;
+        orders.push(done);
     }
+    orders.push(order(10, "u"));
+    orders.push(order(11, "u"));
+    orders.push(order(12, "u"));
+    store.import(&orders).await.unwrap();
+    store.claim(1, at(20), LEASE).await.unwrap();
+    let metrics = store.metrics().await.unwrap();
+    assert_eq!(metrics.counts.pending, 2);
+    assert_eq!(metrics.counts.processing, 1);
+    assert_eq!(metrics.counts.completed, 3);
+    assert_eq!(metrics.total_processing_ms, 7_500);
+    assert_eq!(metrics.average_processing_seconds(), 2.5);
+}
+
+async fn migrations_can_run_again(db: TestDb) {
+    let store = db.store().await;
+    store.insert(&order(1, "u")).await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(store.metrics().await.unwrap().counts.total(), 1);
 }

@@ -2,7 +2,13 @@
 
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{TestDb, on_every_backend, spawn_app};
+
+on_every_backend!(
+    bad_requests_get_the_right_4xx_problem_and_store_nothing,
+    every_offending_field_is_reported_at_once,
+    json_content_type_with_charset_and_unknown_fields_are_accepted,
+);
 
 const JSON: &str = "application/json";
 
@@ -280,9 +286,8 @@ fn bad_requests() -> Vec<Case> {
     ]
 }
 
-#[tokio::test]
-async fn bad_requests_get_the_right_4xx_problem_and_store_nothing() {
-    let app = spawn_app().await;
+async fn bad_requests_get_the_right_4xx_problem_and_store_nothing(db: TestDb) {
+    let app = spawn_app(db).await;
     let cases = bad_requests();
     assert!(cases.len() >= 25);
     for (what, content_type, body, status, field) in cases {
@@ -315,9 +320,8 @@ async fn bad_requests_get_the_right_4xx_problem_and_store_nothing() {
     assert_eq!(metrics["total_orders"], 0, "nothing stored: {metrics}");
 }
 
-#[tokio::test]
-async fn every_offending_field_is_reported_at_once() {
-    let app = spawn_app().await;
+async fn every_offending_field_is_reported_at_once(db: TestDb) {
+    let app = spawn_app(db).await;
     let response = app
         .client
         .post(app.url("/orders"))
@@ -337,9 +341,8 @@ async fn every_offending_field_is_reported_at_once() {
     assert_eq!(fields, ["user_id", "item_ids", "total_amount"]);
 }
 
-#[tokio::test]
-async fn json_content_type_with_charset_and_unknown_fields_are_accepted() {
-    let app = spawn_app().await;
+async fn json_content_type_with_charset_and_unknown_fields_are_accepted(db: TestDb) {
+    let app = spawn_app(db).await;
     let response = app
         .client
         .post(app.url("/orders"))

@@ -1,0 +1,299 @@
+//! The PostgreSQL backend, for many instances on one database: claims with
+//! `FOR UPDATE SKIP LOCKED`, cross-instance wake-ups with LISTEN/NOTIFY.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::{Claim, ClaimOutcome, OrderMetrics, Store, StoreError};
+use crate::domain::{ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis};
+
+/// The channel the migration's triggers notify when work appears.
+const CHANNEL: &str = "order_processor_new_work";
+/// How long a request waits for a pooled connection before answering 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+const ORDER_COLUMNS: &str =
+    "id, user_id, item_ids, amount_cents, status, created_at, completed_at, attempts";
+
+/// Orders in a PostgreSQL database shared by any number of instances.
+#[derive(Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+    new_work: Arc<Notify>,
+    /// Forwards NOTIFYs from every instance into `new_work`; stopped on drop.
+    listener: JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PostgresStore {
+    /// Connects a pool of up to `max_connections`, plus one listening connection.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("order-processor");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(CHANNEL).await?;
+        let new_work = Arc::new(Notify::new());
+        let listener = tokio::spawn(forward_notifications(listener, new_work.clone()));
+        Ok(Self {
+            pool,
+            new_work,
+            listener,
+        })
+    }
+}
+
+/// Wakes a worker for every notification. `PgListener` reconnects and re-subscribes
+/// by itself; notifications sent while it was cut off are lost, so a reconnect wakes
+/// a worker too, and the workers' poll covers anything else.
+async fn forward_notifications(mut listener: PgListener, new_work: Arc<Notify>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(_)) => {
+                delay = Duration::from_millis(100);
+                new_work.notify_one();
+            }
+            Ok(None) => new_work.notify_one(),
+            Err(err) => {
+                tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn lease_end(now: Timestamp, lease: Duration) -> Timestamp {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
+    from_millis(now.timestamp_millis().saturating_add(lease_ms))
+}
+
+/// Turns a row of `ORDER_COLUMNS` back into an order.
+fn order_from_row(row: &PgRow) -> Result<Order, StoreError> {
+    let status: String = row.try_get("status")?;
+    let attempts: i32 = row.try_get("attempts")?;
+    let created_at: Timestamp = row.try_get("created_at")?;
+    let completed_at: Option<Timestamp> = row.try_get("completed_at")?;
+    Ok(Order {
+        id: OrderId::from_uuid(row.try_get("id")?),
+        user_id: UserId::parse(row.try_get("user_id")?).map_err(|e| corrupt(e.message))?,
+        item_ids: ItemIds::parse(row.try_get("item_ids")?).map_err(|e| corrupt(e.message))?,
+        total_amount: Money::from_cents(row.try_get("amount_cents")?)
+            .ok_or_else(|| corrupt("amount out of range"))?,
+        status: status.parse().map_err(corrupt)?,
+        created_at,
+        completed_at,
+        attempts: u32::try_from(attempts).map_err(corrupt)?,
+    })
+}
+
+fn outcome(rows_affected: u64) -> ClaimOutcome {
+    if rows_affected == 1 {
+        ClaimOutcome::Applied
+    } else {
+        ClaimOutcome::ClaimLost
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn new_work(&self) -> Arc<Notify> {
+        self.new_work.clone()
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // The migrator takes an advisory lock, so instances starting together are safe.
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert(&self, order: &Order) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, attempts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(order.id.as_uuid())
+        .bind(order.user_id.as_str())
+        .bind(order.item_ids.as_slice())
+        .bind(order.total_amount.cents())
+        .bind(order.status.as_str())
+        .bind(order.created_at)
+        .bind(i32::try_from(order.attempts).unwrap_or(i32::MAX))
+        .execute(&self.pool)
+        .await?;
+        // Wake a local worker without waiting for the NOTIFY round trip.
+        self.new_work.notify_one();
+        Ok(())
+    }
+
+    async fn import(&self, orders: &[Order]) -> Result<u64, StoreError> {
+        if orders.is_empty() {
+            return Ok(0);
+        }
+        let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
+            "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, \
+             completed_at, attempts) ",
+        );
+        query.push_values(orders, |mut row, order| {
+            row.push_bind(*order.id.as_uuid())
+                .push_bind(order.user_id.as_str().to_owned())
+                .push_bind(order.item_ids.as_slice().to_vec())
+                .push_bind(order.total_amount.cents())
+                .push_bind(order.status.as_str())
+                .push_bind(order.created_at)
+                .push_bind(order.completed_at)
+                .push_bind(i32::try_from(order.attempts).unwrap_or(i32::MAX));
+        });
+        query.push(" ON CONFLICT (id) DO NOTHING");
+        let done = query.build().execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    async fn status(&self, id: OrderId) -> Result<Option<OrderStatus>, StoreError> {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        status.map(|s| s.parse().map_err(corrupt)).transpose()
+    }
+
+    async fn metrics(&self) -> Result<OrderMetrics, StoreError> {
+        // One statement is one snapshot, whatever other instances are writing.
+        let rows = sqlx::query(
+            "SELECT status, count(*) AS n, \
+                    COALESCE(sum((extract(epoch FROM completed_at - created_at) * 1000)::bigint), 0)::bigint \
+                        AS processing_ms \
+             FROM orders GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut metrics = OrderMetrics::default();
+        for row in rows {
+            let status: OrderStatus = row
+                .try_get::<String, _>("status")?
+                .parse()
+                .map_err(corrupt)?;
+            let n: i64 = row.try_get("n")?;
+            metrics
+                .counts
+                .add(status, u64::try_from(n).map_err(corrupt)?);
+            if status == OrderStatus::Completed {
+                metrics.total_processing_ms = row.try_get("processing_ms")?;
+            }
+        }
+        Ok(metrics)
+    }
+
+    async fn claim(
+        &self,
+        limit: usize,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let token = Uuid::new_v4();
+        let lease_expires_at = lease_end(now, lease);
+        // SKIP LOCKED: concurrent claimers in any instance pass over each other's rows
+        // instead of waiting on them, and never take the same order.
+        let sql = format!(
+            "WITH picked AS ( \
+                 SELECT id FROM orders WHERE status = 'Pending' \
+                 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             UPDATE orders o SET status = 'Processing', claim_token = $1, \
+                    lease_expires_at = $2, attempts = o.attempts + 1 \
+             FROM picked WHERE o.id = picked.id \
+             RETURNING {}",
+            ORDER_COLUMNS
+                .split(", ")
+                .map(|c| format!("o.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(token)
+            .bind(lease_expires_at)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut claims = rows
+            .iter()
+            .map(|row| {
+                Ok(Claim {
+                    order: order_from_row(row)?,
+                    token,
+                    lease_expires_at,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        claims.sort_by_key(|claim| claim.order.id);
+        Ok(claims)
+    }
+
+    async fn complete(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError> {
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'Completed', completed_at = $1, \
+                    claim_token = NULL, lease_expires_at = NULL \
+             WHERE id = $2 AND status = 'Processing' AND claim_token = $3",
+        )
+        .bind(now)
+        .bind(claim.order.id.as_uuid())
+        .bind(claim.token)
+        .execute(&self.pool)
+        .await?;
+        Ok(outcome(done.rows_affected()))
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'Pending', claim_token = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND status = 'Processing' AND claim_token = $2",
+        )
+        .bind(claim.order.id.as_uuid())
+        .bind(claim.token)
+        .execute(&self.pool)
+        .await?;
+        Ok(outcome(done.rows_affected()))
+    }
+
+    async fn rescue_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'Pending', claim_token = NULL, lease_expires_at = NULL \
+             WHERE status = 'Processing' AND lease_expires_at < $1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
