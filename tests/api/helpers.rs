@@ -45,10 +45,10 @@ impl Default for Options {
 /// PostgreSQL schema of its own. Dropped with the test.
 pub struct TestDb {
     pub url: String,
-    guard: Guard,
+    pub guard: Guard,
 }
 
-enum Guard {
+pub enum Guard {
     Dir(TempDir),
     Schema { admin_url: String, name: String },
 }

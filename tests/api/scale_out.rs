@@ -1,0 +1,334 @@
+//! Many instances on one PostgreSQL: shared work, cross-instance wake-ups, rescue of a
+//! dead instance's orders, and riding out a database outage. PostgreSQL only.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::binary::Server;
+use crate::helpers::{Options, TestDb, eventually, order_body, spawn_app_with};
+use crate::proxy::Proxy;
+
+/// The ids each instance's log says it completed.
+fn completed_by(logs: &[Value]) -> Vec<String> {
+    logs.iter()
+        .filter(|line| line["message"] == "order completed")
+        .map(|line| line["order_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Creates `count` orders spread round-robin over `addresses`, 32 at a time.
+async fn create_spread(
+    client: &reqwest::Client,
+    addresses: &[String],
+    count: usize,
+) -> Vec<String> {
+    futures::stream::iter(0..count)
+        .map(|n| {
+            let url = format!("{}/orders", addresses[n % addresses.len()]);
+            let client = client.clone();
+            async move {
+                let body =
+                    json!({"user_id": format!("user{n}"), "item_ids": ["a"], "total_amount": 3.5});
+                let response = client.post(url).json(&body).send().await.unwrap();
+                assert_eq!(response.status(), 201);
+                let body: Value = response.json().await.unwrap();
+                body["order_id"].as_str().unwrap().to_owned()
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await
+}
+
+async fn completed_count(client: &reqwest::Client, address: &str) -> u64 {
+    let metrics: Value = client
+        .get(format!("{address}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    metrics["order_counts"]["Completed"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_the_work_and_complete_every_order_exactly_once() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let settings = [("PROCESSING_TIME_MS", "5"), ("WORKER_CONCURRENCY", "8")];
+    let servers: Vec<Server> = (0..3).map(|_| Server::start(&db.url, &settings)).collect();
+    let addresses: Vec<String> = servers.iter().map(|s| s.address.clone()).collect();
+    let client = reqwest::Client::new();
+
+    let ids = create_spread(&client, &addresses, 2_000).await;
+    eventually(
+        Duration::from_secs(90),
+        "2,000 orders completed",
+        || async { completed_count(&client, &addresses[0]).await == 2_000 },
+    )
+    .await;
+
+    // The log readers trail the processes by a moment.
+    eventually(
+        Duration::from_secs(5),
+        "every completion logged",
+        || async {
+            servers
+                .iter()
+                .map(|s| completed_by(&s.logs()).len())
+                .sum::<usize>()
+                >= 2_000
+        },
+    )
+    .await;
+    let mut times_completed: HashMap<String, usize> = HashMap::new();
+    for (n, server) in servers.iter().enumerate() {
+        let mine = completed_by(&server.logs());
+        assert!(
+            mine.len() >= 100,
+            "instance {n} did a share of the work: {}",
+            mine.len()
+        );
+        for id in mine {
+            *times_completed.entry(id).or_default() += 1;
+        }
+    }
+    for id in &ids {
+        assert_eq!(
+            times_completed.get(id),
+            Some(&1),
+            "{id} completed exactly once"
+        );
+    }
+    let store = db.store().await;
+    for id in ids.iter().step_by(50) {
+        let order = store.get(id.parse().unwrap()).await.unwrap().unwrap();
+        assert_eq!(order.attempts, 1, "{id} was claimed once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_created_on_one_instance_wakes_an_idle_worker_on_another() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    // Polling every minute: only a wake-up can explain a prompt start.
+    let client = reqwest::Client::new();
+    let busy = Server::start(
+        &db.url,
+        &[
+            ("WORKER_CONCURRENCY", "1"),
+            ("PROCESSING_TIME_MS", "60000"),
+            ("LEASE_TIMEOUT_MS", "120000"),
+            ("POLL_INTERVAL_MS", "60000"),
+        ],
+    );
+    // Occupy the busy instance's only worker before the idle one exists.
+    let blocker = create_spread(&client, std::slice::from_ref(&busy.address), 1).await;
+    eventually(Duration::from_secs(5), "the busy instance busy", || async {
+        let url = format!("{}/orders/{}/status", busy.address, blocker[0]);
+        let body: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+        body["status"] == "Processing"
+    })
+    .await;
+    let idle = Server::start(
+        &db.url,
+        &[("PROCESSING_TIME_MS", "0"), ("POLL_INTERVAL_MS", "60000")],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    for _ in 0..3 {
+        let id = create_spread(&client, std::slice::from_ref(&busy.address), 1)
+            .await
+            .remove(0);
+        eventually(
+            Duration::from_secs(5),
+            "completion by the idle instance",
+            || async {
+                let url = format!("{}/orders/{id}", idle.address);
+                let order: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+                order["status"] == "Completed"
+            },
+        )
+        .await;
+        let order: Value = client
+            .get(format!("{}/orders/{id}", idle.address))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let created: chrono::DateTime<chrono::Utc> =
+            order["created_at"].as_str().unwrap().parse().unwrap();
+        let completed: chrono::DateTime<chrono::Utc> =
+            order["completed_at"].as_str().unwrap().parse().unwrap();
+        let waited = (completed - created).num_milliseconds();
+        assert!(waited < 1_000, "woken across instances after {waited} ms");
+        assert!(completed_by(&idle.logs()).contains(&id));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survivors_finish_the_orders_of_a_killed_instance() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let settings = [
+        ("PROCESSING_TIME_MS", "100"),
+        ("WORKER_CONCURRENCY", "5"),
+        ("LEASE_TIMEOUT_MS", "2000"),
+        ("POLL_INTERVAL_MS", "200"),
+    ];
+    let mut servers: Vec<Server> = (0..3).map(|_| Server::start(&db.url, &settings)).collect();
+    let addresses: Vec<String> = servers.iter().map(|s| s.address.clone()).collect();
+    let client = reqwest::Client::new();
+    let ids = create_spread(&client, &addresses, 600).await;
+
+    // Kill one instance mid-drain, while it holds claims.
+    eventually(
+        Duration::from_secs(20),
+        "the victim busy mid-drain",
+        || async { completed_by(&servers[0].logs()).len() >= 10 },
+    )
+    .await;
+    let victim_logs = servers.remove(0).kill();
+    let store = db.store().await;
+    let counts = store.metrics().await.unwrap().counts;
+    assert!(counts.pending > 0, "killed mid-drain: {counts:?}");
+
+    eventually(Duration::from_secs(60), "600 orders completed", || async {
+        completed_count(&client, &servers[0].address).await == 600
+    })
+    .await;
+
+    let mut times_completed: HashMap<String, usize> = HashMap::new();
+    let logs: Vec<Vec<Value>> = vec![victim_logs, servers[0].logs(), servers[1].logs()];
+    for id in logs.iter().flat_map(|l| completed_by(l)) {
+        *times_completed.entry(id).or_default() += 1;
+    }
+    let mut rescued = 0;
+    for id in &ids {
+        assert!(
+            times_completed.get(id).copied().unwrap_or(0) <= 1,
+            "{id} completed twice"
+        );
+        let order = store.get(id.parse().unwrap()).await.unwrap().unwrap();
+        assert_eq!(order.status.as_str(), "Completed");
+        if order.attempts > 1 {
+            rescued += 1;
+        }
+    }
+    assert!(
+        rescued > 0,
+        "the victim's claims were rescued and processed again"
+    );
+    assert!(
+        logs[1..]
+            .iter()
+            .flatten()
+            .any(|l| l["message"] == "returned orders with expired leases to the queue"),
+        "a survivor rescued the expired leases"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_and_recovers_without_a_restart() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let direct = url::Url::parse(&db.url).unwrap();
+    let upstream = format!(
+        "{}:{}",
+        direct.host_str().unwrap(),
+        direct.port().unwrap_or(5432)
+    );
+    let proxy = Proxy::start(upstream).await;
+    let mut proxied = direct.clone();
+    proxied.set_host(Some("127.0.0.1")).unwrap();
+    proxied.set_port(Some(proxy.port)).unwrap();
+    let store_db = TestDb {
+        url: proxied.to_string(),
+        ..db
+    };
+    let app = spawn_app_with(
+        store_db,
+        Options {
+            processing_time_ms: 50,
+            lease_ms: 3_000,
+            poll_ms: 200,
+            ..Options::default()
+        },
+    )
+    .await;
+
+    let mut accepted = Vec::new();
+    for _ in 0..20 {
+        accepted.push(
+            app.create_order(&order_body()).await["order_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+
+    proxy.cut();
+    let mut unavailable = 0;
+    for _ in 0..5 {
+        for response in [
+            app.post_order(&order_body()).await,
+            app.get(&format!("/orders/{}/status", accepted[0])).await,
+        ] {
+            let status = response.status().as_u16();
+            if status == 201 {
+                accepted.push(
+                    response.json::<Value>().await.unwrap()["order_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+                continue;
+            }
+            assert_eq!(status, 503, "only 503 while the database is away");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+            assert!(response.headers().contains_key("retry-after"));
+            let problem: Value = response.json().await.unwrap();
+            assert_eq!(problem["status"], 503);
+            unavailable += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        unavailable >= 8,
+        "requests failed fast with 503 while down ({unavailable})"
+    );
+
+    proxy.restore();
+    eventually(
+        Duration::from_secs(20),
+        "the service to recover",
+        || async { app.post_order(&order_body()).await.status() == 201 },
+    )
+    .await;
+    accepted.push(
+        app.create_order(&order_body()).await["order_id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+
+    app.wait_until_completed(&accepted, Duration::from_secs(30))
+        .await;
+    let metrics = app.metrics().await;
+    // Every acknowledged order is there and done; the recovery probes added a few more.
+    assert!(metrics["total_orders"].as_u64().unwrap() >= accepted.len() as u64);
+    assert_eq!(metrics["order_counts"]["Pending"], 0);
+}
