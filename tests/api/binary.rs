@@ -14,14 +14,37 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_order-processor");
 /// A `serve` child process logging JSON, with its log lines collected.
 pub struct Server {
     process: std::process::Child,
+    /// `http://IP:PORT` once it listens (see `wait_until_listening`).
     pub address: String,
     lines: Arc<Mutex<Vec<String>>>,
+    listening: mpsc::Receiver<String>,
 }
 
 impl Server {
     /// Starts `serve` on a free port with `envs` on top of test defaults, and waits
     /// until it listens.
     pub fn start(database_url: &str, envs: &[(&str, &str)]) -> Self {
+        let mut server = Self::spawn(database_url, envs);
+        server.wait_until_listening(Duration::from_secs(20));
+        server
+    }
+
+    /// Waits until the server reports where it listens, and records the address.
+    pub fn wait_until_listening(&mut self, timeout: Duration) {
+        let address = self
+            .listening
+            .recv_timeout(timeout)
+            .expect("the binary reports where it listens");
+        self.address = format!("http://{address}");
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.process.try_wait().expect("wait").is_none()
+    }
+
+    /// Starts `serve` without waiting for it to listen.
+    pub fn spawn(database_url: &str, envs: &[(&str, &str)]) -> Self {
         let mut command = Command::new(BINARY);
         command
             .arg("serve")
@@ -50,13 +73,11 @@ impl Server {
                 collected.lock().unwrap().push(line);
             }
         });
-        let address = address_rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the binary reports where it listens");
         Self {
             process,
-            address: format!("http://{address}"),
+            address: String::new(),
             lines,
+            listening: address_rx,
         }
     }
 

@@ -169,7 +169,9 @@ async fn an_order_created_on_one_instance_wakes_an_idle_worker_on_another() {
         let completed: chrono::DateTime<chrono::Utc> =
             order["completed_at"].as_str().unwrap().parse().unwrap();
         let waited = (completed - created).num_milliseconds();
-        assert!(waited < 1_000, "woken across instances after {waited} ms");
+        // Typically single-digit milliseconds; the bound leaves room for a loaded machine
+        // while staying far below the one-minute poll.
+        assert!(waited < 250, "woken across instances after {waited} ms");
         assert!(completed_by(&idle.logs()).contains(&id));
     }
 }
@@ -237,11 +239,8 @@ async fn survivors_finish_the_orders_of_a_killed_instance() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_outage_answers_503_and_recovers_without_a_restart() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
+/// A proxy in front of the test database, and the database's URL through it.
+async fn behind_proxy(db: TestDb) -> (Proxy, TestDb) {
     let direct = url::Url::parse(&db.url).unwrap();
     let upstream = format!(
         "{}:{}",
@@ -252,10 +251,51 @@ async fn a_database_outage_answers_503_and_recovers_without_a_restart() {
     let mut proxied = direct.clone();
     proxied.set_host(Some("127.0.0.1")).unwrap();
     proxied.set_port(Some(proxy.port)).unwrap();
-    let store_db = TestDb {
+    let db = TestDb {
         url: proxied.to_string(),
         ..db
     };
+    (proxy, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_unreachable_at_start_up_is_waited_for_and_logged() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let (proxy, db) = behind_proxy(db).await;
+    proxy.cut();
+    let mut server = Server::spawn(&db.url, &[]);
+    eventually(
+        Duration::from_secs(10),
+        "a log line saying it retries",
+        || async {
+            server
+                .logs()
+                .iter()
+                .any(|l| l["message"] == "database unreachable; retrying")
+        },
+    )
+    .await;
+    assert!(server.is_running(), "it waits instead of exiting");
+    proxy.restore();
+    server.wait_until_listening(Duration::from_secs(30));
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/orders", server.address))
+        .json(&order_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_and_recovers_without_a_restart() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let (proxy, store_db) = behind_proxy(db).await;
     let app = spawn_app_with(
         store_db,
         Options {
