@@ -6,7 +6,7 @@ use std::time::Duration;
 use order_processor::domain::{
     ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis,
 };
-use order_processor::store::ClaimOutcome;
+use order_processor::store::{ClaimOutcome, Store};
 
 use crate::helpers::{TestDb, on_every_backend};
 
@@ -22,6 +22,7 @@ on_every_backend!(
     release_returns_the_order_to_the_queue,
     rescue_takes_back_only_expired_leases,
     metrics_count_statuses_and_sum_processing_time,
+    metrics_follow_every_kind_of_change,
     migrations_can_run_again,
 );
 
@@ -261,4 +262,49 @@ async fn migrations_can_run_again(db: TestDb) {
     store.insert(&order(1, "u")).await.unwrap();
     store.migrate().await.unwrap();
     assert_eq!(store.metrics().await.unwrap().counts.total(), 1);
+}
+
+async fn metrics_follow_every_kind_of_change(db: TestDb) {
+    let store = db.store().await;
+    for n in 0..6 {
+        store.insert(&order(n, "u")).await.unwrap();
+    }
+    expect_metrics(store.as_ref(), 6, 0, 0, 0).await;
+    let claims = store.claim(4, at(1_000), LEASE).await.unwrap();
+    expect_metrics(store.as_ref(), 2, 4, 0, 0).await;
+    store.complete(&claims[0], at(1_500)).await.unwrap();
+    expect_metrics(store.as_ref(), 2, 3, 1, 1_500).await;
+    store.complete(&claims[0], at(9_000)).await.unwrap();
+    expect_metrics(store.as_ref(), 2, 3, 1, 1_500).await;
+    store.release(&claims[1]).await.unwrap();
+    expect_metrics(store.as_ref(), 3, 2, 1, 1_500).await;
+    store.rescue_expired(at(1_000 + 30_001)).await.unwrap();
+    expect_metrics(store.as_ref(), 5, 0, 1, 1_500).await;
+    let again = store.claim(10, at(40_000), LEASE).await.unwrap();
+    assert_eq!(again.len(), 5);
+    for claim in &again {
+        store.complete(claim, at(40_000)).await.unwrap();
+    }
+    // Orders 1..=5 were created at T0+1..T0+5 ms and completed at T0+40,000 ms.
+    let total: i64 = 1_500
+        + again
+            .iter()
+            .map(|c| 40_000 - (c.order.created_at - at(0)).num_milliseconds())
+            .sum::<i64>();
+    expect_metrics(store.as_ref(), 0, 0, 6, total).await;
+}
+
+/// Asserts (pending, processing, completed, total processing ms).
+async fn expect_metrics(store: &dyn Store, pending: u64, processing: u64, completed: u64, ms: i64) {
+    let metrics = store.metrics().await.unwrap();
+    let counts = metrics.counts;
+    assert_eq!(
+        (
+            counts.pending,
+            counts.processing,
+            counts.completed,
+            metrics.total_processing_ms
+        ),
+        (pending, processing, completed, ms)
+    );
 }
