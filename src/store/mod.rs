@@ -2,6 +2,7 @@
 //! All SQL lives below this module, one file per backend.
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 use std::sync::Arc;

@@ -12,8 +12,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::rows::{StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals};
 use super::{Claim, ClaimOutcome, OrderMetrics, Store, StoreError};
-use crate::domain::{ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis};
+use crate::domain::{Order, OrderId, OrderStatus, Timestamp};
 
 /// The channel the migration's triggers notify when work appears.
 const CHANNEL: &str = "order_processor_new_work";
@@ -80,40 +81,19 @@ async fn forward_notifications(mut listener: PgListener, new_work: Arc<Notify>) 
     }
 }
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
-}
-
-fn lease_end(now: Timestamp, lease: Duration) -> Timestamp {
-    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
-    from_millis(now.timestamp_millis().saturating_add(lease_ms))
-}
-
-/// Turns a row of `ORDER_COLUMNS` back into an order.
+/// Reads a row of `ORDER_COLUMNS`.
 fn order_from_row(row: &PgRow) -> Result<Order, StoreError> {
-    let status: String = row.try_get("status")?;
-    let attempts: i32 = row.try_get("attempts")?;
-    let created_at: Timestamp = row.try_get("created_at")?;
-    let completed_at: Option<Timestamp> = row.try_get("completed_at")?;
-    Ok(Order {
+    StoredOrder {
         id: OrderId::from_uuid(row.try_get("id")?),
-        user_id: UserId::parse(row.try_get("user_id")?).map_err(|e| corrupt(e.message))?,
-        item_ids: ItemIds::parse(row.try_get("item_ids")?).map_err(|e| corrupt(e.message))?,
-        total_amount: Money::from_cents(row.try_get("amount_cents")?)
-            .ok_or_else(|| corrupt("amount out of range"))?,
-        status: status.parse().map_err(corrupt)?,
-        created_at,
-        completed_at,
-        attempts: u32::try_from(attempts).map_err(corrupt)?,
-    })
-}
-
-fn outcome(rows_affected: u64) -> ClaimOutcome {
-    if rows_affected == 1 {
-        ClaimOutcome::Applied
-    } else {
-        ClaimOutcome::ClaimLost
+        user_id: row.try_get("user_id")?,
+        item_ids: row.try_get("item_ids")?,
+        amount_cents: row.try_get("amount_cents")?,
+        status: row.try_get("status")?,
+        created_at: row.try_get("created_at")?,
+        completed_at: row.try_get("completed_at")?,
+        attempts: i64::from(row.try_get::<i32, _>("attempts")?),
     }
+    .into_order()
 }
 
 #[async_trait]
@@ -198,21 +178,17 @@ impl Store for PostgresStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut metrics = OrderMetrics::default();
-        for row in rows {
-            let status: OrderStatus = row
-                .try_get::<String, _>("status")?
-                .parse()
-                .map_err(corrupt)?;
-            let n: i64 = row.try_get("n")?;
-            metrics
-                .counts
-                .add(status, u64::try_from(n).map_err(corrupt)?);
-            if status == OrderStatus::Completed {
-                metrics.total_processing_ms = row.try_get("processing_ms")?;
-            }
-        }
-        Ok(metrics)
+        let totals = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("status")?,
+                    row.try_get("n")?,
+                    row.try_get("processing_ms")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        metrics_from_totals(totals)
     }
 
     async fn claim(
@@ -270,7 +246,7 @@ impl Store for PostgresStore {
         .bind(claim.token)
         .execute(&self.pool)
         .await?;
-        Ok(outcome(done.rows_affected()))
+        Ok(claim_outcome(done.rows_affected()))
     }
 
     async fn release(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
@@ -282,7 +258,7 @@ impl Store for PostgresStore {
         .bind(claim.token)
         .execute(&self.pool)
         .await?;
-        Ok(outcome(done.rows_affected()))
+        Ok(claim_outcome(done.rows_affected()))
     }
 
     async fn rescue_expired(&self, now: Timestamp) -> Result<u64, StoreError> {

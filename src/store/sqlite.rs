@@ -14,8 +14,9 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use super::rows::{StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals};
 use super::{Claim, ClaimOutcome, OrderMetrics, Store, StoreError};
-use crate::domain::{ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis};
+use crate::domain::{Order, OrderId, OrderStatus, Timestamp, from_millis};
 
 /// How long a connection waits on SQLite's write lock before giving up; other
 /// processes on the same file (a `seed` beside a running `serve`) take turns.
@@ -65,36 +66,23 @@ fn millis(at: Timestamp) -> i64 {
     at.timestamp_millis()
 }
 
-fn lease_end(now: Timestamp, lease: Duration) -> Timestamp {
-    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
-    from_millis(millis(now).saturating_add(lease_ms))
-}
-
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
-}
-
-/// Turns a row of `ORDER_COLUMNS` back into an order, refusing values the
-/// domain would never have written.
+/// Reads a row of `ORDER_COLUMNS`.
 fn order_from_row(row: &SqliteRow) -> Result<Order, StoreError> {
     let id: String = row.try_get("id")?;
     let item_ids: String = row.try_get("item_ids")?;
-    let items: Vec<String> = serde_json::from_str(&item_ids).map_err(corrupt)?;
-    let status: String = row.try_get("status")?;
-    let attempts: i64 = row.try_get("attempts")?;
-    Ok(Order {
+    StoredOrder {
         id: OrderId::from_str(&id).map_err(corrupt)?,
-        user_id: UserId::parse(row.try_get("user_id")?).map_err(|e| corrupt(e.message))?,
-        item_ids: ItemIds::parse(items).map_err(|e| corrupt(e.message))?,
-        total_amount: Money::from_cents(row.try_get("amount_cents")?)
-            .ok_or_else(|| corrupt("amount out of range"))?,
-        status: status.parse().map_err(corrupt)?,
+        user_id: row.try_get("user_id")?,
+        item_ids: serde_json::from_str(&item_ids).map_err(corrupt)?,
+        amount_cents: row.try_get("amount_cents")?,
+        status: row.try_get("status")?,
         created_at: from_millis(row.try_get("created_at")?),
         completed_at: row
             .try_get::<Option<i64>, _>("completed_at")?
             .map(from_millis),
-        attempts: u32::try_from(attempts).map_err(corrupt)?,
-    })
+        attempts: row.try_get("attempts")?,
+    }
+    .into_order()
 }
 
 fn items_json(order: &Order) -> String {
@@ -179,21 +167,17 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT status, orders AS n, processing_ms FROM order_stats")
             .fetch_all(&self.reader)
             .await?;
-        let mut metrics = OrderMetrics::default();
-        for row in rows {
-            let status: OrderStatus = row
-                .try_get::<String, _>("status")?
-                .parse()
-                .map_err(corrupt)?;
-            let n: i64 = row.try_get("n")?;
-            metrics
-                .counts
-                .add(status, u64::try_from(n).map_err(corrupt)?);
-            if status == OrderStatus::Completed {
-                metrics.total_processing_ms = row.try_get("processing_ms")?;
-            }
-        }
-        Ok(metrics)
+        let totals = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("status")?,
+                    row.try_get("n")?,
+                    row.try_get("processing_ms")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        metrics_from_totals(totals)
     }
 
     async fn claim(
@@ -242,7 +226,7 @@ impl Store for SqliteStore {
         .bind(claim.token.to_string())
         .execute(&self.writer)
         .await?;
-        Ok(outcome(done.rows_affected()))
+        Ok(claim_outcome(done.rows_affected()))
     }
 
     async fn release(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
@@ -255,7 +239,7 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await?;
         self.new_work.notify_one();
-        Ok(outcome(done.rows_affected()))
+        Ok(claim_outcome(done.rows_affected()))
     }
 
     async fn rescue_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -270,13 +254,5 @@ impl Store for SqliteStore {
             self.new_work.notify_one();
         }
         Ok(done.rows_affected())
-    }
-}
-
-fn outcome(rows_affected: u64) -> ClaimOutcome {
-    if rows_affected == 1 {
-        ClaimOutcome::Applied
-    } else {
-        ClaimOutcome::ClaimLost
     }
 }

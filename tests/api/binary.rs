@@ -18,6 +18,7 @@ pub struct Server {
     pub address: String,
     lines: Arc<Mutex<Vec<String>>>,
     listening: mpsc::Receiver<String>,
+    client: reqwest::Client,
 }
 
 impl Server {
@@ -78,7 +79,38 @@ impl Server {
             address: String::new(),
             lines,
             listening: address_rx,
+            client: reqwest::Client::new(),
         }
+    }
+
+    /// Creates an order that must be accepted; returns its id.
+    pub async fn create_order(&self, body: &Value) -> String {
+        let url = format!("{}/orders", self.address);
+        let response = self
+            .client
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 201, "creating {body}");
+        let body: Value = response.json().await.expect("json");
+        body["order_id"].as_str().expect("order_id").to_owned()
+    }
+
+    /// `GET path`, answered 200 with JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.address);
+        let response = self.client.get(url).send().await.expect("request");
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("json")
+    }
+
+    /// How many orders `/metrics` counts as `Completed`.
+    pub async fn completed(&self) -> u64 {
+        self.get_json("/metrics").await["order_counts"]["Completed"]
+            .as_u64()
+            .expect("a count")
     }
 
     /// Kills the process with SIGKILL: no shutdown code runs.

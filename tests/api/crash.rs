@@ -27,34 +27,15 @@ async fn a_killed_server_loses_nothing_and_completes_nothing_twice(db: TestDb) {
         ("LEASE_TIMEOUT_MS", "1500"),
         ("POLL_INTERVAL_MS", "100"),
     ];
-    let client = reqwest::Client::new();
-
     let server = Server::start(&db.url, &settings);
     let mut ids = Vec::new();
     for n in 0..ORDERS {
         let body = json!({"user_id": format!("crash{n}"), "item_ids": ["a"], "total_amount": 5});
-        let response = client
-            .post(format!("{}/orders", server.address))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        let body: Value = response.json().await.unwrap();
-        ids.push(body["order_id"].as_str().unwrap().to_owned());
+        ids.push(server.create_order(&body).await);
     }
     // Kill it mid-drain: some orders done, some being processed, most waiting.
-    let metrics_url = format!("{}/metrics", server.address);
     eventually(Duration::from_secs(10), "a few completions", || async {
-        let metrics: Value = client
-            .get(&metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        metrics["order_counts"]["Completed"].as_u64().unwrap() >= 8
+        server.completed().await >= 8
     })
     .await;
     let first_logs = server.kill();
@@ -73,17 +54,8 @@ async fn a_killed_server_loses_nothing_and_completes_nothing_twice(db: TestDb) {
     assert!(counts.pending > 0, "killed mid-drain: {counts:?}");
 
     let server = Server::start(&db.url, &settings);
-    let metrics_url = format!("{}/metrics", server.address);
     eventually(Duration::from_secs(30), "all orders completed", || async {
-        let metrics: Value = client
-            .get(&metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        metrics["order_counts"]["Completed"] == ORDERS
+        server.completed().await == ORDERS as u64
     })
     .await;
     let second_logs = server.logs();

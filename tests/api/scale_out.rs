@@ -19,40 +19,17 @@ fn completed_by(logs: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Creates `count` orders spread round-robin over `addresses`, 32 at a time.
-async fn create_spread(
-    client: &reqwest::Client,
-    addresses: &[String],
-    count: usize,
-) -> Vec<String> {
+/// Creates `count` orders spread round-robin over `servers`, 32 at a time.
+async fn create_spread(servers: &[Server], count: usize) -> Vec<String> {
     futures::stream::iter(0..count)
         .map(|n| {
-            let url = format!("{}/orders", addresses[n % addresses.len()]);
-            let client = client.clone();
-            async move {
-                let body =
-                    json!({"user_id": format!("user{n}"), "item_ids": ["a"], "total_amount": 3.5});
-                let response = client.post(url).json(&body).send().await.unwrap();
-                assert_eq!(response.status(), 201);
-                let body: Value = response.json().await.unwrap();
-                body["order_id"].as_str().unwrap().to_owned()
-            }
+            let body =
+                json!({"user_id": format!("user{n}"), "item_ids": ["a"], "total_amount": 3.5});
+            async move { servers[n % servers.len()].create_order(&body).await }
         })
         .buffer_unordered(32)
         .collect()
         .await
-}
-
-async fn completed_count(client: &reqwest::Client, address: &str) -> u64 {
-    let metrics: Value = client
-        .get(format!("{address}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    metrics["order_counts"]["Completed"].as_u64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,14 +39,11 @@ async fn three_instances_share_the_work_and_complete_every_order_exactly_once() 
     };
     let settings = [("PROCESSING_TIME_MS", "5"), ("WORKER_CONCURRENCY", "8")];
     let servers: Vec<Server> = (0..3).map(|_| Server::start(&db.url, &settings)).collect();
-    let addresses: Vec<String> = servers.iter().map(|s| s.address.clone()).collect();
-    let client = reqwest::Client::new();
-
-    let ids = create_spread(&client, &addresses, 2_000).await;
+    let ids = create_spread(&servers, 2_000).await;
     eventually(
         Duration::from_secs(90),
         "2,000 orders completed",
-        || async { completed_count(&client, &addresses[0]).await == 2_000 },
+        || async { servers[0].completed().await == 2_000 },
     )
     .await;
 
@@ -118,7 +92,6 @@ async fn an_order_created_on_one_instance_wakes_an_idle_worker_on_another() {
         return;
     };
     // Polling every minute: only a wake-up can explain a prompt start.
-    let client = reqwest::Client::new();
     let busy = Server::start(
         &db.url,
         &[
@@ -129,11 +102,9 @@ async fn an_order_created_on_one_instance_wakes_an_idle_worker_on_another() {
         ],
     );
     // Occupy the busy instance's only worker before the idle one exists.
-    let blocker = create_spread(&client, std::slice::from_ref(&busy.address), 1).await;
+    let blocker = busy.create_order(&order_body()).await;
     eventually(Duration::from_secs(5), "the busy instance busy", || async {
-        let url = format!("{}/orders/{}/status", busy.address, blocker[0]);
-        let body: Value = client.get(url).send().await.unwrap().json().await.unwrap();
-        body["status"] == "Processing"
+        busy.get_json(&format!("/orders/{blocker}/status")).await["status"] == "Processing"
     })
     .await;
     let idle = Server::start(
@@ -143,27 +114,13 @@ async fn an_order_created_on_one_instance_wakes_an_idle_worker_on_another() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     for _ in 0..3 {
-        let id = create_spread(&client, std::slice::from_ref(&busy.address), 1)
-            .await
-            .remove(0);
-        eventually(
-            Duration::from_secs(5),
-            "completion by the idle instance",
-            || async {
-                let url = format!("{}/orders/{id}", idle.address);
-                let order: Value = client.get(url).send().await.unwrap().json().await.unwrap();
-                order["status"] == "Completed"
-            },
-        )
+        let id = busy.create_order(&order_body()).await;
+        let path = format!("/orders/{id}");
+        eventually(Duration::from_secs(5), "completion elsewhere", || async {
+            idle.get_json(&path).await["status"] == "Completed"
+        })
         .await;
-        let order: Value = client
-            .get(format!("{}/orders/{id}", idle.address))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let order = idle.get_json(&path).await;
         let created: chrono::DateTime<chrono::Utc> =
             order["created_at"].as_str().unwrap().parse().unwrap();
         let completed: chrono::DateTime<chrono::Utc> =
@@ -188,9 +145,7 @@ async fn survivors_finish_the_orders_of_a_killed_instance() {
         ("POLL_INTERVAL_MS", "200"),
     ];
     let mut servers: Vec<Server> = (0..3).map(|_| Server::start(&db.url, &settings)).collect();
-    let addresses: Vec<String> = servers.iter().map(|s| s.address.clone()).collect();
-    let client = reqwest::Client::new();
-    let ids = create_spread(&client, &addresses, 600).await;
+    let ids = create_spread(&servers, 600).await;
 
     // Kill one instance mid-drain, while it holds claims.
     eventually(
@@ -205,7 +160,7 @@ async fn survivors_finish_the_orders_of_a_killed_instance() {
     assert!(counts.pending > 0, "killed mid-drain: {counts:?}");
 
     eventually(Duration::from_secs(60), "600 orders completed", || async {
-        completed_count(&client, &servers[0].address).await == 600
+        servers[0].completed().await == 600
     })
     .await;
 
@@ -280,14 +235,7 @@ async fn a_database_unreachable_at_start_up_is_waited_for_and_logged() {
     assert!(server.is_running(), "it waits instead of exiting");
     proxy.restore();
     server.wait_until_listening(Duration::from_secs(30));
-    let client = reqwest::Client::new();
-    let response = client
-        .post(format!("{}/orders", server.address))
-        .json(&order_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    server.create_order(&order_body()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,36 +3,22 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
 use crate::binary::Server;
-use crate::helpers::{TestDb, eventually, on_every_backend};
+use crate::helpers::{TestDb, eventually, on_every_backend, order_body};
 
 on_every_backend!(
     sigterm_returns_unfinished_orders_to_the_queue_and_exits_zero,
     sigterm_lets_in_flight_processing_finish_within_the_grace_period,
 );
 
-async fn create(client: &reqwest::Client, server: &Server) -> String {
-    let body = json!({"user_id": "u", "item_ids": ["a"], "total_amount": 1});
-    let response = client
-        .post(format!("{}/orders", server.address))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["order_id"].as_str().unwrap().to_owned()
-}
-
-async fn wait_processing(client: &reqwest::Client, server: &Server, id: &str) {
-    let url = format!("{}/orders/{id}/status", server.address);
+/// Creates an order and waits until a worker holds it.
+async fn create_and_wait_processing(server: &Server) -> String {
+    let id = server.create_order(&order_body()).await;
     eventually(Duration::from_secs(5), "the order processing", || async {
-        let body: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
-        body["status"] == "Processing"
+        server.get_json(&format!("/orders/{id}/status")).await["status"] == "Processing"
     })
     .await;
+    id
 }
 
 async fn sigterm_returns_unfinished_orders_to_the_queue_and_exits_zero(db: TestDb) {
@@ -43,9 +29,7 @@ async fn sigterm_returns_unfinished_orders_to_the_queue_and_exits_zero(db: TestD
             ("SHUTDOWN_GRACE_MS", "200"),
         ],
     );
-    let client = reqwest::Client::new();
-    let id = create(&client, &server).await;
-    wait_processing(&client, &server, &id).await;
+    let id = create_and_wait_processing(&server).await;
 
     let (status, logs) = server.terminate(Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}");
@@ -77,9 +61,7 @@ async fn sigterm_lets_in_flight_processing_finish_within_the_grace_period(db: Te
             ("SHUTDOWN_GRACE_MS", "10000"),
         ],
     );
-    let client = reqwest::Client::new();
-    let id = create(&client, &server).await;
-    wait_processing(&client, &server, &id).await;
+    let id = create_and_wait_processing(&server).await;
 
     let (status, _) = server.terminate(Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}");

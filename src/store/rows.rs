@@ -1,0 +1,73 @@
+//! What the backends share when turning stored values back into domain types, so
+//! each backend's file holds only its own SQL and column types.
+
+use std::time::Duration;
+
+use super::{ClaimOutcome, OrderMetrics, StoreError};
+use crate::domain::{ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis};
+
+/// The columns every backend reads, as every backend can decode them.
+pub(super) struct StoredOrder {
+    pub id: OrderId,
+    pub user_id: String,
+    pub item_ids: Vec<String>,
+    pub amount_cents: i64,
+    pub status: String,
+    pub created_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+    pub attempts: i64,
+}
+
+impl StoredOrder {
+    /// The order, refusing values the domain would never have written.
+    pub fn into_order(self) -> Result<Order, StoreError> {
+        Ok(Order {
+            id: self.id,
+            user_id: UserId::parse(self.user_id).map_err(|e| corrupt(e.message))?,
+            item_ids: ItemIds::parse(self.item_ids).map_err(|e| corrupt(e.message))?,
+            total_amount: Money::from_cents(self.amount_cents)
+                .ok_or_else(|| corrupt("amount out of range"))?,
+            status: self.status.parse().map_err(corrupt)?,
+            created_at: self.created_at,
+            completed_at: self.completed_at,
+            attempts: u32::try_from(self.attempts).map_err(corrupt)?,
+        })
+    }
+}
+
+/// A stored value the domain rejects: the database was changed behind our back.
+pub(super) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+/// When a lease taken at `now` ends.
+pub(super) fn lease_end(now: Timestamp, lease: Duration) -> Timestamp {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
+    from_millis(now.timestamp_millis().saturating_add(lease_ms))
+}
+
+/// A guarded single-row update either applied or found the claim gone.
+pub(super) fn claim_outcome(rows_affected: u64) -> ClaimOutcome {
+    if rows_affected == 1 {
+        ClaimOutcome::Applied
+    } else {
+        ClaimOutcome::ClaimLost
+    }
+}
+
+/// Metrics from per-status totals: (status, orders, processing milliseconds).
+pub(super) fn metrics_from_totals(
+    totals: impl IntoIterator<Item = (String, i64, i64)>,
+) -> Result<OrderMetrics, StoreError> {
+    let mut metrics = OrderMetrics::default();
+    for (status, orders, processing_ms) in totals {
+        let status: OrderStatus = status.parse().map_err(corrupt)?;
+        metrics
+            .counts
+            .add(status, u64::try_from(orders).map_err(corrupt)?);
+        if status == OrderStatus::Completed {
+            metrics.total_processing_ms = processing_ms;
+        }
+    }
+    Ok(metrics)
+}
