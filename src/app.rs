@@ -19,7 +19,10 @@ pub async fn run(
     config: &ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let processor = Arc::new(SimulatedProcessor::new(config.processing_time()));
+    let processor = Arc::new(SimulatedProcessor::new(
+        config.processing_time(),
+        config.processing_failure_rate,
+    ));
     run_with_processor(listener, store, processor, config, shutdown).await
 }
 

@@ -6,7 +6,20 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::domain::RetryPolicy;
 use crate::worker::WorkerSettings;
+
+/// A probability: a number from 0 to 1.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is not between 0 and 1"))
+    }
+}
 
 /// Where the data lives.
 #[derive(Debug, Clone, Args)]
@@ -45,8 +58,35 @@ pub struct ServeConfig {
     #[arg(long, env = "PROCESSING_TIME_MS", default_value_t = 1000)]
     pub processing_time_ms: u64,
 
+    /// Longest one processing attempt may take before it is cancelled and counted as
+    /// failed, in milliseconds. Must exceed the processing time.
+    #[arg(long, env = "PROCESSING_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub processing_timeout_ms: u64,
+
+    /// Fraction of processing attempts the simulated processor fails (0 to 1).
+    #[arg(long, env = "PROCESSING_FAILURE_RATE", default_value_t = 0.0,
+          value_parser = parse_rate)]
+    pub processing_failure_rate: f64,
+
+    /// Attempts an order gets before it is dead-lettered as `Failed` (1 to 100).
+    #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+
+    /// Backoff ceiling after the first failed attempt, in milliseconds; it doubles
+    /// with each further failure, and the delay is a random point in its upper half.
+    #[arg(long, env = "RETRY_BASE_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub retry_base_ms: u64,
+
+    /// Largest backoff ceiling, in milliseconds.
+    #[arg(long, env = "RETRY_MAX_MS", default_value_t = 300_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub retry_max_ms: u64,
+
     /// How long a worker's claim on an order lasts before the order may be taken
-    /// back and processed again, in milliseconds. Must exceed the processing time.
+    /// back and processed again, in milliseconds. Must exceed the processing timeout.
     #[arg(long, env = "LEASE_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(100..))]
     pub lease_timeout_ms: u64,
@@ -84,11 +124,24 @@ pub struct ConfigError(String);
 impl ServeConfig {
     /// Checks what clap cannot check field by field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.processing_time_ms >= self.lease_timeout_ms {
+        if self.processing_time_ms >= self.processing_timeout_ms {
             return Err(ConfigError(format!(
-                "LEASE_TIMEOUT_MS ({}) must be greater than PROCESSING_TIME_MS ({}), \
-                 or every order would be taken back while still being processed",
-                self.lease_timeout_ms, self.processing_time_ms
+                "PROCESSING_TIMEOUT_MS ({}) must be greater than PROCESSING_TIME_MS ({}), \
+                 or every attempt would time out",
+                self.processing_timeout_ms, self.processing_time_ms
+            )));
+        }
+        if self.processing_timeout_ms >= self.lease_timeout_ms {
+            return Err(ConfigError(format!(
+                "LEASE_TIMEOUT_MS ({}) must be greater than PROCESSING_TIMEOUT_MS ({}), \
+                 or orders could be taken back while still being processed",
+                self.lease_timeout_ms, self.processing_timeout_ms
+            )));
+        }
+        if self.retry_base_ms > self.retry_max_ms {
+            return Err(ConfigError(format!(
+                "RETRY_MAX_MS ({}) must be at least RETRY_BASE_MS ({})",
+                self.retry_max_ms, self.retry_base_ms
             )));
         }
         Ok(())
@@ -101,6 +154,12 @@ impl ServeConfig {
             lease: Duration::from_millis(self.lease_timeout_ms),
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+            processing_timeout: Duration::from_millis(self.processing_timeout_ms),
+            retry: RetryPolicy {
+                max_attempts: self.max_attempts,
+                base: Duration::from_millis(self.retry_base_ms),
+                max: Duration::from_millis(self.retry_max_ms),
+            },
         }
     }
 

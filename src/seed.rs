@@ -48,6 +48,8 @@ pub fn sample_orders() -> Vec<Order> {
                 created_at: from_millis(created_ms),
                 completed_at: processing_secs.map(|s| from_millis(created_ms + s * 1000)),
                 attempts: u32::from(processing_secs.is_some()),
+                last_error: None,
+                failed_at: None,
             }
         })
         .collect()

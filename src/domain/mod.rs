@@ -4,9 +4,11 @@
 mod money;
 mod new_order;
 mod order;
+mod retry;
 
 pub use money::{Money, MoneyError};
 pub use new_order::{FieldError, ItemIds, NewOrder, UserId};
 pub use order::{
     Order, OrderId, OrderStatus, StatusCounts, Timestamp, UnknownStatus, from_millis, now,
 };
+pub use retry::{AfterFailure, RetryPolicy};

@@ -62,12 +62,15 @@ impl fmt::Display for OrderId {
 /// Where an order is in its lifecycle.
 ///
 /// `Pending` -> `Processing` (claimed by a worker under a lease) -> `Completed`.
-/// A claim that is released or whose lease expires goes back to `Pending`.
+/// A failed attempt, a released claim or an expired lease goes back to `Pending`
+/// (after a backoff, for a failure), until the attempts run out: then `Failed`, the
+/// dead-letter state, which only an operator's retry moves back to `Pending`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OrderStatus {
     Pending,
     Processing,
     Completed,
+    Failed,
 }
 
 /// A status text that names no status.
@@ -77,7 +80,12 @@ pub struct UnknownStatus(pub String);
 
 impl OrderStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [OrderStatus; 3] = [Self::Pending, Self::Processing, Self::Completed];
+    pub const ALL: [OrderStatus; 4] = [
+        Self::Pending,
+        Self::Processing,
+        Self::Completed,
+        Self::Failed,
+    ];
 
     /// The status's name, as stored and as answered.
     pub fn as_str(self) -> &'static str {
@@ -85,6 +93,7 @@ impl OrderStatus {
             Self::Pending => "Pending",
             Self::Processing => "Processing",
             Self::Completed => "Completed",
+            Self::Failed => "Failed",
         }
     }
 
@@ -95,6 +104,8 @@ impl OrderStatus {
             (Self::Pending, Self::Processing)
                 | (Self::Processing, Self::Completed)
                 | (Self::Processing, Self::Pending)
+                | (Self::Processing, Self::Failed)
+                | (Self::Failed, Self::Pending)
         )
     }
 }
@@ -127,8 +138,13 @@ pub struct Order {
     pub created_at: Timestamp,
     /// Set once, when the order becomes `Completed`.
     pub completed_at: Option<Timestamp>,
-    /// How many times processing of this order has started.
+    /// How many times processing has started since the order was created or last
+    /// retried by an operator.
     pub attempts: u32,
+    /// Why the last attempt failed, if one did.
+    pub last_error: Option<String>,
+    /// Set when the order became `Failed` (dead-lettered).
+    pub failed_at: Option<Timestamp>,
 }
 
 impl Order {
@@ -143,6 +159,8 @@ impl Order {
             created_at: now,
             completed_at: None,
             attempts: 0,
+            last_error: None,
+            failed_at: None,
         }
     }
 }
@@ -153,6 +171,7 @@ pub struct StatusCounts {
     pub pending: u64,
     pub processing: u64,
     pub completed: u64,
+    pub failed: u64,
 }
 
 impl StatusCounts {
@@ -162,6 +181,7 @@ impl StatusCounts {
             OrderStatus::Pending => self.pending,
             OrderStatus::Processing => self.processing,
             OrderStatus::Completed => self.completed,
+            OrderStatus::Failed => self.failed,
         }
     }
 
@@ -171,12 +191,13 @@ impl StatusCounts {
             OrderStatus::Pending => self.pending += n,
             OrderStatus::Processing => self.processing += n,
             OrderStatus::Completed => self.completed += n,
+            OrderStatus::Failed => self.failed += n,
         }
     }
 
     /// All orders, whatever their status.
     pub fn total(&self) -> u64 {
-        self.pending + self.processing + self.completed
+        self.pending + self.processing + self.completed + self.failed
     }
 }
 
@@ -201,6 +222,10 @@ mod tests {
         assert!(!Pending.can_become(Completed));
         assert!(!Completed.can_become(Pending));
         assert!(!Completed.can_become(Processing));
+        assert!(Processing.can_become(Failed));
+        assert!(Failed.can_become(Pending));
+        assert!(!Failed.can_become(Completed));
+        assert!(!Pending.can_become(Failed));
     }
 
     #[test]

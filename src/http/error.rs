@@ -12,6 +12,10 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("the request body has invalid fields")]
     Validation(Vec<FieldError>),
+    #[error("the query string has invalid parameters")]
+    InvalidQuery(Vec<FieldError>),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the request body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("the request body must be a JSON object")]
@@ -67,6 +71,8 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MalformedJson(_) | Self::NotAnObject | Self::UnreadableBody => {
                 StatusCode::BAD_REQUEST
             }
@@ -83,6 +89,8 @@ impl ApiError {
     fn problem_type(&self) -> &'static str {
         match self {
             Self::Validation(_) => "/problems/validation-error",
+            Self::InvalidQuery(_) => "/problems/invalid-query",
+            Self::Conflict(_) => "/problems/conflict",
             Self::MalformedJson(_) | Self::NotAnObject => "/problems/malformed-json",
             Self::UnsupportedMediaType => "/problems/unsupported-media-type",
             Self::PayloadTooLarge(_) => "/problems/payload-too-large",
@@ -97,6 +105,8 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             Self::Validation(_) => "Your request has invalid fields",
+            Self::InvalidQuery(_) => "Your request has invalid query parameters",
+            Self::Conflict(_) => "The order is not in a state that allows this",
             Self::MalformedJson(_) | Self::NotAnObject => "Malformed JSON",
             Self::UnreadableBody => "Unreadable request body",
             // The reason phrase for the rest is the right short summary.
@@ -115,7 +125,7 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let errors = match &self {
-            Self::Validation(fields) => Some(
+            Self::Validation(fields) | Self::InvalidQuery(fields) => Some(
                 fields
                     .iter()
                     .map(|f| ProblemField {
@@ -127,7 +137,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let detail = match &self {
-            Self::Validation(fields) => fields
+            Self::Validation(fields) | Self::InvalidQuery(fields) => fields
                 .iter()
                 .map(|f| format!("{} {}", f.field, f.message))
                 .collect::<Vec<_>>()

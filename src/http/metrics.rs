@@ -26,6 +26,8 @@ struct OrderCounts {
     processing: u64,
     #[serde(rename = "Completed")]
     completed: u64,
+    #[serde(rename = "Failed")]
+    failed: u64,
 }
 
 pub async fn get(State(state): State<AppState>) -> Result<Json<MetricsBody>, ApiError> {
@@ -35,6 +37,7 @@ pub async fn get(State(state): State<AppState>) -> Result<Json<MetricsBody>, Api
         pending: counts.get(OrderStatus::Pending),
         processing: counts.get(OrderStatus::Processing),
         completed: counts.get(OrderStatus::Completed),
+        failed: counts.get(OrderStatus::Failed),
     };
     Ok(Json(MetricsBody {
         total_orders: metrics.counts.total(),

@@ -2,6 +2,7 @@
 
 mod error;
 mod extract;
+mod listing;
 mod metrics;
 mod orders;
 mod state;
@@ -22,9 +23,10 @@ pub use state::AppState;
 pub fn router(state: AppState) -> Router {
     let body_limit = state.body_limit;
     Router::new()
-        .route("/orders", post(orders::create))
+        .route("/orders", post(orders::create).get(listing::get))
         .route("/orders/{order_id}", get(orders::get))
         .route("/orders/{order_id}/status", get(orders::status))
+        .route("/orders/{order_id}/retry", post(orders::retry))
         .route("/metrics", get(metrics::get))
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

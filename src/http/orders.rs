@@ -16,6 +16,7 @@ use super::state::AppState;
 use crate::domain::{
     FieldError, ItemIds, Money, NewOrder, Order, OrderId, OrderStatus, UserId, now,
 };
+use crate::store::RetryOutcome;
 
 /// `POST /orders`: validates, commits the order as `Pending`, then answers 201.
 pub async fn create(
@@ -59,6 +60,22 @@ pub async fn status(
         .await?
         .ok_or_else(|| not_found(&order_id))?;
     Ok(Json(StatusBody { status }))
+}
+
+/// `POST /orders/{order_id}/retry`: a dead letter back to the queue with a fresh
+/// attempt budget; 409 for an order that is not `Failed`.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(order_id): Path<String>,
+) -> Result<Json<OrderBody>, ApiError> {
+    let id = parse_id(&order_id)?;
+    match state.store.retry_failed(id, now()).await? {
+        RetryOutcome::Retried(order) => Ok(Json(OrderBody::full(&order))),
+        RetryOutcome::NotFailed(status) => Err(ApiError::Conflict(format!(
+            "only a Failed order can be retried; order {order_id} is {status}"
+        ))),
+        RetryOutcome::NotFound => Err(not_found(&order_id)),
+    }
 }
 
 /// A malformed id names no order, so it is a 404 like an unknown one.
@@ -137,6 +154,10 @@ pub struct OrderBody {
     completed_at: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_at: Option<Option<String>>,
 }
 
 impl OrderBody {
@@ -151,13 +172,18 @@ impl OrderBody {
             created_at: rfc3339(order.created_at),
             completed_at: None,
             attempts: None,
+            last_error: None,
+            failed_at: None,
         }
     }
 
-    fn full(order: &Order) -> Self {
+    /// Every field, `null` where unset: the answer of `GET /orders/{id}` and listings.
+    pub fn full(order: &Order) -> Self {
         Self {
             completed_at: Some(order.completed_at.map(rfc3339)),
             attempts: Some(order.attempts),
+            last_error: Some(order.last_error.clone()),
+            failed_at: Some(order.failed_at.map(rfc3339)),
             ..Self::created(order)
         }
     }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::domain::{Order, OrderId, OrderStatus, StatusCounts, Timestamp};
+use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, StatusCounts, Timestamp};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -95,6 +95,35 @@ pub enum ClaimOutcome {
     ClaimLost,
 }
 
+/// What a lease rescue did with the orders whose worker stopped answering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rescued {
+    /// Returned to `Pending`, to be processed again.
+    pub requeued: u64,
+    /// Had used up their attempts, so moved to `Failed`.
+    pub dead_lettered: u64,
+}
+
+/// What an operator's retry of a dead letter did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// The order is `Pending` again with a fresh attempt budget.
+    Retried(Order),
+    /// The order is not `Failed`; nothing changed.
+    NotFailed(OrderStatus),
+    NotFound,
+}
+
+/// Which orders a listing wants: newest first, strictly older than `before`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListQuery {
+    pub status: Option<OrderStatus>,
+    pub user_id: Option<String>,
+    /// Keyset cursor: only orders whose id sorts before this one.
+    pub before: Option<OrderId>,
+    pub limit: usize,
+}
+
 /// The figures behind `GET /metrics`, read in one consistent snapshot.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct OrderMetrics {
@@ -142,9 +171,9 @@ pub trait Store: Send + Sync + 'static {
     /// Counts by status and the processing-time sum, from one snapshot.
     async fn metrics(&self) -> Result<OrderMetrics, StoreError>;
 
-    /// Claims up to `limit` `Pending` orders, oldest first: each becomes `Processing`
-    /// with `attempts` incremented and a lease ending `lease` after `now`, in one
-    /// short committed transaction.
+    /// Claims up to `limit` `Pending` orders that are due at `now`, longest due first:
+    /// each becomes `Processing` with `attempts` incremented and a lease ending `lease`
+    /// after `now`, in one short committed transaction.
     async fn claim(
         &self,
         limit: usize,
@@ -155,12 +184,34 @@ pub trait Store: Send + Sync + 'static {
     /// Moves a claimed order to `Completed` at `now`, if the claim is still current.
     async fn complete(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError>;
 
-    /// Returns a claimed order to `Pending`, if the claim is still current.
+    /// Records a failed attempt, if the claim is still current: back to `Pending` (not
+    /// claimable before the retry time) or on to `Failed`, with `error` as `last_error`.
+    async fn fail(
+        &self,
+        claim: &Claim,
+        error: &str,
+        after: AfterFailure,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError>;
+
+    /// Returns a claimed order to `Pending` at once (an attempt interrupted by a stop,
+    /// not a failure), if the claim is still current.
     async fn release(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError>;
 
-    /// Returns every `Processing` order whose lease ended before `now` to `Pending`;
-    /// returns how many were rescued.
-    async fn rescue_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// Takes back every `Processing` order whose lease ended before `now`: to `Pending`,
+    /// or to `Failed` if it has had `max_attempts` attempts (an order that kills its
+    /// worker every time must not loop for ever).
+    async fn rescue_expired(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<Rescued, StoreError>;
+
+    /// Orders newest first, filtered, at most `query.limit`.
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError>;
+
+    /// Puts a `Failed` order back to `Pending`, due at `now`, with its attempts reset.
+    async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError>;
 }
 
 /// Opens the store a database URL names: `sqlite://PATH` or `postgres://...`.

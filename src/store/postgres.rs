@@ -12,17 +12,22 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::rows::{StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals};
-use super::{Claim, ClaimOutcome, OrderMetrics, Store, StoreError};
-use crate::domain::{Order, OrderId, OrderStatus, Timestamp};
+use super::rows::{
+    LEASE_EXPIRED, StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals,
+    not_retried, rescued_from_statuses,
+};
+use super::{
+    Claim, ClaimOutcome, ListQuery, OrderMetrics, Rescued, RetryOutcome, Store, StoreError,
+};
+use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, Timestamp};
 
 /// The channel the migration's triggers notify when work appears.
 const CHANNEL: &str = "order_processor_new_work";
 /// How long a request waits for a pooled connection before answering 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-const ORDER_COLUMNS: &str =
-    "id, user_id, item_ids, amount_cents, status, created_at, completed_at, attempts";
+const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, created_at, \
+     completed_at, attempts, last_error, failed_at";
 
 /// Orders in a PostgreSQL database shared by any number of instances.
 #[derive(Debug)]
@@ -92,8 +97,23 @@ fn order_from_row(row: &PgRow) -> Result<Order, StoreError> {
         created_at: row.try_get("created_at")?,
         completed_at: row.try_get("completed_at")?,
         attempts: i64::from(row.try_get::<i32, _>("attempts")?),
+        last_error: row.try_get("last_error")?,
+        failed_at: row.try_get("failed_at")?,
     }
     .into_order()
+}
+
+fn orders_from_rows(rows: &[PgRow]) -> Result<Vec<Order>, StoreError> {
+    rows.iter().map(order_from_row).collect()
+}
+
+/// `ORDER_COLUMNS` qualified by a table alias, for statements that join.
+fn order_columns_of(alias: &str) -> String {
+    ORDER_COLUMNS
+        .split(", ")
+        .map(|column| format!("{alias}.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[async_trait]
@@ -111,22 +131,14 @@ impl Store for PostgresStore {
     }
 
     async fn insert(&self, order: &Order) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, attempts) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(order.id.as_uuid())
-        .bind(order.user_id.as_str())
-        .bind(order.item_ids.as_slice())
-        .bind(order.total_amount.cents())
-        .bind(order.status.as_str())
-        .bind(order.created_at)
-        .bind(i32::try_from(order.attempts).unwrap_or(i32::MAX))
-        .execute(&self.pool)
-        .await?;
-        // Wake a local worker without waiting for the NOTIFY round trip.
-        self.new_work.notify_one();
-        Ok(())
+        match self.import(std::slice::from_ref(order)).await? {
+            // Wake a local worker without waiting for the NOTIFY round trip.
+            1 => {
+                self.new_work.notify_one();
+                Ok(())
+            }
+            _ => Err(corrupt(format!("order id {} already taken", order.id))),
+        }
     }
 
     async fn import(&self, orders: &[Order]) -> Result<u64, StoreError> {
@@ -135,7 +147,7 @@ impl Store for PostgresStore {
         }
         let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
             "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, \
-             completed_at, attempts) ",
+             completed_at, attempts, last_error, failed_at, available_at) ",
         );
         query.push_values(orders, |mut row, order| {
             row.push_bind(*order.id.as_uuid())
@@ -145,7 +157,10 @@ impl Store for PostgresStore {
                 .push_bind(order.status.as_str())
                 .push_bind(order.created_at)
                 .push_bind(order.completed_at)
-                .push_bind(i32::try_from(order.attempts).unwrap_or(i32::MAX));
+                .push_bind(i32::try_from(order.attempts).unwrap_or(i32::MAX))
+                .push_bind(order.last_error.clone())
+                .push_bind(order.failed_at)
+                .push_bind(order.created_at);
         });
         query.push(" ON CONFLICT (id) DO NOTHING");
         let done = query.build().execute(&self.pool).await?;
@@ -203,34 +218,29 @@ impl Store for PostgresStore {
         // instead of waiting on them, and never take the same order.
         let sql = format!(
             "WITH picked AS ( \
-                 SELECT id FROM orders WHERE status = 'Pending' \
-                 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 SELECT id FROM orders WHERE status = 'Pending' AND available_at <= $3 \
+                 ORDER BY available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
              UPDATE orders o SET status = 'Processing', claim_token = $1, \
                     lease_expires_at = $2, attempts = o.attempts + 1 \
              FROM picked WHERE o.id = picked.id \
              RETURNING {}",
-            ORDER_COLUMNS
-                .split(", ")
-                .map(|c| format!("o.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            order_columns_of("o")
         );
         let rows = sqlx::query(&sql)
             .bind(token)
             .bind(lease_expires_at)
+            .bind(now)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
-        let mut claims = rows
-            .iter()
-            .map(|row| {
-                Ok(Claim {
-                    order: order_from_row(row)?,
-                    token,
-                    lease_expires_at,
-                })
+        let mut claims = orders_from_rows(&rows)?
+            .into_iter()
+            .map(|order| Claim {
+                order,
+                token,
+                lease_expires_at,
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect::<Vec<_>>();
         claims.sort_by_key(|claim| claim.order.id);
         Ok(claims)
     }
@@ -242,6 +252,33 @@ impl Store for PostgresStore {
              WHERE id = $2 AND status = 'Processing' AND claim_token = $3",
         )
         .bind(now)
+        .bind(claim.order.id.as_uuid())
+        .bind(claim.token)
+        .execute(&self.pool)
+        .await?;
+        Ok(claim_outcome(done.rows_affected()))
+    }
+
+    async fn fail(
+        &self,
+        claim: &Claim,
+        error: &str,
+        after: AfterFailure,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let (status, available_at, failed_at) = match after {
+            AfterFailure::RetryAt(at) => ("Pending", at, None),
+            AfterFailure::DeadLetter => ("Failed", now, Some(now)),
+        };
+        let done = sqlx::query(
+            "UPDATE orders SET status = $1, available_at = $2, failed_at = $3, last_error = $4, \
+                    claim_token = NULL, lease_expires_at = NULL \
+             WHERE id = $5 AND status = 'Processing' AND claim_token = $6",
+        )
+        .bind(status)
+        .bind(available_at)
+        .bind(failed_at)
+        .bind(error)
         .bind(claim.order.id.as_uuid())
         .bind(claim.token)
         .execute(&self.pool)
@@ -261,14 +298,62 @@ impl Store for PostgresStore {
         Ok(claim_outcome(done.rows_affected()))
     }
 
-    async fn rescue_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE orders SET status = 'Pending', claim_token = NULL, lease_expires_at = NULL \
-             WHERE status = 'Processing' AND lease_expires_at < $1",
+    async fn rescue_expired(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<Rescued, StoreError> {
+        let statuses: Vec<String> = sqlx::query_scalar(
+            "UPDATE orders SET \
+                 status = CASE WHEN attempts >= $1 THEN 'Failed' ELSE 'Pending' END, \
+                 failed_at = CASE WHEN attempts >= $1 THEN $2 END, \
+                 available_at = $2, last_error = $3, claim_token = NULL, lease_expires_at = NULL \
+             WHERE status = 'Processing' AND lease_expires_at < $2 \
+             RETURNING status",
         )
+        .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
         .bind(now)
-        .execute(&self.pool)
+        .bind(LEASE_EXPIRED)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(done.rows_affected())
+        Ok(rescued_from_statuses(&statuses))
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError> {
+        let mut sql: QueryBuilder<Postgres> =
+            QueryBuilder::new(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE true"));
+        if let Some(status) = query.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(user_id) = &query.user_id {
+            sql.push(" AND user_id = ").push_bind(user_id.clone());
+        }
+        if let Some(before) = query.before {
+            sql.push(" AND id < ").push_bind(*before.as_uuid());
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        orders_from_rows(&rows)
+    }
+
+    async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError> {
+        let sql = format!(
+            "UPDATE orders SET status = 'Pending', attempts = 0, failed_at = NULL, \
+                    available_at = $1 \
+             WHERE id = $2 AND status = 'Failed' RETURNING {ORDER_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(now)
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => {
+                self.new_work.notify_one();
+                Ok(RetryOutcome::Retried(order_from_row(&row)?))
+            }
+            None => Ok(not_retried(self.status(id).await?)),
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{ClaimOutcome, OrderMetrics, StoreError};
+use super::{ClaimOutcome, OrderMetrics, Rescued, RetryOutcome, StoreError};
 use crate::domain::{ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis};
 
 /// The columns every backend reads, as every backend can decode them.
@@ -16,6 +16,8 @@ pub(super) struct StoredOrder {
     pub created_at: Timestamp,
     pub completed_at: Option<Timestamp>,
     pub attempts: i64,
+    pub last_error: Option<String>,
+    pub failed_at: Option<Timestamp>,
 }
 
 impl StoredOrder {
@@ -31,6 +33,8 @@ impl StoredOrder {
             created_at: self.created_at,
             completed_at: self.completed_at,
             attempts: u32::try_from(self.attempts).map_err(corrupt)?,
+            last_error: self.last_error,
+            failed_at: self.failed_at,
         })
     }
 }
@@ -53,6 +57,24 @@ pub(super) fn claim_outcome(rows_affected: u64) -> ClaimOutcome {
     } else {
         ClaimOutcome::ClaimLost
     }
+}
+
+/// The message stored when a lease runs out under a worker.
+pub(super) const LEASE_EXPIRED: &str = "lease expired: the worker stopped before finishing";
+
+/// Counts a rescue's `RETURNING status` rows.
+pub(super) fn rescued_from_statuses(statuses: &[String]) -> Rescued {
+    let dead_lettered = statuses.iter().filter(|s| *s == "Failed").count() as u64;
+    Rescued {
+        requeued: statuses.len() as u64 - dead_lettered,
+        dead_lettered,
+    }
+}
+
+/// The retry outcome when the guarded update changed nothing: the order's status
+/// says why.
+pub(super) fn not_retried(status: Option<OrderStatus>) -> RetryOutcome {
+    status.map_or(RetryOutcome::NotFound, RetryOutcome::NotFailed)
 }
 
 /// Metrics from per-status totals: (status, orders, processing milliseconds).

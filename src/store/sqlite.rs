@@ -14,16 +14,21 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::rows::{StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals};
-use super::{Claim, ClaimOutcome, OrderMetrics, Store, StoreError};
-use crate::domain::{Order, OrderId, OrderStatus, Timestamp, from_millis};
+use super::rows::{
+    LEASE_EXPIRED, StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals,
+    not_retried, rescued_from_statuses,
+};
+use super::{
+    Claim, ClaimOutcome, ListQuery, OrderMetrics, Rescued, RetryOutcome, Store, StoreError,
+};
+use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, Timestamp, from_millis};
 
 /// How long a connection waits on SQLite's write lock before giving up; other
 /// processes on the same file (a `seed` beside a running `serve`) take turns.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-const ORDER_COLUMNS: &str =
-    "id, user_id, item_ids, amount_cents, status, created_at, completed_at, attempts";
+const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, created_at, \
+     completed_at, attempts, last_error, failed_at";
 
 /// Orders in one SQLite file.
 #[derive(Debug, Clone)]
@@ -70,6 +75,9 @@ fn millis(at: Timestamp) -> i64 {
 fn order_from_row(row: &SqliteRow) -> Result<Order, StoreError> {
     let id: String = row.try_get("id")?;
     let item_ids: String = row.try_get("item_ids")?;
+    let time = |column: &str| -> Result<Option<Timestamp>, sqlx::Error> {
+        Ok(row.try_get::<Option<i64>, _>(column)?.map(from_millis))
+    };
     StoredOrder {
         id: OrderId::from_str(&id).map_err(corrupt)?,
         user_id: row.try_get("user_id")?,
@@ -77,12 +85,16 @@ fn order_from_row(row: &SqliteRow) -> Result<Order, StoreError> {
         amount_cents: row.try_get("amount_cents")?,
         status: row.try_get("status")?,
         created_at: from_millis(row.try_get("created_at")?),
-        completed_at: row
-            .try_get::<Option<i64>, _>("completed_at")?
-            .map(from_millis),
+        completed_at: time("completed_at")?,
         attempts: row.try_get("attempts")?,
+        last_error: row.try_get("last_error")?,
+        failed_at: time("failed_at")?,
     }
     .into_order()
+}
+
+fn orders_from_rows(rows: &[SqliteRow]) -> Result<Vec<Order>, StoreError> {
+    rows.iter().map(order_from_row).collect()
 }
 
 fn items_json(order: &Order) -> String {
@@ -103,21 +115,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert(&self, order: &Order) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, attempts) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(order.id.to_string())
-        .bind(order.user_id.as_str())
-        .bind(items_json(order))
-        .bind(order.total_amount.cents())
-        .bind(order.status.as_str())
-        .bind(millis(order.created_at))
-        .bind(i64::from(order.attempts))
-        .execute(&self.writer)
-        .await?;
-        self.new_work.notify_one();
-        Ok(())
+        match self.import(std::slice::from_ref(order)).await? {
+            1 => Ok(()),
+            _ => Err(corrupt(format!("order id {} already taken", order.id))),
+        }
     }
 
     async fn import(&self, orders: &[Order]) -> Result<u64, StoreError> {
@@ -126,7 +127,7 @@ impl Store for SqliteStore {
         }
         let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, \
-             completed_at, attempts) ",
+             completed_at, attempts, last_error, failed_at, available_at) ",
         );
         query.push_values(orders, |mut row, order| {
             row.push_bind(order.id.to_string())
@@ -136,7 +137,10 @@ impl Store for SqliteStore {
                 .push_bind(order.status.as_str())
                 .push_bind(millis(order.created_at))
                 .push_bind(order.completed_at.map(millis))
-                .push_bind(i64::from(order.attempts));
+                .push_bind(i64::from(order.attempts))
+                .push_bind(order.last_error.as_deref())
+                .push_bind(order.failed_at.map(millis))
+                .push_bind(millis(order.created_at));
         });
         query.push(" ON CONFLICT (id) DO NOTHING");
         let done = query.build().execute(&self.writer).await?;
@@ -191,25 +195,25 @@ impl Store for SqliteStore {
         let sql = format!(
             "UPDATE orders SET status = 'Processing', claim_token = ?, lease_expires_at = ?, \
                     attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM orders WHERE status = 'Pending' ORDER BY id LIMIT ?) \
+             WHERE id IN (SELECT id FROM orders WHERE status = 'Pending' AND available_at <= ? \
+                          ORDER BY available_at, id LIMIT ?) \
              RETURNING {ORDER_COLUMNS}"
         );
         let rows = sqlx::query(&sql)
             .bind(token.to_string())
             .bind(millis(lease_expires_at))
+            .bind(millis(now))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.writer)
             .await?;
-        let mut claims = rows
-            .iter()
-            .map(|row| {
-                Ok(Claim {
-                    order: order_from_row(row)?,
-                    token,
-                    lease_expires_at,
-                })
+        let mut claims = orders_from_rows(&rows)?
+            .into_iter()
+            .map(|order| Claim {
+                order,
+                token,
+                lease_expires_at,
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect::<Vec<_>>();
         // RETURNING gives no order guarantee; hand work out oldest first.
         claims.sort_by_key(|claim| claim.order.id);
         Ok(claims)
@@ -222,6 +226,33 @@ impl Store for SqliteStore {
              WHERE id = ? AND status = 'Processing' AND claim_token = ?",
         )
         .bind(millis(now))
+        .bind(claim.order.id.to_string())
+        .bind(claim.token.to_string())
+        .execute(&self.writer)
+        .await?;
+        Ok(claim_outcome(done.rows_affected()))
+    }
+
+    async fn fail(
+        &self,
+        claim: &Claim,
+        error: &str,
+        after: AfterFailure,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let (status, available_at, failed_at) = match after {
+            AfterFailure::RetryAt(at) => ("Pending", at, None),
+            AfterFailure::DeadLetter => ("Failed", now, Some(now)),
+        };
+        let done = sqlx::query(
+            "UPDATE orders SET status = ?, available_at = ?, failed_at = ?, last_error = ?, \
+                    claim_token = NULL, lease_expires_at = NULL \
+             WHERE id = ? AND status = 'Processing' AND claim_token = ?",
+        )
+        .bind(status)
+        .bind(millis(available_at))
+        .bind(failed_at.map(millis))
+        .bind(error)
         .bind(claim.order.id.to_string())
         .bind(claim.token.to_string())
         .execute(&self.writer)
@@ -242,17 +273,66 @@ impl Store for SqliteStore {
         Ok(claim_outcome(done.rows_affected()))
     }
 
-    async fn rescue_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE orders SET status = 'Pending', claim_token = NULL, lease_expires_at = NULL \
-             WHERE status = 'Processing' AND lease_expires_at < ?",
+    async fn rescue_expired(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<Rescued, StoreError> {
+        let statuses: Vec<String> = sqlx::query_scalar(
+            "UPDATE orders SET \
+                 status = CASE WHEN attempts >= ?1 THEN 'Failed' ELSE 'Pending' END, \
+                 failed_at = CASE WHEN attempts >= ?1 THEN ?2 END, \
+                 available_at = ?2, last_error = ?3, claim_token = NULL, lease_expires_at = NULL \
+             WHERE status = 'Processing' AND lease_expires_at < ?2 \
+             RETURNING status",
         )
+        .bind(i64::from(max_attempts))
         .bind(millis(now))
-        .execute(&self.writer)
+        .bind(LEASE_EXPIRED)
+        .fetch_all(&self.writer)
         .await?;
-        if done.rows_affected() > 0 {
+        let rescued = rescued_from_statuses(&statuses);
+        if rescued.requeued > 0 {
             self.new_work.notify_one();
         }
-        Ok(done.rows_affected())
+        Ok(rescued)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError> {
+        let mut sql: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE 1 = 1"));
+        if let Some(status) = query.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(user_id) = &query.user_id {
+            sql.push(" AND user_id = ").push_bind(user_id.clone());
+        }
+        if let Some(before) = query.before {
+            sql.push(" AND id < ").push_bind(before.to_string());
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+        let rows = sql.build().fetch_all(&self.reader).await?;
+        orders_from_rows(&rows)
+    }
+
+    async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError> {
+        let sql = format!(
+            "UPDATE orders SET status = 'Pending', attempts = 0, failed_at = NULL, \
+                    available_at = ? \
+             WHERE id = ? AND status = 'Failed' RETURNING {ORDER_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(millis(now))
+            .bind(id.to_string())
+            .fetch_optional(&self.writer)
+            .await?;
+        match row {
+            Some(row) => {
+                self.new_work.notify_one();
+                Ok(RetryOutcome::Retried(order_from_row(&row)?))
+            }
+            None => Ok(not_retried(self.status(id).await?)),
+        }
     }
 }

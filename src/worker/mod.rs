@@ -2,14 +2,13 @@
 //! transaction, completes them under their claim, rescues expired leases, and stops
 //! gracefully.
 
+mod job;
 mod processor;
 
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -17,8 +16,9 @@ use tracing::{error, info, warn};
 
 pub use processor::{ProcessingError, Processor, SimulatedProcessor};
 
-use crate::domain::{OrderId, now};
-use crate::store::{Claim, ClaimOutcome, Store, StoreError};
+use crate::domain::{OrderId, RetryPolicy, now};
+use crate::store::{Claim, Store};
+use job::Job;
 
 /// How the pool behaves; built from the configuration.
 #[derive(Debug, Clone)]
@@ -31,6 +31,10 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// How long in-flight processing may run on after a stop is asked for.
     pub shutdown_grace: Duration,
+    /// Longest one processing attempt may take before it is cancelled as failed.
+    pub processing_timeout: Duration,
+    /// Backoff between failed attempts, and when to give up.
+    pub retry: RetryPolicy,
 }
 
 /// A pool of workers sharing one store.
@@ -70,7 +74,7 @@ impl WorkerPool {
         let mut tasks = JoinSet::new();
         let rescuer = tokio::spawn(rescue_until_stopped(
             self.store.clone(),
-            self.settings.lease,
+            self.settings.clone(),
             stop.clone(),
         ));
         info!(
@@ -104,6 +108,9 @@ impl WorkerPool {
                             store: self.store.clone(),
                             processor: self.processor.clone(),
                             in_flight: self.in_flight.clone(),
+                            retry: self.settings.retry,
+                            timeout: self.settings.processing_timeout,
+                            new_work: self.new_work.clone(),
                         };
                         tasks.spawn(async move {
                             job.run(claim).await;
@@ -181,87 +188,31 @@ fn log_task_end(joined: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// One claimed order's trip through processing and completion.
-struct Job {
+/// Periodically takes back orders whose lease expired (their worker died): to the
+/// queue, or to `Failed` when their attempts are used up.
+async fn rescue_until_stopped(
     store: Arc<dyn Store>,
-    processor: Arc<dyn Processor>,
-    in_flight: Arc<Mutex<HashMap<OrderId, Claim>>>,
-}
-
-impl Job {
-    async fn run(self, claim: Claim) {
-        let order_id = claim.order.id;
-        // A panic in the processing step is a failed attempt, not a dead worker.
-        let result = AssertUnwindSafe(self.processor.process(&claim.order))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(ProcessingError("processing panicked".into())));
-        let attempt = claim.order.attempts;
-        let succeeded = match result {
-            Ok(()) => true,
-            Err(err) => {
-                warn!(order_id = %order_id, attempt, error = %err,
-                      "processing failed; returning the order to the queue");
-                false
-            }
-        };
-        let recorded = self.record(&claim, succeeded).await;
-        if succeeded && matches!(recorded, Ok(ClaimOutcome::Applied)) {
-            info!(order_id = %order_id, attempt, "order completed");
-        }
-        match recorded {
-            Ok(ClaimOutcome::Applied) => {}
-            Ok(ClaimOutcome::ClaimLost) => warn!(
-                order_id = %order_id,
-                "claim was lost (lease expired and the order was taken back); leaving it alone"
-            ),
-            Err(err) => error!(
-                order_id = %order_id, error = ?err,
-                "could not record the outcome; the order returns to the queue when its lease expires"
-            ),
-        }
-        self.in_flight
-            .lock()
-            .expect("not poisoned")
-            .remove(&order_id);
-    }
-
-    /// Completes (or releases) the order under its claim. While the database is
-    /// unavailable it keeps trying until the lease ends: after that the order is
-    /// rescued and processed again, so nothing is lost either way.
-    async fn record(&self, claim: &Claim, succeeded: bool) -> Result<ClaimOutcome, StoreError> {
-        let mut delay = Duration::from_millis(50);
-        loop {
-            let result = if succeeded {
-                self.store.complete(claim, now()).await
-            } else {
-                self.store.release(claim).await
-            };
-            match result {
-                Err(err) if err.is_unavailable() && now() + delay < claim.lease_expires_at => {
-                    warn!(order_id = %claim.order.id, error = %err, "database unavailable; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-/// Periodically returns orders whose lease expired (their worker died) to the queue.
-async fn rescue_until_stopped(store: Arc<dyn Store>, lease: Duration, stop: CancellationToken) {
+    settings: WorkerSettings,
+    stop: CancellationToken,
+) {
     // Checking a few times per lease bounds how long past its expiry an order waits.
-    let every = (lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let every = (settings.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     let mut ticks = tokio::time::interval(every);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             () = stop.cancelled() => return,
         }
-        match store.rescue_expired(now()).await {
-            Ok(0) => {}
-            Ok(rescued) => warn!(rescued, "returned orders with expired leases to the queue"),
+        match store
+            .rescue_expired(now(), settings.retry.max_attempts)
+            .await
+        {
+            Ok(rescued) if rescued == Default::default() => {}
+            Ok(rescued) => warn!(
+                requeued = rescued.requeued,
+                dead_lettered = rescued.dead_lettered,
+                "returned orders with expired leases to the queue"
+            ),
             Err(err) => error!(error = ?err, "lease rescue failed; will try again"),
         }
     }

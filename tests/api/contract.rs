@@ -218,7 +218,7 @@ async fn metrics_of_an_empty_service_are_zero_with_every_status(db: TestDb) {
         json!({
             "total_orders": 0,
             "average_processing_time": 0.0,
-            "order_counts": {"Pending": 0, "Processing": 0, "Completed": 0}
+            "order_counts": {"Pending": 0, "Processing": 0, "Completed": 0, "Failed": 0}
         })
     );
     assert!(metrics["total_orders"].is_u64());
@@ -237,6 +237,8 @@ fn known_order(minute: i64, status: OrderStatus, processing_ms: Option<i64>) -> 
         created_at: from_millis(created),
         completed_at: processing_ms.map(|ms| from_millis(created + ms)),
         attempts: u32::from(processing_ms.is_some()),
+        last_error: None,
+        failed_at: None,
     }
 }
 
@@ -270,7 +272,7 @@ async fn metrics_match_known_data(db: TestDb) {
     assert_eq!(metrics["total_orders"], 5);
     assert_eq!(
         metrics["order_counts"],
-        json!({"Pending": 1, "Processing": 1, "Completed": 3})
+        json!({"Pending": 1, "Processing": 1, "Completed": 3, "Failed": 0})
     );
     // (1.000 + 2.500 + 4.001) / 3 = 2.500333... -> 2.5 s, millisecond precision.
     assert_eq!(metrics["average_processing_time"], json!(2.5));
@@ -298,7 +300,7 @@ async fn unknown_routes_and_wrong_methods_answer_in_the_problem_shape(db: TestDb
     let app = spawn_app(db).await;
     let cases = [
         (reqwest::Method::GET, "/nowhere", 404),
-        (reqwest::Method::GET, "/orders", 405),
+        (reqwest::Method::PATCH, "/orders", 405),
         (reqwest::Method::DELETE, "/metrics", 405),
         (reqwest::Method::PUT, "/orders", 405),
         (reqwest::Method::POST, "/metrics", 405),

@@ -24,6 +24,7 @@ async fn a_killed_server_loses_nothing_and_completes_nothing_twice(db: TestDb) {
     let settings = [
         ("PROCESSING_TIME_MS", "200"),
         ("WORKER_CONCURRENCY", "4"),
+        ("PROCESSING_TIMEOUT_MS", "1000"),
         ("LEASE_TIMEOUT_MS", "1500"),
         ("POLL_INTERVAL_MS", "100"),
     ];

@@ -24,6 +24,11 @@ pub struct Options {
     pub lease_ms: u64,
     pub grace_ms: u64,
     pub poll_ms: u64,
+    pub processing_timeout_ms: u64,
+    pub failure_rate: f64,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
     /// Replaces the simulated processor (for example with a `Gate`).
     pub processor: Option<Arc<dyn Processor>>,
 }
@@ -36,6 +41,11 @@ impl Default for Options {
             lease_ms: 30_000,
             grace_ms: 2_000,
             poll_ms: 1_000,
+            processing_timeout_ms: 2_000,
+            failure_rate: 0.0,
+            max_attempts: 5,
+            retry_base_ms: 1_000,
+            retry_max_ms: 300_000,
             processor: None,
         }
     }
@@ -237,15 +247,23 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
         lease_timeout_ms: options.lease_ms,
         shutdown_grace_ms: options.grace_ms,
         poll_interval_ms: options.poll_ms,
+        processing_timeout_ms: options.processing_timeout_ms,
+        processing_failure_rate: options.failure_rate,
+        max_attempts: options.max_attempts,
+        retry_base_ms: options.retry_base_ms,
+        retry_max_ms: options.retry_max_ms,
         body_limit_bytes: 65_536,
     };
     config.validate().expect("valid test config");
     let store = db.store().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let processor = options
-        .processor
-        .unwrap_or_else(|| Arc::new(SimulatedProcessor::new(config.processing_time())));
+    let processor = options.processor.unwrap_or_else(|| {
+        Arc::new(SimulatedProcessor::new(
+            config.processing_time(),
+            config.processing_failure_rate,
+        ))
+    });
     let stop = CancellationToken::new();
     let shutdown = stop.clone().cancelled_owned();
     let served = tokio::spawn({

@@ -97,6 +97,7 @@ async fn an_order_created_on_one_instance_wakes_an_idle_worker_on_another() {
         &[
             ("WORKER_CONCURRENCY", "1"),
             ("PROCESSING_TIME_MS", "60000"),
+            ("PROCESSING_TIMEOUT_MS", "90000"),
             ("LEASE_TIMEOUT_MS", "120000"),
             ("POLL_INTERVAL_MS", "60000"),
         ],
@@ -141,6 +142,7 @@ async fn survivors_finish_the_orders_of_a_killed_instance() {
     let settings = [
         ("PROCESSING_TIME_MS", "100"),
         ("WORKER_CONCURRENCY", "5"),
+        ("PROCESSING_TIMEOUT_MS", "1000"),
         ("LEASE_TIMEOUT_MS", "2000"),
         ("POLL_INTERVAL_MS", "200"),
     ];

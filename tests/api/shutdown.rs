@@ -26,6 +26,7 @@ async fn sigterm_returns_unfinished_orders_to_the_queue_and_exits_zero(db: TestD
         &db.url,
         &[
             ("PROCESSING_TIME_MS", "20000"),
+            ("PROCESSING_TIMEOUT_MS", "25000"),
             ("SHUTDOWN_GRACE_MS", "200"),
         ],
     );

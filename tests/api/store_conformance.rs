@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use order_processor::domain::{
-    ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis,
+    AfterFailure, ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis,
 };
-use order_processor::store::{ClaimOutcome, Store};
+use order_processor::store::{ClaimOutcome, ListQuery, Rescued, RetryOutcome, Store};
 
 use crate::helpers::{TestDb, on_every_backend};
 
@@ -23,6 +23,12 @@ on_every_backend!(
     rescue_takes_back_only_expired_leases,
     metrics_count_statuses_and_sum_processing_time,
     metrics_follow_every_kind_of_change,
+    a_failed_attempt_waits_for_its_retry_time,
+    the_last_failed_attempt_dead_letters_the_order,
+    a_stale_claim_cannot_record_a_failure,
+    rescue_dead_letters_orders_out_of_attempts,
+    retry_requeues_only_failed_orders_with_a_fresh_budget,
+    listing_is_newest_first_filtered_and_keyset_paged,
     migrations_can_run_again,
 );
 
@@ -42,6 +48,15 @@ fn order(n: i64, user: &str) -> Order {
         created_at: at(n),
         completed_at: None,
         attempts: 0,
+        last_error: None,
+        failed_at: None,
+    }
+}
+
+fn requeued(requeued: u64) -> Rescued {
+    Rescued {
+        requeued,
+        dead_lettered: 0,
     }
 }
 
@@ -167,9 +182,12 @@ async fn a_stale_claim_can_neither_complete_nor_release(db: TestDb) {
     let store = db.store().await;
     let new = order(1, "u");
     store.insert(&new).await.unwrap();
-    let stale = store.claim(1, at(0), LEASE).await.unwrap().remove(0);
+    let stale = store.claim(1, at(1), LEASE).await.unwrap().remove(0);
     // The lease runs out; the order is rescued and claimed by someone else.
-    assert_eq!(store.rescue_expired(at(31_000)).await.unwrap(), 1);
+    assert_eq!(
+        store.rescue_expired(at(31_000), 5).await.unwrap(),
+        requeued(1)
+    );
     let current = store.claim(1, at(31_000), LEASE).await.unwrap().remove(0);
     assert_ne!(current.token, stale.token);
     assert_eq!(current.order.attempts, 2);
@@ -197,7 +215,7 @@ async fn release_returns_the_order_to_the_queue(db: TestDb) {
     let store = db.store().await;
     let new = order(1, "u");
     store.insert(&new).await.unwrap();
-    let claim = store.claim(1, at(0), LEASE).await.unwrap().remove(0);
+    let claim = store.claim(1, at(1), LEASE).await.unwrap().remove(0);
     assert_eq!(store.release(&claim).await.unwrap(), ClaimOutcome::Applied);
     assert_eq!(
         store.status(new.id).await.unwrap(),
@@ -213,14 +231,17 @@ async fn rescue_takes_back_only_expired_leases(db: TestDb) {
     let (early, late) = (order(1, "u"), order(2, "u"));
     store.insert(&early).await.unwrap();
     store.insert(&late).await.unwrap();
-    store.claim(1, at(0), LEASE).await.unwrap();
+    store.claim(1, at(10), LEASE).await.unwrap();
     store.claim(1, at(10_000), LEASE).await.unwrap();
     assert_eq!(
-        store.rescue_expired(at(30_000)).await.unwrap(),
-        0,
+        store.rescue_expired(at(30_010), 5).await.unwrap(),
+        requeued(0),
         "not yet expired"
     );
-    assert_eq!(store.rescue_expired(at(30_001)).await.unwrap(), 1);
+    assert_eq!(
+        store.rescue_expired(at(30_011), 5).await.unwrap(),
+        requeued(1)
+    );
     assert_eq!(
         store.status(early.id).await.unwrap(),
         Some(OrderStatus::Pending)
@@ -278,7 +299,7 @@ async fn metrics_follow_every_kind_of_change(db: TestDb) {
     expect_metrics(store.as_ref(), 2, 3, 1, 1_500).await;
     store.release(&claims[1]).await.unwrap();
     expect_metrics(store.as_ref(), 3, 2, 1, 1_500).await;
-    store.rescue_expired(at(1_000 + 30_001)).await.unwrap();
+    store.rescue_expired(at(1_000 + 30_001), 5).await.unwrap();
     expect_metrics(store.as_ref(), 5, 0, 1, 1_500).await;
     let again = store.claim(10, at(40_000), LEASE).await.unwrap();
     assert_eq!(again.len(), 5);
@@ -307,4 +328,201 @@ async fn expect_metrics(store: &dyn Store, pending: u64, processing: u64, comple
         ),
         (pending, processing, completed, ms)
     );
+}
+
+async fn a_failed_attempt_waits_for_its_retry_time(db: TestDb) {
+    let store = db.store().await;
+    let new = order(1, "u");
+    store.insert(&new).await.unwrap();
+    let claim = store.claim(1, at(10), LEASE).await.unwrap().remove(0);
+    let outcome = store
+        .fail(
+            &claim,
+            "card declined",
+            AfterFailure::RetryAt(at(5_000)),
+            at(20),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, ClaimOutcome::Applied);
+    let pending = store.get(new.id).await.unwrap().unwrap();
+    assert_eq!(pending.status, OrderStatus::Pending);
+    assert_eq!(pending.last_error.as_deref(), Some("card declined"));
+    assert_eq!(pending.failed_at, None);
+    assert!(
+        store.claim(1, at(4_999), LEASE).await.unwrap().is_empty(),
+        "not due yet"
+    );
+    let again = store.claim(1, at(5_000), LEASE).await.unwrap().remove(0);
+    assert_eq!(again.order.attempts, 2);
+}
+
+async fn the_last_failed_attempt_dead_letters_the_order(db: TestDb) {
+    let store = db.store().await;
+    let new = order(1, "u");
+    store.insert(&new).await.unwrap();
+    let claim = store.claim(1, at(10), LEASE).await.unwrap().remove(0);
+    store
+        .fail(&claim, "out of stock", AfterFailure::DeadLetter, at(30))
+        .await
+        .unwrap();
+    let failed = store.get(new.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, OrderStatus::Failed);
+    assert_eq!(failed.failed_at, Some(at(30)));
+    assert_eq!(failed.last_error.as_deref(), Some("out of stock"));
+    assert_eq!(failed.attempts, 1);
+    assert!(store.claim(1, at(100_000), LEASE).await.unwrap().is_empty());
+    assert_eq!(store.metrics().await.unwrap().counts.failed, 1);
+}
+
+async fn a_stale_claim_cannot_record_a_failure(db: TestDb) {
+    let store = db.store().await;
+    let new = order(1, "u");
+    store.insert(&new).await.unwrap();
+    let stale = store.claim(1, at(10), LEASE).await.unwrap().remove(0);
+    store.rescue_expired(at(40_000), 5).await.unwrap();
+    let current = store.claim(1, at(40_000), LEASE).await.unwrap().remove(0);
+    let outcome = store
+        .fail(&stale, "late", AfterFailure::DeadLetter, at(40_001))
+        .await
+        .unwrap();
+    assert_eq!(outcome, ClaimOutcome::ClaimLost);
+    assert_eq!(
+        store.complete(&current, at(40_002)).await.unwrap(),
+        ClaimOutcome::Applied
+    );
+}
+
+async fn rescue_dead_letters_orders_out_of_attempts(db: TestDb) {
+    let store = db.store().await;
+    let (first, second) = (order(1, "u"), order(2, "u"));
+    store.insert(&first).await.unwrap();
+    let claim = store.claim(1, at(10), LEASE).await.unwrap().remove(0);
+    store.rescue_expired(at(40_000), 2).await.unwrap();
+    store.insert(&second).await.unwrap();
+    // The first order's second attempt also dies: it has had its 2 attempts.
+    let claims = store.claim(2, at(40_000), LEASE).await.unwrap();
+    assert_eq!(claims.len(), 2);
+    assert_eq!(claims[0].order.id, claim.order.id);
+    let rescued = store.rescue_expired(at(80_000), 2).await.unwrap();
+    assert_eq!(
+        rescued,
+        Rescued {
+            requeued: 1,
+            dead_lettered: 1
+        }
+    );
+    let dead = store.get(first.id).await.unwrap().unwrap();
+    assert_eq!(dead.status, OrderStatus::Failed);
+    assert_eq!(dead.failed_at, Some(at(80_000)));
+    assert!(dead.last_error.unwrap().contains("lease expired"));
+    assert_eq!(
+        store.status(second.id).await.unwrap(),
+        Some(OrderStatus::Pending)
+    );
+}
+
+async fn retry_requeues_only_failed_orders_with_a_fresh_budget(db: TestDb) {
+    let store = db.store().await;
+    let new = order(1, "u");
+    store.insert(&new).await.unwrap();
+    assert_eq!(
+        store.retry_failed(new.id, at(20)).await.unwrap(),
+        RetryOutcome::NotFailed(OrderStatus::Pending)
+    );
+    assert_eq!(
+        store
+            .retry_failed(OrderId::new_at(at(0)), at(20))
+            .await
+            .unwrap(),
+        RetryOutcome::NotFound
+    );
+    let claim = store.claim(1, at(10), LEASE).await.unwrap().remove(0);
+    store
+        .fail(&claim, "boom", AfterFailure::DeadLetter, at(30))
+        .await
+        .unwrap();
+    let RetryOutcome::Retried(retried) = store.retry_failed(new.id, at(50)).await.unwrap() else {
+        panic!("a Failed order is retried");
+    };
+    assert_eq!(retried.status, OrderStatus::Pending);
+    assert_eq!(retried.attempts, 0);
+    assert_eq!(retried.failed_at, None);
+    assert_eq!(retried.last_error.as_deref(), Some("boom"), "history kept");
+    assert_eq!(store.metrics().await.unwrap().counts.failed, 0);
+    let again = store.claim(1, at(50), LEASE).await.unwrap().remove(0);
+    assert_eq!(again.order.attempts, 1);
+}
+
+async fn listing_is_newest_first_filtered_and_keyset_paged(db: TestDb) {
+    let store = db.store().await;
+    let orders: Vec<Order> = (0..7)
+        .map(|n| order(n, if n % 2 == 0 { "even" } else { "odd" }))
+        .collect();
+    for o in &orders {
+        store.insert(o).await.unwrap();
+    }
+    store.claim(2, at(10), LEASE).await.unwrap(); // orders 0 and 1: Processing
+    let ids = |list: Vec<Order>| list.into_iter().map(|o| o.id).collect::<Vec<_>>();
+    let newest_first: Vec<OrderId> = orders.iter().rev().map(|o| o.id).collect();
+
+    let all = store
+        .list(&ListQuery {
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(all), newest_first);
+
+    let page1 = store
+        .list(&ListQuery {
+            limit: 3,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    let before = page1.last().unwrap().id;
+    let page2 = store
+        .list(&ListQuery {
+            limit: 3,
+            before: Some(before),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(page1), newest_first[..3]);
+    assert_eq!(ids(page2), newest_first[3..6]);
+
+    let evens = store
+        .list(&ListQuery {
+            user_id: Some("even".into()),
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(evens),
+        [orders[6].id, orders[4].id, orders[2].id, orders[0].id]
+    );
+    let processing = store
+        .list(&ListQuery {
+            status: Some(OrderStatus::Processing),
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(processing), [orders[1].id, orders[0].id]);
+    let odd_pending = store
+        .list(&ListQuery {
+            status: Some(OrderStatus::Pending),
+            user_id: Some("odd".into()),
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(odd_pending), [orders[5].id, orders[3].id]);
 }

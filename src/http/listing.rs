@@ -1,0 +1,156 @@
+//! `GET /orders`: orders newest first, filtered by status and user, with keyset
+//! (cursor) pagination, so pages stay exact while new orders arrive.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::orders::OrderBody;
+use super::state::AppState;
+use crate::domain::{FieldError, OrderId, OrderStatus};
+use crate::store::ListQuery;
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 500;
+const PARAMETERS: [&str; 4] = ["status", "user_id", "limit", "cursor"];
+
+/// A page of orders and the cursor of the next page (`null` on the last).
+#[derive(Debug, Serialize)]
+pub struct Page {
+    orders: Vec<OrderBody>,
+    next_cursor: Option<String>,
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Page>, ApiError> {
+    let Query(params) = query.map_err(|rejection| {
+        ApiError::InvalidQuery(vec![FieldError::new("query", rejection.body_text())])
+    })?;
+    let mut list = parse(&params).map_err(ApiError::InvalidQuery)?;
+    let limit = list.limit;
+    // One more than asked tells whether another page follows.
+    list.limit += 1;
+    let mut orders = state.store.list(&list).await?;
+    let next_cursor = (orders.len() > limit).then(|| {
+        orders.truncate(limit);
+        encode_cursor(orders.last().expect("limit >= 1").id)
+    });
+    Ok(Json(Page {
+        orders: orders.iter().map(OrderBody::full).collect(),
+        next_cursor,
+    }))
+}
+
+/// Checks every parameter and reports every offending one; unknown parameters are
+/// refused, so a misspelt filter cannot silently list everything.
+fn parse(params: &HashMap<String, String>) -> Result<ListQuery, Vec<FieldError>> {
+    let mut errors: Vec<FieldError> = params
+        .keys()
+        .filter(|key| !PARAMETERS.contains(&key.as_str()))
+        .map(|key| FieldError::new(key.clone(), "is not a known parameter"))
+        .collect();
+    let mut query = ListQuery {
+        limit: DEFAULT_LIMIT,
+        ..ListQuery::default()
+    };
+    if let Some(status) = params.get("status") {
+        match status.parse::<OrderStatus>() {
+            Ok(status) => query.status = Some(status),
+            Err(_) => errors.push(FieldError::new(
+                "status",
+                "must be one of Pending, Processing, Completed, Failed",
+            )),
+        }
+    }
+    if let Some(user_id) = params.get("user_id") {
+        query.user_id = Some(user_id.clone());
+    }
+    if let Some(limit) = params.get("limit") {
+        match limit.parse::<usize>() {
+            Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => query.limit = limit,
+            _ => errors.push(FieldError::new(
+                "limit",
+                format!("must be an integer from 1 to {MAX_LIMIT}"),
+            )),
+        }
+    }
+    if let Some(cursor) = params.get("cursor") {
+        match decode_cursor(cursor) {
+            Some(before) => query.before = Some(before),
+            None => errors.push(FieldError::new(
+                "cursor",
+                "is not a cursor this service issued",
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(query)
+    } else {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        Err(errors)
+    }
+}
+
+/// The cursor is the last listed id, opaque to clients: base64url of its bytes.
+fn encode_cursor(id: OrderId) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_uuid().as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Option<OrderId> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    Uuid::from_slice(&bytes).ok().map(OrderId::from_uuid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn cursors_round_trip_and_strangers_are_refused() {
+        let id = OrderId::new_at(crate::domain::now());
+        assert_eq!(decode_cursor(&encode_cursor(id)), Some(id));
+        assert_eq!(decode_cursor("not a cursor"), None);
+        assert_eq!(decode_cursor("AAAA"), None);
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_asked() {
+        let query = parse(&params(&[])).unwrap();
+        assert_eq!(query.limit, DEFAULT_LIMIT);
+        assert_eq!(
+            (query.status, query.user_id, query.before),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn every_bad_parameter_is_named() {
+        let errors = parse(&params(&[
+            ("status", "failed"),
+            ("limit", "0"),
+            ("cursor", "x"),
+            ("stauts", "Failed"),
+        ]))
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["cursor", "limit", "status", "stauts"]);
+        assert!(parse(&params(&[("limit", "501")])).is_err());
+        assert!(parse(&params(&[("limit", "500")])).is_ok());
+    }
+}

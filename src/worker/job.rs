@@ -1,0 +1,133 @@
+//! One claimed order's attempt: process it within the timeout, then record the
+//! outcome under the claim (completed, retried after a backoff, or dead-lettered).
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::Notify;
+use tracing::{error, info, warn};
+
+use super::Processor;
+use crate::domain::{AfterFailure, Order, OrderId, RetryPolicy, now};
+use crate::store::{Claim, ClaimOutcome, Store, StoreError};
+
+/// Everything one attempt needs; cheap to make per claimed order.
+pub(super) struct Job {
+    pub store: Arc<dyn Store>,
+    pub processor: Arc<dyn Processor>,
+    pub in_flight: Arc<Mutex<HashMap<OrderId, Claim>>>,
+    pub retry: RetryPolicy,
+    pub timeout: Duration,
+    pub new_work: Arc<Notify>,
+}
+
+/// What an attempt's outcome asks the store to record.
+enum Outcome {
+    Completed,
+    Failed { error: String, after: AfterFailure },
+}
+
+impl Job {
+    pub async fn run(self, claim: Claim) {
+        let order_id = claim.order.id;
+        let attempt = claim.order.attempts;
+        let outcome = match self.attempt(&claim.order).await {
+            Ok(()) => Outcome::Completed,
+            Err(error) => {
+                let after = self.retry.after_failure(attempt, now(), fastrand::f64());
+                Outcome::Failed { error, after }
+            }
+        };
+        match (self.record(&claim, &outcome).await, &outcome) {
+            (Ok(ClaimOutcome::Applied), Outcome::Completed) => {
+                info!(order_id = %order_id, attempt, "order completed");
+            }
+            (Ok(ClaimOutcome::Applied), Outcome::Failed { error, after }) => match after {
+                AfterFailure::RetryAt(at) => {
+                    let delay = (*at - now()).to_std().unwrap_or_default();
+                    warn!(order_id = %order_id, attempt, error = %error,
+                          retry_in_ms = delay.as_millis() as u64,
+                          "processing failed; will retry");
+                    self.wake_at(delay);
+                }
+                AfterFailure::DeadLetter => error!(
+                    order_id = %order_id, attempt, error = %error,
+                    "processing failed; attempts used up, order dead-lettered as Failed"
+                ),
+            },
+            (Ok(ClaimOutcome::ClaimLost), _) => warn!(
+                order_id = %order_id,
+                "claim was lost (lease expired and the order was taken back); leaving it alone"
+            ),
+            (Err(err), _) => error!(
+                order_id = %order_id, error = ?err,
+                "could not record the outcome; the order returns to the queue when its lease expires"
+            ),
+        }
+        self.in_flight
+            .lock()
+            .expect("not poisoned")
+            .remove(&order_id);
+    }
+
+    /// Runs the processing step. A panic or a timeout is a failed attempt like any
+    /// error; the timeout cancels the step by dropping it.
+    async fn attempt(&self, order: &Order) -> Result<(), String> {
+        let work = AssertUnwindSafe(self.processor.process(order)).catch_unwind();
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(err))) => Err(err.to_string()),
+            Ok(Err(panic)) => Err(format!("processing panicked: {}", panic_message(&*panic))),
+            Err(_) => Err(format!(
+                "processing timed out after {} ms",
+                self.timeout.as_millis()
+            )),
+        }
+    }
+
+    /// Records the outcome under the claim. While the database is unavailable it keeps
+    /// trying until the lease ends: after that the order is rescued and processed
+    /// again, so nothing is lost either way.
+    async fn record(&self, claim: &Claim, outcome: &Outcome) -> Result<ClaimOutcome, StoreError> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let result = match outcome {
+                Outcome::Completed => self.store.complete(claim, now()).await,
+                Outcome::Failed { error, after } => {
+                    self.store.fail(claim, error, *after, now()).await
+                }
+            };
+            match result {
+                Err(err) if err.is_unavailable() && now() + delay < claim.lease_expires_at => {
+                    warn!(order_id = %claim.order.id, error = %err, "database unavailable; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Wakes an idle worker when a retry falls due, so short backoffs are kept to the
+    /// millisecond rather than to the next poll.
+    fn wake_at(&self, delay: Duration) {
+        let new_work = self.new_work.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            new_work.notify_one();
+        });
+    }
+}
+
+/// The text a panic was raised with, when it has one.
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}
