@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -46,13 +47,20 @@ pub async fn run_with_processor(
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop_on_signal = stop.clone();
-    let served = axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: draining requests and workers");
-            stop_on_signal.cancel();
-        })
-        .await;
+    let serving = axum::serve(listener, http::router(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: draining requests and workers");
+        stop_on_signal.cancel();
+    });
+    // A client that keeps a request open must not keep the process from exiting.
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let served = tokio::select! {
+        served = serving => served,
+        () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("requests still open after the grace period; closing them");
+            Ok(())
+        }
+    };
     // If serving failed, the workers must still stop and hand back their claims.
     stop.cancel();
     if let Err(err) = workers.await {

@@ -9,6 +9,10 @@ use clap::{Args, ValueEnum};
 use crate::domain::RetryPolicy;
 use crate::worker::WorkerSettings;
 
+/// The longest any duration setting may be: a day, far past any sensible value and
+/// far inside what timestamps can hold.
+const DAY_MS: u64 = 86_400_000;
+
 /// A probability: a number from 0 to 1.
 fn parse_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
@@ -55,13 +59,14 @@ pub struct ServeConfig {
     pub worker_concurrency: u16,
 
     /// Simulated processing time per order, in milliseconds.
-    #[arg(long, env = "PROCESSING_TIME_MS", default_value_t = 1000)]
+    #[arg(long, env = "PROCESSING_TIME_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(0..=DAY_MS))]
     pub processing_time_ms: u64,
 
     /// Longest one processing attempt may take before it is cancelled and counted as
     /// failed, in milliseconds. Must exceed the processing time.
     #[arg(long, env = "PROCESSING_TIMEOUT_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
     pub processing_timeout_ms: u64,
 
     /// Fraction of processing attempts the simulated processor fails (0 to 1).
@@ -77,28 +82,29 @@ pub struct ServeConfig {
     /// Backoff ceiling after the first failed attempt, in milliseconds; it doubles
     /// with each further failure, and the delay is a random point in its upper half.
     #[arg(long, env = "RETRY_BASE_MS", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
     pub retry_base_ms: u64,
 
     /// Largest backoff ceiling, in milliseconds.
     #[arg(long, env = "RETRY_MAX_MS", default_value_t = 300_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
     pub retry_max_ms: u64,
 
     /// How long a worker's claim on an order lasts before the order may be taken
     /// back and processed again, in milliseconds. Must exceed the processing timeout.
     #[arg(long, env = "LEASE_TIMEOUT_MS", default_value_t = 30_000,
-          value_parser = clap::value_parser!(u64).range(100..))]
+          value_parser = clap::value_parser!(u64).range(100..=DAY_MS))]
     pub lease_timeout_ms: u64,
 
     /// On SIGTERM/SIGINT, how long in-flight processing may finish before its
     /// orders are returned to the queue, in milliseconds.
-    #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(0..=DAY_MS))]
     pub shutdown_grace_ms: u64,
 
     /// Fallback poll for work when no wake-up arrives, in milliseconds.
     #[arg(long, env = "POLL_INTERVAL_MS", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(10..))]
+          value_parser = clap::value_parser!(u64).range(10..=DAY_MS))]
     pub poll_interval_ms: u64,
 
     /// Largest request body accepted, in bytes; larger ones get 413.

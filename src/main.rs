@@ -9,22 +9,32 @@ use order_processor::cli::{Cli, Command};
 use order_processor::config::{DatabaseConfig, ServeConfig};
 use order_processor::store::Store;
 use order_processor::{app, seed, store, telemetry};
+use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
+    // One stop signal for the whole run, so a SIGTERM during start-up is not lost.
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    });
     match cli.into_command() {
-        Command::Serve(config) => serve(config).await,
+        Command::Serve(config) => serve(config, stop).await,
         Command::Migrate(db) => {
-            let Some(_store) = open_store(&db).await? else {
+            let Some(_store) = open_store(&db, &stop).await? else {
                 return Ok(());
             };
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::Seed(db) => {
-            let Some(store) = open_store(&db).await? else {
+            let Some(store) = open_store(&db, &stop).await? else {
                 return Ok(());
             };
             let samples = seed::sample_orders();
@@ -44,26 +54,32 @@ async fn main() -> anyhow::Result<()> {
 
 /// Connects (waiting for a database that is not up yet, which the log says) and
 /// applies migrations. `None` if a stop signal came first.
-async fn open_store(db: &DatabaseConfig) -> anyhow::Result<Option<Arc<dyn Store>>> {
+async fn open_store(
+    db: &DatabaseConfig,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<Arc<dyn Store>>> {
     let connecting = store::connect_with_retry(&db.database_url, db.database_max_connections);
     let store = tokio::select! {
         store = connecting => store.context("opening the database")?,
-        () = shutdown_signal() => return Ok(None),
+        () = stop.cancelled() => return Ok(None),
     };
-    store.migrate().await.context("applying migrations")?;
+    tokio::select! {
+        migrated = store.migrate() => migrated.context("applying migrations")?,
+        () = stop.cancelled() => return Ok(None),
+    }
     Ok(Some(store))
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+async fn serve(config: ServeConfig, stop: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;
-    let Some(store) = open_store(&config.database).await? else {
+    let Some(store) = open_store(&config.database, &stop).await? else {
         return Ok(());
     };
     let address = SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("binding {address}"))?;
-    app::run(listener, store, &config, shutdown_signal()).await?;
+    app::run(listener, store, &config, stop.cancelled_owned()).await?;
     tracing::info!("stopped");
     Ok(())
 }

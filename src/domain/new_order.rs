@@ -20,6 +20,9 @@ impl FieldError {
 
 /// Longest `user_id` or item id accepted, in characters.
 const MAX_ID_CHARS: usize = 255;
+/// NUL is the one character a text column cannot hold everywhere (PostgreSQL
+/// refuses it), so it is refused at the door rather than failing in storage.
+const NUL_MESSAGE: &str = "must not contain NUL (\\u0000) characters";
 /// Most items one order may hold.
 const MAX_ITEMS: usize = 1_000;
 
@@ -32,6 +35,8 @@ impl UserId {
         const FIELD: &str = "user_id";
         if text.trim().is_empty() {
             Err(FieldError::new(FIELD, "must not be empty"))
+        } else if text.contains('\0') {
+            Err(FieldError::new(FIELD, NUL_MESSAGE))
         } else if text.chars().count() > MAX_ID_CHARS {
             Err(FieldError::new(
                 FIELD,
@@ -67,6 +72,8 @@ impl ItemIds {
         for (index, item) in items.iter().enumerate() {
             let fault = if item.is_empty() {
                 Some("must not be empty".to_owned())
+            } else if item.contains('\0') {
+                Some(NUL_MESSAGE.to_owned())
             } else if item.chars().count() > MAX_ID_CHARS {
                 Some(format!("must be at most {MAX_ID_CHARS} characters"))
             } else {
@@ -102,6 +109,13 @@ mod tests {
         assert!(UserId::parse("".into()).is_err());
         assert!(UserId::parse("é".repeat(256)).is_err());
         assert!(UserId::parse("é".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_every_id() {
+        assert!(UserId::parse("a\0b".into()).is_err());
+        let err = ItemIds::parse(vec!["ok".into(), "\0".into()]).unwrap_err();
+        assert_eq!(err.field, "item_ids[1]");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::orders::OrderBody;
 use super::state::AppState;
-use crate::domain::{FieldError, OrderId, OrderStatus};
+use crate::domain::{FieldError, OrderId, OrderStatus, UserId};
 use crate::store::ListQuery;
 
 const DEFAULT_LIMIT: usize = 50;
@@ -72,7 +72,11 @@ fn parse(params: &HashMap<String, String>) -> Result<ListQuery, Vec<FieldError>>
         }
     }
     if let Some(user_id) = params.get("user_id") {
-        query.user_id = Some(user_id.clone());
+        // The same rules as a stored user_id: a value that could never match is a mistake.
+        match UserId::parse(user_id.clone()) {
+            Ok(user_id) => query.user_id = Some(user_id.as_str().to_owned()),
+            Err(err) => errors.push(err),
+        }
     }
     if let Some(limit) = params.get("limit") {
         match limit.parse::<usize>() {

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -37,9 +38,9 @@ pub async fn create(
 /// `GET /orders/{order_id}`: the whole order.
 pub async fn get(
     State(state): State<AppState>,
-    Path(order_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OrderBody>, ApiError> {
-    let id = parse_id(&order_id)?;
+    let (order_id, id) = parse_id(path)?;
     let order = state
         .store
         .get(id)
@@ -51,9 +52,9 @@ pub async fn get(
 /// `GET /orders/{order_id}/status`.
 pub async fn status(
     State(state): State<AppState>,
-    Path(order_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<StatusBody>, ApiError> {
-    let id = parse_id(&order_id)?;
+    let (order_id, id) = parse_id(path)?;
     let status = state
         .store
         .status(id)
@@ -66,9 +67,9 @@ pub async fn status(
 /// attempt budget; 409 for an order that is not `Failed`.
 pub async fn retry(
     State(state): State<AppState>,
-    Path(order_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OrderBody>, ApiError> {
-    let id = parse_id(&order_id)?;
+    let (order_id, id) = parse_id(path)?;
     match state.store.retry_failed(id, now()).await? {
         RetryOutcome::Retried(order) => Ok(Json(OrderBody::full(&order))),
         RetryOutcome::NotFailed(status) => Err(ApiError::Conflict(format!(
@@ -78,9 +79,16 @@ pub async fn retry(
     }
 }
 
-/// A malformed id names no order, so it is a 404 like an unknown one.
-fn parse_id(text: &str) -> Result<OrderId, ApiError> {
-    text.parse().map_err(|_| not_found(text))
+/// A malformed id (even one that is not UTF-8 once decoded) names no order, so it is
+/// a 404 like an unknown one.
+fn parse_id(path: Result<Path<String>, PathRejection>) -> Result<(String, OrderId), ApiError> {
+    let Ok(Path(text)) = path else {
+        return Err(ApiError::NotFound("no such order".into()));
+    };
+    match text.parse() {
+        Ok(id) => Ok((text, id)),
+        Err(_) => Err(not_found(&text)),
+    }
 }
 
 fn not_found(id: &str) -> ApiError {

@@ -31,7 +31,7 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
+    #[error("DATABASE_URL must start with sqlite:// or postgres:// (it starts with {0:?})")]
     UnsupportedUrl(String),
 }
 
@@ -52,6 +52,27 @@ impl StoreError {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_of_other_databases_are_refused_without_echoing_credentials() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let Err(err) = runtime.block_on(connect("mysql://root:secret@db/orders", 1)) else {
+            panic!("mysql is not supported");
+        };
+        let message = err.to_string();
+        assert!(
+            message.contains("DATABASE_URL") && message.contains("mysql:"),
+            "{message}"
+        );
+        assert!(!message.contains("secret"));
+    }
+}
+
 /// Errors that say "not now" rather than "never": lost or refused connections, an
 /// exhausted pool, a server shutting down, SQLite's lock held past the busy timeout.
 fn is_transient(err: &sqlx::Error) -> bool {
@@ -63,12 +84,13 @@ fn is_transient(err: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // PostgreSQL: 08xxx connection exceptions, 57P0x shutdown/cannot connect now,
-            // 53xxx insufficient resources. SQLite: 5 BUSY, 6 LOCKED.
+            // 53xxx insufficient resources. SQLite reports extended codes, whose low
+            // byte is the primary one: 5 BUSY, 6 LOCKED.
+            let sqlite_primary = code.parse::<u32>().ok().map(|c| c & 0xff);
             code.starts_with("08")
                 || code.starts_with("57P")
                 || code.starts_with("53")
-                || code == "5"
-                || code == "6"
+                || matches!(sqlite_primary, Some(5 | 6))
         }),
         _ => false,
     }
@@ -224,7 +246,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, 
             PostgresStore::connect(url, max_connections).await?,
         ))
     } else {
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
+        // Only the scheme: the rest of a URL may hold a password.
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        Err(StoreError::UnsupportedUrl(format!("{scheme}:")))
     }
 }
 

@@ -49,7 +49,8 @@ impl PostgresStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?.application_name("order-processor");
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(2))
+            // The listener holds one pooled connection for good; the rest serve queries.
+            .max_connections(max_connections.max(1) + 1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;

@@ -87,8 +87,11 @@ impl WorkerPool {
                 log_task_end(joined);
             }
             let first = tokio::select! {
-                permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+                // Biased: once a stop is asked for, no further claim is made even when a
+                // worker is free at the same moment.
+                biased;
                 () = stop.cancelled() => break,
+                permit = permits.clone().acquire_owned() => permit.expect("never closed"),
             };
             // Claim as many orders as there are idle workers, in one transaction.
             let limit = permits.available_permits() + 1;
@@ -121,9 +124,10 @@ impl WorkerPool {
                 Ok(_) => {
                     drop(first);
                     tokio::select! {
+                        biased;
+                        () = stop.cancelled() => break,
                         () = self.new_work.notified() => {}
                         () = tokio::time::sleep(self.settings.poll_interval) => {}
-                        () = stop.cancelled() => break,
                     }
                 }
                 Err(err) => {

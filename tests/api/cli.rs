@@ -24,6 +24,12 @@ fn help_shows_every_setting_with_its_default() {
         ("POLL_INTERVAL_MS", "1000"),
         ("BODY_LIMIT_BYTES", "65536"),
         ("LOG_FORMAT", "text"),
+        ("DATABASE_MAX_CONNECTIONS", "10"),
+        ("PROCESSING_TIMEOUT_MS", "10000"),
+        ("PROCESSING_FAILURE_RATE", "0"),
+        ("MAX_ATTEMPTS", "5"),
+        ("RETRY_BASE_MS", "1000"),
+        ("RETRY_MAX_MS", "300000"),
     ] {
         assert!(
             help.contains(&format!("env: {env}=")),
@@ -52,6 +58,30 @@ fn invalid_settings_fail_at_start_up_naming_the_setting() {
         ("HOST", "not-an-address", "--host"),
         ("LOG_FORMAT", "xml", "--log-format"),
         ("LEASE_TIMEOUT_MS", "500", "LEASE_TIMEOUT_MS"),
+        ("LEASE_TIMEOUT_MS", "999999999999", "--lease-timeout-ms"),
+        ("PROCESSING_TIME_MS", "20000", "PROCESSING_TIMEOUT_MS"),
+        (
+            "PROCESSING_FAILURE_RATE",
+            "1.5",
+            "--processing-failure-rate",
+        ),
+        (
+            "PROCESSING_FAILURE_RATE",
+            "often",
+            "--processing-failure-rate",
+        ),
+        ("MAX_ATTEMPTS", "0", "--max-attempts"),
+        ("RETRY_MAX_MS", "10", "RETRY_MAX_MS"),
+        (
+            "DATABASE_MAX_CONNECTIONS",
+            "0",
+            "--database-max-connections",
+        ),
+        (
+            "DATABASE_URL",
+            "mysql://root:secret@localhost/orders",
+            "DATABASE_URL",
+        ),
     ];
     for (name, value, named) in cases {
         let output = run(&["serve"], &[("DATABASE_URL", &db.url), (name, value)]);

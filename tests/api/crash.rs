@@ -1,9 +1,11 @@
 //! Crash: SIGKILL the real binary mid-drain, start it again, and every acknowledged
 //! order ends `Completed` exactly once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use order_processor::domain::OrderStatus;
+use order_processor::store::ListQuery;
 use serde_json::{Value, json};
 
 use crate::binary::Server;
@@ -42,6 +44,17 @@ async fn a_killed_server_loses_nothing_and_completes_nothing_twice(db: TestDb) {
     let first_logs = server.kill();
 
     let store = db.store().await;
+    let in_flight: HashSet<String> = store
+        .list(&ListQuery {
+            status: Some(OrderStatus::Processing),
+            limit: ORDERS,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|order| order.id.to_string())
+        .collect();
     let counts = store.metrics().await.unwrap().counts;
     assert_eq!(
         counts.total(),
@@ -81,6 +94,9 @@ async fn a_killed_server_loses_nothing_and_completes_nothing_twice(db: TestDb) {
             "{id} completed {} times",
             completed[id]
         );
+        // Only the orders a worker held when the process died were started twice.
+        let expected_attempts = if in_flight.contains(id) { 2 } else { 1 };
+        assert_eq!(order.attempts, expected_attempts, "{id}");
     }
     let rescued = second_logs
         .iter()

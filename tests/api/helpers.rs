@@ -390,3 +390,27 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Asserts that the running totals behind `/metrics` agree with the orders table
+/// itself, read status by status.
+pub async fn assert_metrics_match_the_table(store: &dyn Store) {
+    use order_processor::domain::OrderStatus;
+    use order_processor::store::ListQuery;
+    let counts = store.metrics().await.expect("metrics").counts;
+    for status in OrderStatus::ALL {
+        let listed = store
+            .list(&ListQuery {
+                status: Some(status),
+                limit: 1_000_000,
+                ..ListQuery::default()
+            })
+            .await
+            .expect("list")
+            .len() as u64;
+        assert_eq!(
+            counts.get(status),
+            listed,
+            "{status} in metrics and in the table"
+        );
+    }
+}

@@ -119,6 +119,8 @@ async fn bad_listing_parameters_answer_400_naming_each(db: TestDb) {
         ("status=failed", "status"),
         ("status=Unknown", "status"),
         ("stauts=Failed", "stauts"),
+        ("user_id=", "user_id"),
+        ("user_id=a%00b", "user_id"),
     ];
     for (query, field) in cases {
         let response = app.get(&format!("/orders?{query}")).await;
