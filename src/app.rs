@@ -37,6 +37,8 @@ pub async fn run_with_processor(
     config: &ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Installed before anything records, so no early measurement is lost.
+    crate::telemetry::prometheus();
     let stop = CancellationToken::new();
     let pool = WorkerPool::new(store.clone(), processor, config.worker_settings());
     let workers = tokio::spawn(pool.run_until_stopped(stop.clone()));

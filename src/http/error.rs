@@ -32,6 +32,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the service is temporarily unavailable; try again shortly")]
     Unavailable(#[source] StoreError),
+    #[error("not ready: {0}")]
+    NotReady(String),
     #[error("internal error")]
     Internal(#[source] StoreError),
 }
@@ -80,7 +82,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,6 +100,7 @@ impl ApiError {
             Self::NotFound(_) => "/problems/not-found",
             Self::MethodNotAllowed => "/problems/method-not-allowed",
             Self::Unavailable(_) => "/problems/service-unavailable",
+            Self::NotReady(_) => "/problems/not-ready",
             Self::Internal(_) => "/problems/internal-error",
         }
     }

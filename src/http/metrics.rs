@@ -1,7 +1,10 @@
-//! `GET /metrics`: the reference's JSON, from one consistent read.
+//! `GET /metrics`: the reference's JSON, from one consistent read; and
+//! `GET /metrics/prometheus`: the Prometheus text exposition.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use serde::Serialize;
 
 use super::error::ApiError;
@@ -44,4 +47,21 @@ pub async fn get(State(state): State<AppState>) -> Result<Json<MetricsBody>, Api
         average_processing_time: metrics.average_processing_seconds(),
         order_counts,
     }))
+}
+
+/// The Prometheus exposition: everything recorded through the `metrics` facade, with
+/// the queue depth by status refreshed from the store's running totals first.
+pub async fn prometheus(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let counts = state.store.metrics().await?.counts;
+    for status in OrderStatus::ALL {
+        metrics::gauge!("orders_by_status", "status" => status.as_str())
+            .set(counts.get(status) as f64);
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::prometheus().render(),
+    ))
 }

@@ -2,18 +2,18 @@
 
 mod error;
 mod extract;
+mod health;
 mod listing;
 mod metrics;
+mod observe;
 mod orders;
 mod state;
 
-use std::time::Instant;
-
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use error::ApiError;
 pub use state::AppState;
@@ -28,25 +28,16 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{order_id}/status", get(orders::status))
         .route("/orders/{order_id}/retry", post(orders::retry))
         .route("/metrics", get(metrics::get))
+        .route("/metrics/prometheus", get(metrics::prometheus))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(observe::observe_request))
+        // Outermost: a client's X-Request-Id is kept, a missing one is made, and the
+        // answer carries it back.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
-}
-
-/// One log line per request: method, path, status and latency (microseconds).
-async fn log_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    tracing::info!(
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        "request"
-    );
-    response
 }

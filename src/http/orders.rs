@@ -27,6 +27,7 @@ pub async fn create(
     let new_order = parse_new_order(&body).map_err(ApiError::Validation)?;
     let order = Order::accept(new_order, now());
     state.store.insert(&order).await?;
+    metrics::counter!("orders_created_total").increment(1);
     let location = format!("/orders/{}", order.id);
     Ok((
         StatusCode::CREATED,

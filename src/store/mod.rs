@@ -31,6 +31,8 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
+    #[error("the database schema is at migration {applied:?}; this build needs {needed}")]
+    SchemaBehind { applied: Option<i64>, needed: i64 },
     #[error("DATABASE_URL must start with sqlite:// or postgres:// (it starts with {0:?})")]
     UnsupportedUrl(String),
 }
@@ -176,6 +178,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies this backend's migrations; safe to run on every start.
     async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// `Ok` when the database answers and every migration this build knows is applied.
+    async fn ready(&self) -> Result<(), StoreError>;
 
     /// Commits a new `Pending` order durably before returning.
     async fn insert(&self, order: &Order) -> Result<(), StoreError>;

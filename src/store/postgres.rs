@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::rows::{
     LEASE_EXPIRED, StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals,
-    not_retried, rescued_from_statuses,
+    not_retried, rescued_from_statuses, schema_current,
 };
 use super::{
     Claim, ClaimOutcome, ListQuery, OrderMetrics, Rescued, RetryOutcome, Store, StoreError,
@@ -25,6 +25,9 @@ use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, Timestamp};
 const CHANNEL: &str = "order_processor_new_work";
 /// How long a request waits for a pooled connection before answering 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// This backend's migrations, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, created_at, \
      completed_at, attempts, last_error, failed_at";
@@ -125,10 +128,16 @@ impl Store for PostgresStore {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         // The migrator takes an advisory lock, so instances starting together are safe.
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await?;
+        MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success = true")
+                .fetch_one(&self.pool)
+                .await?;
+        schema_current(&MIGRATOR, applied)
     }
 
     async fn insert(&self, order: &Order) -> Result<(), StoreError> {

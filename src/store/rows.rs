@@ -93,3 +93,16 @@ pub(super) fn metrics_from_totals(
     }
     Ok(metrics)
 }
+
+/// `Ok` when the newest applied migration is the newest this build embeds.
+pub(super) fn schema_current(
+    migrator: &sqlx::migrate::Migrator,
+    applied: Option<i64>,
+) -> Result<(), StoreError> {
+    let needed = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    if applied == Some(needed) {
+        Ok(())
+    } else {
+        Err(StoreError::SchemaBehind { applied, needed })
+    }
+}

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::rows::{
     LEASE_EXPIRED, StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals,
-    not_retried, rescued_from_statuses,
+    not_retried, rescued_from_statuses, schema_current,
 };
 use super::{
     Claim, ClaimOutcome, ListQuery, OrderMetrics, Rescued, RetryOutcome, Store, StoreError,
@@ -26,6 +26,9 @@ use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, Timestamp, from_m
 /// How long a connection waits on SQLite's write lock before giving up; other
 /// processes on the same file (a `seed` beside a running `serve`) take turns.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// This backend's migrations, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, created_at, \
      completed_at, attempts, last_error, failed_at";
@@ -108,10 +111,16 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.writer)
-            .await?;
+        MIGRATOR.run(&self.writer).await?;
         Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.reader)
+                .await?;
+        schema_current(&MIGRATOR, applied)
     }
 
     async fn insert(&self, order: &Order) -> Result<(), StoreError> {

@@ -35,7 +35,17 @@ impl Job {
     pub async fn run(self, claim: Claim) {
         let order_id = claim.order.id;
         let attempt = claim.order.attempts;
-        let outcome = match self.attempt(&claim.order).await {
+        metrics::counter!("order_attempts_total").increment(1);
+        let started = std::time::Instant::now();
+        let attempted = self.attempt(&claim.order).await;
+        let label = if attempted.is_ok() {
+            "completed"
+        } else {
+            "failed"
+        };
+        metrics::histogram!("order_processing_duration_seconds", "outcome" => label)
+            .record(started.elapsed().as_secs_f64());
+        let outcome = match attempted {
             Ok(()) => Outcome::Completed,
             Err(error) => {
                 let after = self.retry.after_failure(attempt, now(), fastrand::f64());
@@ -48,16 +58,20 @@ impl Job {
             }
             (Ok(ClaimOutcome::Applied), Outcome::Failed { error, after }) => match after {
                 AfterFailure::RetryAt(at) => {
+                    metrics::counter!("order_retries_total").increment(1);
                     let delay = (*at - now()).to_std().unwrap_or_default();
                     warn!(order_id = %order_id, attempt, error = %error,
                           retry_in_ms = delay.as_millis() as u64,
                           "processing failed; will retry");
                     self.wake_at(delay);
                 }
-                AfterFailure::DeadLetter => error!(
+                AfterFailure::DeadLetter => {
+                    metrics::counter!("order_dead_letters_total").increment(1);
+                    error!(
                     order_id = %order_id, attempt, error = %error,
                     "processing failed; attempts used up, order dead-lettered as Failed"
-                ),
+                    );
+                }
             },
             (Ok(ClaimOutcome::ClaimLost), _) => warn!(
                 order_id = %order_id,

@@ -212,11 +212,14 @@ async fn rescue_until_stopped(
             .await
         {
             Ok(rescued) if rescued == Default::default() => {}
-            Ok(rescued) => warn!(
-                requeued = rescued.requeued,
-                dead_lettered = rescued.dead_lettered,
-                "returned orders with expired leases to the queue"
-            ),
+            Ok(rescued) => {
+                metrics::counter!("order_dead_letters_total").increment(rescued.dead_lettered);
+                warn!(
+                    requeued = rescued.requeued,
+                    dead_lettered = rescued.dead_lettered,
+                    "returned orders with expired leases to the queue"
+                );
+            }
             Err(err) => error!(error = ?err, "lease rescue failed; will try again"),
         }
     }

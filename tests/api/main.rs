@@ -11,6 +11,7 @@ mod failures;
 mod lifecycle;
 mod listing;
 mod load;
+mod observability;
 mod proxy;
 mod restart;
 mod scale_out;

@@ -1,0 +1,167 @@
+//! Request ids, health and readiness, and the Prometheus exposition.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::binary::Server;
+use crate::helpers::{Options, TestDb, eventually, on_every_backend, order_body, spawn_app_with};
+
+on_every_backend!(
+    every_answer_carries_a_request_id_and_keeps_the_clients,
+    request_ids_appear_in_the_request_log_lines,
+    health_and_readiness_answer,
+    readiness_fails_when_the_schema_is_behind,
+    prometheus_exposes_requests_orders_attempts_retries_dead_letters_and_queue_depth,
+);
+
+async fn every_answer_carries_a_request_id_and_keeps_the_clients(db: TestDb) {
+    let app = spawn_app_with(db, Options::default()).await;
+    let response = app.get("/metrics").await;
+    let made = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(made).is_ok(), "a fresh id: {made}");
+    for path in ["/metrics", "/nowhere"] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .header("x-request-id", "client-chosen-42")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["x-request-id"],
+            "client-chosen-42",
+            "{path}"
+        );
+    }
+}
+
+async fn request_ids_appear_in_the_request_log_lines(db: TestDb) {
+    let server = Server::start(&db.url, &[]);
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{}/orders", server.address))
+        .header("x-request-id", "trace-me-7")
+        .json(&order_body())
+        .send()
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), "the request's log line", || async {
+        server.logs().iter().any(|line| {
+            line["message"] == "request"
+                && line["status"] == 201
+                && line["span"]["request_id"] == "trace-me-7"
+        })
+    })
+    .await;
+}
+
+async fn health_and_readiness_answer(db: TestDb) {
+    let app = spawn_app_with(db, Options::default()).await;
+    assert_eq!(app.get_json("/healthz").await["status"], "ok");
+    assert_eq!(app.get_json("/readyz").await["status"], "ready");
+}
+
+async fn readiness_fails_when_the_schema_is_behind(db: TestDb) {
+    let url = db.url.clone();
+    let app = spawn_app_with(db, Options::default()).await;
+    // Forget the newest migration, as if this build were newer than the database.
+    let forget =
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)";
+    execute(&url, forget).await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = response.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("migration"),
+        "{problem}"
+    );
+    assert_eq!(
+        app.get_json("/healthz").await["status"],
+        "ok",
+        "alive all the same"
+    );
+}
+
+/// Runs one statement on the test database, behind the app's back.
+async fn execute(url: &str, sql: &str) {
+    use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+}
+
+/// The value of one sample line, `name{labels} value`.
+fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+async fn prometheus_exposes_requests_orders_attempts_retries_dead_letters_and_queue_depth(
+    db: TestDb,
+) {
+    // Its own process, so the counts are this test's alone.
+    let server = Server::start(
+        &db.url,
+        &[
+            ("PROCESSING_TIME_MS", "0"),
+            ("PROCESSING_FAILURE_RATE", "1"),
+            ("MAX_ATTEMPTS", "2"),
+            ("RETRY_BASE_MS", "10"),
+        ],
+    );
+    for _ in 0..3 {
+        server.create_order(&order_body()).await;
+    }
+    eventually(Duration::from_secs(10), "three dead letters", || async {
+        server.get_json("/metrics").await["order_counts"]["Failed"] == 3
+    })
+    .await;
+    let response = reqwest::get(format!("{}/metrics/prometheus", server.address))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
+    let expect = [
+        (
+            r#"http_requests_total{method="POST",route="/orders",status="201"}"#,
+            3.0,
+        ),
+        (
+            r#"http_request_duration_seconds_count{method="POST",route="/orders",status="201"}"#,
+            3.0,
+        ),
+        ("orders_created_total", 3.0),
+        ("order_attempts_total", 6.0),
+        ("order_retries_total", 3.0),
+        ("order_dead_letters_total", 3.0),
+        (
+            r#"order_processing_duration_seconds_count{outcome="failed"}"#,
+            6.0,
+        ),
+        (r#"orders_by_status{status="Failed"}"#, 3.0),
+        (r#"orders_by_status{status="Pending"}"#, 0.0),
+    ];
+    for (series, value) in expect {
+        assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+    }
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{"),
+        "a histogram"
+    );
+}
