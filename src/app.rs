@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Authenticator;
 use crate::config::ServeConfig;
 use crate::http::{self, AppState};
 use crate::store::Store;
@@ -43,8 +44,18 @@ pub async fn run_with_processor(
     let pool = WorkerPool::new(store.clone(), processor, config.worker_settings());
     let workers = tokio::spawn(pool.run_until_stopped(stop.clone()));
 
+    let auth = Authenticator::from_config(&config.auth)
+        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?
+        .map(Arc::new);
+    if auth.is_none() {
+        tracing::warn!(
+            "authentication is OFF: anyone who can reach this port can create and read every \
+             order; set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY to require bearer tokens"
+        );
+    }
     let state = AppState {
         store,
+        auth,
         body_limit: config.body_limit(),
     };
     tracing::info!(address = %listener.local_addr()?, "listening");

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::auth::AuthConfig;
 use crate::domain::RetryPolicy;
 use crate::worker::WorkerSettings;
 
@@ -106,6 +107,9 @@ pub struct ServeConfig {
     #[arg(long, env = "POLL_INTERVAL_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(10..=DAY_MS))]
     pub poll_interval_ms: u64,
+
+    #[command(flatten)]
+    pub auth: AuthConfig,
 
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 65_536,

@@ -2,6 +2,7 @@
 //! worker pool processes them from a durable queue in the database, operators read metrics.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;

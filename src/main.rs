@@ -8,7 +8,7 @@ use clap::Parser;
 use order_processor::cli::{Cli, Command};
 use order_processor::config::{DatabaseConfig, ServeConfig};
 use order_processor::store::Store;
-use order_processor::{app, seed, store, telemetry};
+use order_processor::{app, auth, seed, store, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -26,6 +26,11 @@ async fn main() -> anyhow::Result<()> {
     });
     match cli.into_command() {
         Command::Serve(config) => serve(config, stop).await,
+        Command::Token(args) => {
+            let token = auth::mint(&args.auth, &args.user, args.admin, args.ttl)?;
+            println!("{token}");
+            Ok(())
+        }
         Command::Migrate(db) => {
             let Some(_store) = open_store(&db, &stop).await? else {
                 return Ok(());
@@ -72,6 +77,8 @@ async fn open_store(
 
 async fn serve(config: ServeConfig, stop: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;
+    // Checked before connecting, so a bad key fails the start at once.
+    auth::Authenticator::from_config(&config.auth)?;
     let Some(store) = open_store(&config.database, &stop).await? else {
         return Ok(());
     };

@@ -4,6 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::auth::AuthError;
 use crate::domain::FieldError;
 use crate::store::StoreError;
 
@@ -16,6 +17,10 @@ pub enum ApiError {
     InvalidQuery(Vec<FieldError>),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Unauthorized(#[from] AuthError),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the request body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("the request body must be a JSON object")]
@@ -36,6 +41,18 @@ pub enum ApiError {
     NotReady(String),
     #[error("internal error")]
     Internal(#[source] StoreError),
+}
+
+/// The challenge of RFC 6750: the realm, and for a bad token why it was refused.
+fn www_authenticate(reason: &AuthError) -> HeaderValue {
+    let value = match reason {
+        AuthError::Missing => r#"Bearer realm="order-processor""#.to_owned(),
+        AuthError::Invalid(why) => format!(
+            r#"Bearer realm="order-processor", error="invalid_token", error_description="{}""#,
+            why.replace(['"', '\\'], "'")
+        ),
+    };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
 }
 
 impl From<StoreError> for ApiError {
@@ -75,6 +92,8 @@ impl ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::MalformedJson(_) | Self::NotAnObject | Self::UnreadableBody => {
                 StatusCode::BAD_REQUEST
             }
@@ -93,6 +112,8 @@ impl ApiError {
             Self::Validation(_) => "/problems/validation-error",
             Self::InvalidQuery(_) => "/problems/invalid-query",
             Self::Conflict(_) => "/problems/conflict",
+            Self::Unauthorized(_) => "/problems/unauthorized",
+            Self::Forbidden(_) => "/problems/forbidden",
             Self::MalformedJson(_) | Self::NotAnObject => "/problems/malformed-json",
             Self::UnsupportedMediaType => "/problems/unsupported-media-type",
             Self::PayloadTooLarge(_) => "/problems/payload-too-large",
@@ -167,6 +188,9 @@ impl IntoResponse for ApiError {
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),
             );
+        }
+        if let Self::Unauthorized(reason) = &self {
+            headers.insert(header::WWW_AUTHENTICATE, www_authenticate(reason));
         }
         response
     }

@@ -3,17 +3,18 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::{Extension, Json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::orders::OrderBody;
+use super::order_json::OrderBody;
 use super::state::AppState;
+use crate::auth::Caller;
 use crate::domain::{FieldError, OrderId, OrderStatus, UserId};
 use crate::store::ListQuery;
 
@@ -30,12 +31,25 @@ pub struct Page {
 
 pub async fn get(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
     let Query(params) = query.map_err(|rejection| {
         ApiError::InvalidQuery(vec![FieldError::new("query", rejection.body_text())])
     })?;
     let mut list = parse(&params).map_err(ApiError::InvalidQuery)?;
+    // A user lists only their own orders; only admins may list someone else's.
+    if !caller.is_admin() {
+        let subject = caller.subject().unwrap_or_default();
+        match &list.user_id {
+            Some(user_id) if user_id != subject => {
+                return Err(ApiError::Forbidden(
+                    "you may list only your own orders".into(),
+                ));
+            }
+            _ => list.user_id = Some(subject.to_owned()),
+        }
+    }
     let limit = list.limit;
     // One more than asked tells whether another page follows.
     list.limit += 1;

@@ -1,14 +1,16 @@
 //! `GET /metrics`: the reference's JSON, from one consistent read; and
 //! `GET /metrics/prometheus`: the Prometheus text exposition.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use serde::Serialize;
 
+use super::auth::require_admin;
 use super::error::ApiError;
 use super::state::AppState;
+use crate::auth::Caller;
 use crate::domain::OrderStatus;
 
 /// `{"total_orders": 10, "average_processing_time": 5.2, "order_counts": {...}}`.
@@ -33,7 +35,11 @@ struct OrderCounts {
     failed: u64,
 }
 
-pub async fn get(State(state): State<AppState>) -> Result<Json<MetricsBody>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<MetricsBody>, ApiError> {
+    require_admin(&caller)?;
     let metrics = state.store.metrics().await?;
     let counts = metrics.counts;
     let order_counts = OrderCounts {
@@ -51,7 +57,11 @@ pub async fn get(State(state): State<AppState>) -> Result<Json<MetricsBody>, Api
 
 /// The Prometheus exposition: everything recorded through the `metrics` facade, with
 /// the queue depth by status refreshed from the store's running totals first.
-pub async fn prometheus(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn prometheus(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&caller)?;
     let counts = state.store.metrics().await?.counts;
     for status in OrderStatus::ALL {
         metrics::gauge!("orders_by_status", "status" => status.as_str())

@@ -1,11 +1,13 @@
 //! The HTTP edge: routes, shared state, the request log, and the one error shape.
 
+mod auth;
 mod error;
 mod extract;
 mod health;
 mod listing;
 mod metrics;
 mod observe;
+mod order_json;
 mod orders;
 mod state;
 
@@ -22,13 +24,20 @@ pub use state::AppState;
 /// problem shape like every other error.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.body_limit;
-    Router::new()
+    // Every API route learns its caller (or answers 401); probes stay open.
+    let api = Router::new()
         .route("/orders", post(orders::create).get(listing::get))
         .route("/orders/{order_id}", get(orders::get))
         .route("/orders/{order_id}/status", get(orders::status))
         .route("/orders/{order_id}/retry", post(orders::retry))
         .route("/metrics", get(metrics::get))
         .route("/metrics/prometheus", get(metrics::prometheus))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    Router::new()
+        .merge(api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })

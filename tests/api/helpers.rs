@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use order_processor::app;
+use order_processor::auth::AuthConfig;
 use order_processor::config::{DatabaseConfig, ServeConfig};
 use order_processor::domain::Order;
 use order_processor::store::{self, Store};
@@ -29,6 +30,8 @@ pub struct Options {
     pub max_attempts: u32,
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    /// Authentication settings (off by default, as in the quick start).
+    pub auth: AuthConfig,
     /// Replaces the simulated processor (for example with a `Gate`).
     pub processor: Option<Arc<dyn Processor>>,
 }
@@ -46,6 +49,7 @@ impl Default for Options {
             max_attempts: 5,
             retry_base_ms: 1_000,
             retry_max_ms: 300_000,
+            auth: AuthConfig::default(),
             processor: None,
         }
     }
@@ -253,6 +257,7 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
         retry_base_ms: options.retry_base_ms,
         retry_max_ms: options.retry_max_ms,
         body_limit_bytes: 65_536,
+        auth: options.auth,
     };
     config.validate().expect("valid test config");
     let store = db.store().await;

@@ -1,0 +1,281 @@
+//! Identity: verifying bearer JWTs (HS256 with a shared secret, or RS256/ES256 with a
+//! public key) into a `Caller`, and minting development tokens with the secret.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// The scope that lets a token read every order, metrics, and retry dead letters.
+pub const ADMIN_SCOPE: &str = "orders:admin";
+
+/// How callers prove who they are. Authentication is on when a key is configured.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AuthConfig {
+    /// HMAC secret for HS256 bearer tokens; setting it turns authentication on.
+    #[arg(
+        long,
+        env = "AUTH_JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "auth_jwt_public_key"
+    )]
+    pub auth_jwt_secret: Option<String>,
+
+    /// PEM public key file (RSA for RS256, EC P-256 for ES256); setting it turns
+    /// authentication on.
+    #[arg(long, env = "AUTH_JWT_PUBLIC_KEY")]
+    pub auth_jwt_public_key: Option<PathBuf>,
+
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "AUTH_JWT_ISSUER")]
+    pub auth_jwt_issuer: Option<String>,
+
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "AUTH_JWT_AUDIENCE")]
+    pub auth_jwt_audience: Option<String>,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Authentication is off: the embedded quick start, open to anyone who can reach it.
+    Anyone,
+    /// A verified token's subject, with or without the admin scope.
+    User { id: String, admin: bool },
+}
+
+impl Caller {
+    /// Whether the caller may act on everyone's orders.
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Self::Anyone => true,
+            Self::User { admin, .. } => *admin,
+        }
+    }
+
+    /// The user the caller is bound to, if any: admins are bound too, for creating.
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Self::Anyone => None,
+            Self::User { id, .. } => Some(id),
+        }
+    }
+
+    /// Whether the caller may see an order of `owner`.
+    pub fn may_see(&self, owner: &str) -> bool {
+        self.is_admin() || self.subject() == Some(owner)
+    }
+}
+
+/// Why a token was refused; the text is safe to show the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("a bearer token is required")]
+    Missing,
+    #[error("the token is invalid: {0}")]
+    Invalid(String),
+}
+
+/// Why authentication could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("AUTH_JWT_PUBLIC_KEY {path:?} cannot be read: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("AUTH_JWT_PUBLIC_KEY {0:?} holds neither an RSA nor an EC P-256 public key in PEM")]
+    UnknownKey(PathBuf),
+    #[error("`token` needs AUTH_JWT_SECRET: it signs with the shared secret")]
+    NoSecret,
+    #[error("the token could not be signed: {0}")]
+    Signing(#[from] jsonwebtoken::errors::Error),
+}
+
+/// The claims this service reads and writes.
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
+}
+
+/// Verifies bearer tokens against the one configured key and algorithm.
+#[derive(Clone)]
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl Authenticator {
+    /// `None` when no key is configured (authentication off).
+    pub fn from_config(config: &AuthConfig) -> Result<Option<Self>, AuthConfigError> {
+        let (key, algorithm) = if let Some(secret) = &config.auth_jwt_secret {
+            (
+                DecodingKey::from_secret(secret.as_bytes()),
+                Algorithm::HS256,
+            )
+        } else if let Some(path) = &config.auth_jwt_public_key {
+            let pem = std::fs::read(path).map_err(|source| AuthConfigError::Unreadable {
+                path: path.clone(),
+                source,
+            })?;
+            if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
+                (key, Algorithm::RS256)
+            } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
+                (key, Algorithm::ES256)
+            } else {
+                return Err(AuthConfigError::UnknownKey(path.clone()));
+            }
+        } else {
+            return Ok(None);
+        };
+        // Exactly one algorithm: a token signed any other way (or with `none`) fails.
+        let mut validation = Validation::new(algorithm);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = 5;
+        match &config.auth_jwt_issuer {
+            Some(issuer) => validation.set_issuer(&[issuer]),
+            None => validation.iss = None,
+        }
+        match &config.auth_jwt_audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        Ok(Some(Self { key, validation }))
+    }
+
+    /// Checks an `Authorization` header value and names the caller.
+    pub fn verify(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
+        let header = authorization.ok_or(AuthError::Missing)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| AuthError::Invalid("expected `Authorization: Bearer <token>`".into()))?;
+        let data = jsonwebtoken::decode::<Claims>(token.trim(), &self.key, &self.validation)
+            .map_err(|err| AuthError::Invalid(describe(&err)))?;
+        let claims = data.claims;
+        let admin = claims
+            .scope
+            .as_deref()
+            .is_some_and(|scope| scope.split_whitespace().any(|s| s == ADMIN_SCOPE));
+        Ok(Caller::User {
+            id: claims.sub,
+            admin,
+        })
+    }
+}
+
+/// A short, client-safe reason for a refused token.
+fn describe(err: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::ExpiredSignature => "it has expired".into(),
+        ErrorKind::ImmatureSignature => "it is not valid yet (nbf)".into(),
+        ErrorKind::InvalidSignature => "its signature does not verify".into(),
+        ErrorKind::InvalidAlgorithm => {
+            "it is signed with an algorithm this service does not accept".into()
+        }
+        ErrorKind::InvalidIssuer => "its issuer is not accepted".into(),
+        ErrorKind::InvalidAudience => "its audience is not accepted".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("it has no `{claim}` claim"),
+        _ => "it is malformed".into(),
+    }
+}
+
+/// Mints an HS256 token for `user` with the configured secret (and issuer/audience).
+pub fn mint(
+    config: &AuthConfig,
+    user: &str,
+    admin: bool,
+    ttl: Duration,
+) -> Result<String, AuthConfigError> {
+    let secret = config
+        .auth_jwt_secret
+        .as_deref()
+        .ok_or(AuthConfigError::NoSecret)?;
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default();
+    let claims = Claims {
+        sub: user.to_owned(),
+        exp: now + ttl.as_secs(),
+        nbf: Some(now),
+        iat: Some(now),
+        scope: admin.then(|| ADMIN_SCOPE.to_owned()),
+        iss: config.auth_jwt_issuer.clone(),
+        aud: config.auth_jwt_audience.clone(),
+    };
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &key,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_secret(secret: &str) -> AuthConfig {
+        AuthConfig {
+            auth_jwt_secret: Some(secret.into()),
+            ..AuthConfig::default()
+        }
+    }
+
+    #[test]
+    fn minted_tokens_verify_and_carry_the_admin_scope() {
+        let config = with_secret("s3cret");
+        let auth = Authenticator::from_config(&config).unwrap().unwrap();
+        let token = mint(&config, "alice", true, Duration::from_secs(60)).unwrap();
+        let caller = auth.verify(Some(&format!("Bearer {token}"))).unwrap();
+        assert_eq!(
+            caller,
+            Caller::User {
+                id: "alice".into(),
+                admin: true
+            }
+        );
+        let token = mint(&config, "bob", false, Duration::from_secs(60)).unwrap();
+        assert!(
+            !auth
+                .verify(Some(&format!("Bearer {token}")))
+                .unwrap()
+                .is_admin()
+        );
+    }
+
+    #[test]
+    fn no_key_means_authentication_is_off() {
+        assert!(
+            Authenticator::from_config(&AuthConfig::default())
+                .unwrap()
+                .is_none()
+        );
+        assert!(Caller::Anyone.is_admin());
+    }
+
+    #[test]
+    fn a_missing_or_foreign_header_is_refused() {
+        let auth = Authenticator::from_config(&with_secret("x"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(auth.verify(None), Err(AuthError::Missing));
+        assert!(matches!(
+            auth.verify(Some("Basic YTpi")),
+            Err(AuthError::Invalid(_))
+        ));
+    }
+}
