@@ -43,6 +43,11 @@ pub async fn run_with_processor(
     let stop = CancellationToken::new();
     let pool = WorkerPool::new(store.clone(), processor, config.worker_settings());
     let workers = tokio::spawn(pool.run_until_stopped(stop.clone()));
+    tokio::spawn(prune_keys_until_stopped(
+        store.clone(),
+        config.idempotency_ttl,
+        stop.clone(),
+    ));
 
     let auth = Authenticator::from_config(&config.auth)
         .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?
@@ -57,6 +62,8 @@ pub async fn run_with_processor(
         store,
         auth,
         body_limit: config.body_limit(),
+        idempotency_ttl: config.idempotency_ttl,
+        idempotency_in_flight: Default::default(),
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop_on_signal = stop.clone();
@@ -80,4 +87,22 @@ pub async fn run_with_processor(
         tracing::error!(error = ?err, "worker pool ended abnormally");
     }
     served
+}
+
+/// Forgets idempotency keys past their time to live, a few times per TTL.
+async fn prune_keys_until_stopped(store: Arc<dyn Store>, ttl: Duration, stop: CancellationToken) {
+    let every = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let before = crate::domain::now() - chrono::Duration::from_std(ttl).unwrap_or_default();
+        match store.prune_keys(before).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::debug!(pruned, "forgot expired idempotency keys"),
+            Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed; will retry"),
+        }
+    }
 }

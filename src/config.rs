@@ -14,6 +14,26 @@ use crate::worker::WorkerSettings;
 /// far inside what timestamps can hold.
 const DAY_MS: u64 = 86_400_000;
 
+/// `90s`, `15m`, `12h`, `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text.len().saturating_sub(1);
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number followed by s, m, h or d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?} does not end in s, m, h or d")),
+    };
+    if number == 0 || number > 365 * 86_400 / seconds {
+        return Err(format!("{text:?} must be between one second and a year"));
+    }
+    Ok(Duration::from_secs(number * seconds))
+}
+
 /// A probability: a number from 0 to 1.
 fn parse_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
@@ -111,6 +131,10 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub auth: AuthConfig,
 
+    /// How long an `Idempotency-Key` is remembered: a number with s, m, h or d.
+    #[arg(long, env = "IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_ttl: Duration,
+
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 65_536,
           value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
@@ -181,5 +205,21 @@ impl ServeConfig {
     /// The body limit as a length in bytes.
     pub fn body_limit(&self) -> usize {
         usize::try_from(self.body_limit_bytes).unwrap_or(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_take_a_unit() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7_200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("0m").is_err());
+        assert!(parse_duration("400d").is_err());
+        assert!(parse_duration("").is_err());
     }
 }

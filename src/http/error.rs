@@ -21,6 +21,12 @@ pub enum ApiError {
     Unauthorized(#[from] AuthError),
     #[error("{0}")]
     Forbidden(String),
+    #[error("a header is invalid")]
+    InvalidHeader(Vec<FieldError>),
+    #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
+    IdempotencyKeyInFlight,
+    #[error("this Idempotency-Key was already used with a different request body")]
+    IdempotencyKeyReused,
     #[error("the request body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("the request body must be a JSON object")]
@@ -94,6 +100,9 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::InvalidHeader(_) => StatusCode::BAD_REQUEST,
+            Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MalformedJson(_) | Self::NotAnObject | Self::UnreadableBody => {
                 StatusCode::BAD_REQUEST
             }
@@ -114,6 +123,9 @@ impl ApiError {
             Self::Conflict(_) => "/problems/conflict",
             Self::Unauthorized(_) => "/problems/unauthorized",
             Self::Forbidden(_) => "/problems/forbidden",
+            Self::InvalidHeader(_) => "/problems/invalid-header",
+            Self::IdempotencyKeyInFlight => "/problems/idempotency-key-in-flight",
+            Self::IdempotencyKeyReused => "/problems/idempotency-key-reused",
             Self::MalformedJson(_) | Self::NotAnObject => "/problems/malformed-json",
             Self::UnsupportedMediaType => "/problems/unsupported-media-type",
             Self::PayloadTooLarge(_) => "/problems/payload-too-large",
@@ -149,23 +161,27 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let errors = match &self {
-            Self::Validation(fields) | Self::InvalidQuery(fields) => Some(
-                fields
-                    .iter()
-                    .map(|f| ProblemField {
-                        field: &f.field,
-                        message: &f.message,
-                    })
-                    .collect(),
-            ),
+            Self::Validation(fields) | Self::InvalidQuery(fields) | Self::InvalidHeader(fields) => {
+                Some(
+                    fields
+                        .iter()
+                        .map(|f| ProblemField {
+                            field: &f.field,
+                            message: &f.message,
+                        })
+                        .collect(),
+                )
+            }
             _ => None,
         };
         let detail = match &self {
-            Self::Validation(fields) | Self::InvalidQuery(fields) => fields
-                .iter()
-                .map(|f| format!("{} {}", f.field, f.message))
-                .collect::<Vec<_>>()
-                .join("; "),
+            Self::Validation(fields) | Self::InvalidQuery(fields) | Self::InvalidHeader(fields) => {
+                fields
+                    .iter()
+                    .map(|f| format!("{} {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
             Self::Internal(_) => "something went wrong on our side; it has been logged".into(),
             other => other.to_string(),
         };

@@ -4,6 +4,7 @@ mod auth;
 mod error;
 mod extract;
 mod health;
+mod idempotency;
 mod listing;
 mod metrics;
 mod observe;

@@ -3,13 +3,14 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use super::auth::require_admin;
 use super::error::ApiError;
 use super::extract::JsonBody;
+use super::idempotency;
 use super::order_json::{OrderBody, RawBody, StatusBody, parse_new_order};
 use super::state::AppState;
 use crate::auth::Caller;
@@ -20,10 +21,15 @@ use crate::store::RetryOutcome;
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<RawBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
+    let key = idempotency::key_from(&headers)?;
     let new_order = parse_new_order(&body, caller.subject())?;
     let order = Order::accept(new_order, now());
+    if let Some(key) = key {
+        return idempotency::create_once(&state, &caller, key, order).await;
+    }
     state.store.insert(&order).await?;
     metrics::counter!("orders_created_total").increment(1);
     let location = format!("/orders/{}", order.id);
@@ -31,7 +37,8 @@ pub async fn create(
         StatusCode::CREATED,
         [(header::LOCATION, location)],
         Json(OrderBody::created(&order)),
-    ))
+    )
+        .into_response())
 }
 
 /// `GET /orders/{order_id}`: the whole order.

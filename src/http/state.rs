@@ -1,7 +1,9 @@
 //! What every handler shares.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use super::idempotency::InFlight;
 use crate::auth::Authenticator;
 use crate::store::Store;
 
@@ -13,4 +15,8 @@ pub struct AppState {
     pub auth: Option<Arc<Authenticator>>,
     /// Largest accepted request body, in bytes (named in 413 answers).
     pub body_limit: usize,
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
+    /// Idempotency keys whose first request this instance is handling now.
+    pub idempotency_in_flight: InFlight,
 }

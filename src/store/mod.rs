@@ -148,6 +148,29 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
+/// The first answer to a request that carried an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentResponse {
+    /// Whose key it is: the token's user, or empty with authentication off.
+    pub scope: String,
+    pub key: String,
+    /// Identifies the request's content, so a reuse with another body is told apart.
+    pub fingerprint: String,
+    pub order_id: OrderId,
+    pub status: u16,
+    pub body: String,
+    pub created_at: Timestamp,
+}
+
+/// What storing a keyed order did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyedInsert {
+    /// The order and its key were committed together.
+    Inserted,
+    /// A live key with this scope and name already exists; nothing was written.
+    KeyTaken,
+}
+
 /// The figures behind `GET /metrics`, read in one consistent snapshot.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct OrderMetrics {
@@ -184,6 +207,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Commits a new `Pending` order durably before returning.
     async fn insert(&self, order: &Order) -> Result<(), StoreError>;
+
+    /// Commits a new order together with its idempotency key, in one transaction, unless
+    /// a key with the same scope and name created after `live_since` exists (an older,
+    /// expired one is replaced).
+    async fn insert_keyed(
+        &self,
+        order: &Order,
+        response: &IdempotentResponse,
+        live_since: Timestamp,
+    ) -> Result<KeyedInsert, StoreError>;
+
+    /// The stored answer for a key, if it was created after `live_since`.
+    async fn find_keyed(
+        &self,
+        scope: &str,
+        key: &str,
+        live_since: Timestamp,
+    ) -> Result<Option<IdempotentResponse>, StoreError>;
+
+    /// Deletes keys created before `before`; returns how many.
+    async fn prune_keys(&self, before: Timestamp) -> Result<u64, StoreError>;
 
     /// Inserts orders whose ids are not yet stored, as they are (any status);
     /// returns how many were new. Used by `seed`, so running it twice adds nothing.

@@ -17,7 +17,8 @@ use super::rows::{
     not_retried, rescued_from_statuses, schema_current,
 };
 use super::{
-    Claim, ClaimOutcome, ListQuery, OrderMetrics, Rescued, RetryOutcome, Store, StoreError,
+    Claim, ClaimOutcome, IdempotentResponse, KeyedInsert, ListQuery, OrderMetrics, Rescued,
+    RetryOutcome, Store, StoreError,
 };
 use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, Timestamp};
 
@@ -111,6 +112,29 @@ fn orders_from_rows(rows: &[PgRow]) -> Result<Vec<Order>, StoreError> {
     rows.iter().map(order_from_row).collect()
 }
 
+/// `INSERT` of whole orders (any status), skipping ids already stored.
+fn insert_orders(orders: &[Order]) -> QueryBuilder<'_, Postgres> {
+    let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
+        "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, \
+         completed_at, attempts, last_error, failed_at, available_at) ",
+    );
+    query.push_values(orders, |mut row, order| {
+        row.push_bind(*order.id.as_uuid())
+            .push_bind(order.user_id.as_str().to_owned())
+            .push_bind(order.item_ids.as_slice().to_vec())
+            .push_bind(order.total_amount.cents())
+            .push_bind(order.status.as_str())
+            .push_bind(order.created_at)
+            .push_bind(order.completed_at)
+            .push_bind(i32::try_from(order.attempts).unwrap_or(i32::MAX))
+            .push_bind(order.last_error.clone())
+            .push_bind(order.failed_at)
+            .push_bind(order.created_at);
+    });
+    query.push(" ON CONFLICT (id) DO NOTHING");
+    query
+}
+
 /// `ORDER_COLUMNS` qualified by a table alias, for statements that join.
 fn order_columns_of(alias: &str) -> String {
     ORDER_COLUMNS
@@ -155,25 +179,84 @@ impl Store for PostgresStore {
         if orders.is_empty() {
             return Ok(0);
         }
-        let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
-            "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, \
-             completed_at, attempts, last_error, failed_at, available_at) ",
-        );
-        query.push_values(orders, |mut row, order| {
-            row.push_bind(*order.id.as_uuid())
-                .push_bind(order.user_id.as_str().to_owned())
-                .push_bind(order.item_ids.as_slice().to_vec())
-                .push_bind(order.total_amount.cents())
-                .push_bind(order.status.as_str())
-                .push_bind(order.created_at)
-                .push_bind(order.completed_at)
-                .push_bind(i32::try_from(order.attempts).unwrap_or(i32::MAX))
-                .push_bind(order.last_error.clone())
-                .push_bind(order.failed_at)
-                .push_bind(order.created_at);
-        });
-        query.push(" ON CONFLICT (id) DO NOTHING");
-        let done = query.build().execute(&self.pool).await?;
+        let done = insert_orders(orders).build().execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_keyed(
+        &self,
+        order: &Order,
+        response: &IdempotentResponse,
+        live_since: Timestamp,
+    ) -> Result<KeyedInsert, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // An expired key of the same name is replaced; a live one wins. A concurrent
+        // insert of the same key waits here for the other transaction, then sees it.
+        let key = sqlx::query(
+            "INSERT INTO idempotency_keys \
+                 (scope, key, fingerprint, order_id, status, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, \
+                 order_id = EXCLUDED.order_id, status = EXCLUDED.status, body = EXCLUDED.body, \
+                 created_at = EXCLUDED.created_at \
+             WHERE idempotency_keys.created_at < $8",
+        )
+        .bind(&response.scope)
+        .bind(&response.key)
+        .bind(&response.fingerprint)
+        .bind(response.order_id.as_uuid())
+        .bind(i16::try_from(response.status).unwrap_or(i16::MAX))
+        .bind(&response.body)
+        .bind(response.created_at)
+        .bind(live_since)
+        .execute(&mut *tx)
+        .await?;
+        if key.rows_affected() == 0 {
+            return Ok(KeyedInsert::KeyTaken);
+        }
+        insert_orders(std::slice::from_ref(order))
+            .build()
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.new_work.notify_one();
+        Ok(KeyedInsert::Inserted)
+    }
+
+    async fn find_keyed(
+        &self,
+        scope: &str,
+        key: &str,
+        live_since: Timestamp,
+    ) -> Result<Option<IdempotentResponse>, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, order_id, status, body, created_at FROM idempotency_keys \
+             WHERE scope = $1 AND key = $2 AND created_at >= $3",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(live_since)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(IdempotentResponse {
+                scope: scope.to_owned(),
+                key: key.to_owned(),
+                fingerprint: row.try_get("fingerprint")?,
+                order_id: OrderId::from_uuid(row.try_get("order_id")?),
+                status: u16::try_from(row.try_get::<i16, _>("status")?).map_err(corrupt)?,
+                body: row.try_get("body")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn prune_keys(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 

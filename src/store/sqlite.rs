@@ -19,7 +19,8 @@ use super::rows::{
     not_retried, rescued_from_statuses, schema_current,
 };
 use super::{
-    Claim, ClaimOutcome, ListQuery, OrderMetrics, Rescued, RetryOutcome, Store, StoreError,
+    Claim, ClaimOutcome, IdempotentResponse, KeyedInsert, ListQuery, OrderMetrics, Rescued,
+    RetryOutcome, Store, StoreError,
 };
 use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, Timestamp, from_millis};
 
@@ -100,6 +101,29 @@ fn orders_from_rows(rows: &[SqliteRow]) -> Result<Vec<Order>, StoreError> {
     rows.iter().map(order_from_row).collect()
 }
 
+/// `INSERT` of whole orders (any status), skipping ids already stored.
+fn insert_orders(orders: &[Order]) -> QueryBuilder<'_, Sqlite> {
+    let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, \
+         completed_at, attempts, last_error, failed_at, available_at) ",
+    );
+    query.push_values(orders, |mut row, order| {
+        row.push_bind(order.id.to_string())
+            .push_bind(order.user_id.as_str())
+            .push_bind(items_json(order))
+            .push_bind(order.total_amount.cents())
+            .push_bind(order.status.as_str())
+            .push_bind(millis(order.created_at))
+            .push_bind(order.completed_at.map(millis))
+            .push_bind(i64::from(order.attempts))
+            .push_bind(order.last_error.as_deref())
+            .push_bind(order.failed_at.map(millis))
+            .push_bind(millis(order.created_at));
+    });
+    query.push(" ON CONFLICT (id) DO NOTHING");
+    query
+}
+
 fn items_json(order: &Order) -> String {
     serde_json::to_string(order.item_ids.as_slice()).expect("a list of strings serialises")
 }
@@ -134,26 +158,85 @@ impl Store for SqliteStore {
         if orders.is_empty() {
             return Ok(0);
         }
-        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, \
-             completed_at, attempts, last_error, failed_at, available_at) ",
-        );
-        query.push_values(orders, |mut row, order| {
-            row.push_bind(order.id.to_string())
-                .push_bind(order.user_id.as_str())
-                .push_bind(items_json(order))
-                .push_bind(order.total_amount.cents())
-                .push_bind(order.status.as_str())
-                .push_bind(millis(order.created_at))
-                .push_bind(order.completed_at.map(millis))
-                .push_bind(i64::from(order.attempts))
-                .push_bind(order.last_error.as_deref())
-                .push_bind(order.failed_at.map(millis))
-                .push_bind(millis(order.created_at));
-        });
-        query.push(" ON CONFLICT (id) DO NOTHING");
-        let done = query.build().execute(&self.writer).await?;
+        let done = insert_orders(orders).build().execute(&self.writer).await?;
         self.new_work.notify_one();
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_keyed(
+        &self,
+        order: &Order,
+        response: &IdempotentResponse,
+        live_since: Timestamp,
+    ) -> Result<KeyedInsert, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        // An expired key of the same name is replaced; a live one wins.
+        let key = sqlx::query(
+            "INSERT INTO idempotency_keys \
+                 (scope, key, fingerprint, order_id, status, body, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+                 order_id = excluded.order_id, status = excluded.status, body = excluded.body, \
+                 created_at = excluded.created_at \
+             WHERE idempotency_keys.created_at < ?",
+        )
+        .bind(&response.scope)
+        .bind(&response.key)
+        .bind(&response.fingerprint)
+        .bind(response.order_id.to_string())
+        .bind(i64::from(response.status))
+        .bind(&response.body)
+        .bind(millis(response.created_at))
+        .bind(millis(live_since))
+        .execute(&mut *tx)
+        .await?;
+        if key.rows_affected() == 0 {
+            return Ok(KeyedInsert::KeyTaken);
+        }
+        insert_orders(std::slice::from_ref(order))
+            .build()
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.new_work.notify_one();
+        Ok(KeyedInsert::Inserted)
+    }
+
+    async fn find_keyed(
+        &self,
+        scope: &str,
+        key: &str,
+        live_since: Timestamp,
+    ) -> Result<Option<IdempotentResponse>, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, order_id, status, body, created_at FROM idempotency_keys \
+             WHERE scope = ? AND key = ? AND created_at >= ?",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(millis(live_since))
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            let order_id: String = row.try_get("order_id")?;
+            Ok(IdempotentResponse {
+                scope: scope.to_owned(),
+                key: key.to_owned(),
+                fingerprint: row.try_get("fingerprint")?,
+                order_id: OrderId::from_str(&order_id).map_err(corrupt)?,
+                status: u16::try_from(row.try_get::<i64, _>("status")?).map_err(corrupt)?,
+                body: row.try_get("body")?,
+                created_at: from_millis(row.try_get("created_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn prune_keys(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(millis(before))
+            .execute(&self.writer)
+            .await?;
         Ok(done.rows_affected())
     }
 

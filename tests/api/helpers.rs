@@ -32,6 +32,7 @@ pub struct Options {
     pub retry_max_ms: u64,
     /// Authentication settings (off by default, as in the quick start).
     pub auth: AuthConfig,
+    pub idempotency_ttl: Duration,
     /// Replaces the simulated processor (for example with a `Gate`).
     pub processor: Option<Arc<dyn Processor>>,
 }
@@ -50,6 +51,7 @@ impl Default for Options {
             retry_base_ms: 1_000,
             retry_max_ms: 300_000,
             auth: AuthConfig::default(),
+            idempotency_ttl: Duration::from_secs(86_400),
             processor: None,
         }
     }
@@ -258,6 +260,7 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
         retry_max_ms: options.retry_max_ms,
         body_limit_bytes: 65_536,
         auth: options.auth,
+        idempotency_ttl: options.idempotency_ttl,
     };
     config.validate().expect("valid test config");
     let store = db.store().await;

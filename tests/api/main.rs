@@ -9,6 +9,7 @@ mod cli;
 mod contract;
 mod crash;
 mod failures;
+mod idempotency;
 mod lifecycle;
 mod listing;
 mod load;
