@@ -2,6 +2,7 @@
 //! the HTTP server and the worker pool, started together and stopped in order.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Limiter};
 use crate::store::Store;
 use crate::worker::{Processor, SimulatedProcessor, WorkerPool};
 
@@ -64,10 +65,18 @@ pub async fn run_with_processor(
         body_limit: config.body_limit(),
         idempotency_ttl: config.idempotency_ttl,
         idempotency_in_flight: Default::default(),
+        rate_limiter: config
+            .rate_limit_per_sec
+            .map(|rate| Limiter::new(rate, config.rate_limit_burst.unwrap_or(rate))),
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop_on_signal = stop.clone();
-    let serving = axum::serve(listener, http::router(state)).with_graceful_shutdown(async move {
+    if let Some(limiter) = state.rate_limiter.clone() {
+        tokio::spawn(forget_idle_buckets_until_stopped(limiter, stop.clone()));
+    }
+    // Peer addresses are kept for rate limiting by client IP.
+    let service = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let serving = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutdown requested: draining requests and workers");
         stop_on_signal.cancel();
@@ -103,6 +112,17 @@ async fn prune_keys_until_stopped(store: Arc<dyn Store>, ttl: Duration, stop: Ca
             Ok(0) => {}
             Ok(pruned) => tracing::debug!(pruned, "forgot expired idempotency keys"),
             Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed; will retry"),
+        }
+    }
+}
+
+/// Drops rate-limit buckets of callers gone quiet, once a minute.
+async fn forget_idle_buckets_until_stopped(limiter: Limiter, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => limiter.forget_idle(),
+            () = stop.cancelled() => return,
         }
     }
 }

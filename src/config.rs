@@ -2,6 +2,7 @@
 //! checked at start-up so a bad value fails before anything runs.
 
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -131,6 +132,16 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub auth: AuthConfig,
 
+    /// Requests per second each user (each client IP with authentication off) may
+    /// make; rate limiting is off unless set.
+    #[arg(long, env = "RATE_LIMIT_PER_SEC")]
+    pub rate_limit_per_sec: Option<NonZeroU32>,
+
+    /// How many requests a caller may make at once before the per-second rate
+    /// applies (defaults to the rate).
+    #[arg(long, env = "RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<NonZeroU32>,
+
     /// How long an `Idempotency-Key` is remembered: a number with s, m, h or d.
     #[arg(long, env = "IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
     pub idempotency_ttl: Duration,
@@ -171,6 +182,11 @@ impl ServeConfig {
                  or orders could be taken back while still being processed",
                 self.lease_timeout_ms, self.processing_timeout_ms
             )));
+        }
+        if self.rate_limit_burst.is_some() && self.rate_limit_per_sec.is_none() {
+            return Err(ConfigError(
+                "RATE_LIMIT_BURST is set but RATE_LIMIT_PER_SEC is not; set both".into(),
+            ));
         }
         if self.retry_base_ms > self.retry_max_ms {
             return Err(ConfigError(format!(

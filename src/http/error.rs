@@ -27,6 +27,8 @@ pub enum ApiError {
     IdempotencyKeyInFlight,
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyKeyReused,
+    #[error("too many requests; retry after {0} s")]
+    RateLimited(u64),
     #[error("the request body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("the request body must be a JSON object")]
@@ -103,6 +105,7 @@ impl ApiError {
             Self::InvalidHeader(_) => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MalformedJson(_) | Self::NotAnObject | Self::UnreadableBody => {
                 StatusCode::BAD_REQUEST
             }
@@ -126,6 +129,7 @@ impl ApiError {
             Self::InvalidHeader(_) => "/problems/invalid-header",
             Self::IdempotencyKeyInFlight => "/problems/idempotency-key-in-flight",
             Self::IdempotencyKeyReused => "/problems/idempotency-key-reused",
+            Self::RateLimited(_) => "/problems/rate-limited",
             Self::MalformedJson(_) | Self::NotAnObject => "/problems/malformed-json",
             Self::UnsupportedMediaType => "/problems/unsupported-media-type",
             Self::PayloadTooLarge(_) => "/problems/payload-too-large",
@@ -204,6 +208,9 @@ impl IntoResponse for ApiError {
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),
             );
+        }
+        if let Self::RateLimited(seconds) = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
         }
         if let Self::Unauthorized(reason) = &self {
             headers.insert(header::WWW_AUTHENTICATE, www_authenticate(reason));

@@ -10,6 +10,7 @@ mod metrics;
 mod observe;
 mod order_json;
 mod orders;
+mod rate_limit;
 mod state;
 
 use axum::Router;
@@ -19,6 +20,7 @@ use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use error::ApiError;
+pub use rate_limit::Limiter;
 pub use state::AppState;
 
 /// All routes, with unknown paths (404) and wrong methods (405) answered in the
@@ -33,6 +35,11 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{order_id}/retry", post(orders::retry))
         .route("/metrics", get(metrics::get))
         .route("/metrics/prometheus", get(metrics::prometheus))
+        // Layers run last-added first: authenticate, then limit by the caller found.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

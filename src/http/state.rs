@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::idempotency::InFlight;
+use super::rate_limit::Limiter;
 use crate::auth::Authenticator;
 use crate::store::Store;
 
@@ -19,4 +20,6 @@ pub struct AppState {
     pub idempotency_ttl: Duration,
     /// Idempotency keys whose first request this instance is handling now.
     pub idempotency_in_flight: InFlight,
+    /// `None` when rate limiting is off.
+    pub rate_limiter: Option<Limiter>,
 }

@@ -40,8 +40,22 @@ fn help_shows_every_setting_with_its_default() {
             "default {default} of {env} in help"
         );
     }
+    for env in [
+        "AUTH_JWT_SECRET",
+        "AUTH_JWT_PUBLIC_KEY",
+        "AUTH_JWT_ISSUER",
+        "AUTH_JWT_AUDIENCE",
+        "RATE_LIMIT_PER_SEC",
+        "RATE_LIMIT_BURST",
+    ] {
+        assert!(help.contains(&format!("env: {env}")), "{env} in help");
+    }
+    assert!(help.contains("[env: IDEMPOTENCY_TTL=]") && help.contains("[default: 24h]"));
+    let with_secret = run(&["serve", "--help"], &[("AUTH_JWT_SECRET", "hunter2")]);
+    let shown = String::from_utf8(with_secret.stdout).unwrap();
+    assert!(!shown.contains("hunter2"), "the secret is never shown");
     let top = String::from_utf8(run(&["--help"], &[]).stdout).unwrap();
-    for command in ["serve", "migrate", "seed"] {
+    for command in ["serve", "migrate", "seed", "token"] {
         assert!(top.contains(command), "{command} in top-level help");
     }
 }

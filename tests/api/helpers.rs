@@ -33,6 +33,8 @@ pub struct Options {
     /// Authentication settings (off by default, as in the quick start).
     pub auth: AuthConfig,
     pub idempotency_ttl: Duration,
+    /// Rate limit (per second, burst); off by default.
+    pub rate_limit: Option<(u32, u32)>,
     /// Replaces the simulated processor (for example with a `Gate`).
     pub processor: Option<Arc<dyn Processor>>,
 }
@@ -52,6 +54,7 @@ impl Default for Options {
             retry_max_ms: 300_000,
             auth: AuthConfig::default(),
             idempotency_ttl: Duration::from_secs(86_400),
+            rate_limit: None,
             processor: None,
         }
     }
@@ -261,6 +264,12 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
         body_limit_bytes: 65_536,
         auth: options.auth,
         idempotency_ttl: options.idempotency_ttl,
+        rate_limit_per_sec: options
+            .rate_limit
+            .and_then(|(rate, _)| rate.try_into().ok()),
+        rate_limit_burst: options
+            .rate_limit
+            .and_then(|(_, burst)| burst.try_into().ok()),
     };
     config.validate().expect("valid test config");
     let store = db.store().await;

@@ -15,6 +15,7 @@ mod listing;
 mod load;
 mod observability;
 mod proxy;
+mod rate_limit;
 mod restart;
 mod scale_out;
 mod shutdown;
