@@ -3,6 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use crate::domain::FieldError;
@@ -77,19 +78,28 @@ impl From<StoreError> for ApiError {
 const RETRY_AFTER_SECS: &str = "1";
 
 /// The problem-details body (RFC 9457), with our `errors` extension member.
-#[derive(Debug, Serialize)]
-struct Problem<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem<'a> {
+    /// A URI reference naming the kind of problem; stable, so clients may switch on it.
     #[serde(rename = "type")]
+    #[schema(example = "/problems/validation-error")]
     kind: &'a str,
+    /// A short summary of the kind of problem.
     title: &'a str,
+    /// The HTTP status code.
+    #[schema(example = 422)]
     status: u16,
+    /// What went wrong with this request.
     detail: String,
+    /// For invalid input: every offending field (or parameter, or header).
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<Vec<ProblemField<'a>>>,
 }
 
-#[derive(Debug, Serialize)]
-struct ProblemField<'a> {
+/// One offending field and what is wrong with it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemField<'a> {
+    #[schema(example = "total_amount")]
     field: &'a str,
     message: &'a str,
 }

@@ -3,20 +3,45 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::state::AppState;
 
+/// A probe's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
 /// Always 200 while the process can serve HTTP at all.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process is alive", body = Health)),
+    security(()),
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// 200 when the database answers and its schema is current; 503 otherwise.
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve", body = Health),
+        (status = 503, description = "The database does not answer or is not migrated", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(()),
+)]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match state.store.ready().await {
-        Ok(()) => Ok(Json(json!({"status": "ready"}))),
+        Ok(()) => Ok(Json(Health { status: "ready" })),
         Err(err) => Err(ApiError::NotReady(err.to_string())),
     }
 }

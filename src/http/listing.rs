@@ -9,9 +9,11 @@ use axum::{Extension, Json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
+use super::openapi::CommonProblems;
 use super::order_json::OrderBody;
 use super::state::AppState;
 use crate::auth::Caller;
@@ -23,12 +25,44 @@ const MAX_LIMIT: usize = 500;
 const PARAMETERS: [&str; 4] = ["status", "user_id", "limit", "cursor"];
 
 /// A page of orders and the cursor of the next page (`null` on the last).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page {
     orders: Vec<OrderBody>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
     next_cursor: Option<String>,
 }
 
+/// The query of `GET /orders`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Documents the parameters, which the handler checks one by one.
+pub struct ListParams {
+    /// Only orders in this status.
+    #[param(value_type = Option<super::order_json::StatusName>)]
+    status: Option<String>,
+    /// Only this user's orders (admins; others always see only their own).
+    #[param(min_length = 1, max_length = 255)]
+    user_id: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/orders",
+    operation_id = "list_orders",
+    tag = "orders",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of orders, newest first", body = Page),
+        (status = 400, description = "Unknown or invalid parameters, each named", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

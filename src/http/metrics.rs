@@ -6,15 +6,18 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::require_admin;
 use super::error::ApiError;
+use super::openapi::CommonProblems;
 use super::state::AppState;
 use crate::auth::Caller;
 use crate::domain::OrderStatus;
 
 /// `{"total_orders": 10, "average_processing_time": 5.2, "order_counts": {...}}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Metrics)]
 pub struct MetricsBody {
     total_orders: u64,
     /// Seconds, millisecond precision; 0 when nothing is completed.
@@ -23,8 +26,8 @@ pub struct MetricsBody {
 }
 
 /// Every status is present, zero or not, in lifecycle order.
-#[derive(Debug, Serialize)]
-struct OrderCounts {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderCounts {
     #[serde(rename = "Pending")]
     pending: u64,
     #[serde(rename = "Processing")]
@@ -35,6 +38,14 @@ struct OrderCounts {
     failed: u64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "get_metrics",
+    tag = "operations",
+    responses((status = 200, description = "Order counts and processing time", body = MetricsBody), CommonProblems),
+    security(("bearer" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -57,6 +68,18 @@ pub async fn get(
 
 /// The Prometheus exposition: everything recorded through the `metrics` facade, with
 /// the queue depth by status refreshed from the store's running totals first.
+#[utoipa::path(
+    get,
+    path = "/metrics/prometheus",
+    operation_id = "get_prometheus_metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition", body = String,
+         content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        CommonProblems,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn prometheus(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -8,6 +8,7 @@ mod idempotency;
 mod listing;
 mod metrics;
 mod observe;
+mod openapi;
 mod order_json;
 mod orders;
 mod rate_limit;
@@ -18,8 +19,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::ApiError;
+pub use openapi::document as openapi_document;
 pub use rate_limit::Limiter;
 pub use state::AppState;
 
@@ -48,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use crate::domain::{FieldError, ItemIds, Money, NewOrder, Order, OrderStatus, UserId};
@@ -71,25 +72,72 @@ fn amount(body: &RawBody) -> Result<Money, FieldError> {
     Money::parse_decimal(text).map_err(|err| FieldError::new(NAME, err.to_string()))
 }
 
-/// An order as the API shows it. `completed_at` and `attempts` appear on the
-/// full view; the creation answer keeps the reference's exact field set.
-#[derive(Debug, Serialize)]
+/// An order as the API shows it. `completed_at`, `attempts`, `last_error` and
+/// `failed_at` appear on the full view; the creation answer keeps the reference's
+/// exact field set.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Order)]
 pub struct OrderBody {
+    /// A UUIDv7: ids sort by creation time.
+    #[schema(format = Uuid)]
     order_id: String,
     user_id: String,
     item_ids: Vec<String>,
     /// The amount as a JSON number with the exact decimal value stored.
+    #[schema(value_type = f64, example = 100.5)]
     total_amount: Box<RawValue>,
+    #[schema(value_type = StatusName)]
     status: OrderStatus,
+    /// RFC 3339, UTC, milliseconds.
+    #[schema(format = DateTime)]
     created_at: String,
+    /// When the order became `Completed`; `null` before.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     completed_at: Option<Option<String>>,
+    /// Processing starts since creation or the last operator retry.
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts: Option<u32>,
+    /// Why the last attempt failed, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     last_error: Option<Option<String>>,
+    /// When the order was dead-lettered as `Failed`; `null` otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     failed_at: Option<Option<String>>,
+}
+
+/// The statuses of an order's lifecycle.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes `OrderStatus` on the wire; never built.
+pub enum StatusName {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+}
+
+/// The body of `POST /orders`. It documents the contract; the handler reads the body
+/// field by field itself, to name every fault and to keep money out of floats.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used.
+pub struct NewOrderRequest {
+    /// Required without authentication. With it, optional; if given, it must be the
+    /// token's subject.
+    #[schema(min_length = 1, max_length = 255, example = "user1")]
+    user_id: Option<String>,
+    /// 1 to 1,000 item ids of 1 to 255 characters, kept in the order sent.
+    #[schema(min_items = 1, max_items = 1000, example = json!(["item1", "item2"]))]
+    item_ids: Vec<String>,
+    /// Greater than 0, at most 2 decimal places, at most 999999999.99.
+    #[schema(
+        exclusive_minimum = 0,
+        maximum = 999999999.99,
+        multiple_of = 0.01,
+        example = 100.5
+    )]
+    total_amount: f64,
 }
 
 impl OrderBody {
@@ -126,8 +174,9 @@ pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// `{"status": "Pending"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatusBody {
+    #[schema(value_type = StatusName)]
     status: OrderStatus,
 }
 

@@ -9,15 +9,40 @@ use axum::{Extension, Json};
 
 use super::auth::require_admin;
 use super::error::ApiError;
+#[allow(unused_imports)] // Named by the OpenAPI annotations only.
+use super::error::Problem;
 use super::extract::JsonBody;
 use super::idempotency;
-use super::order_json::{OrderBody, RawBody, StatusBody, parse_new_order};
+use super::openapi::CommonProblems;
+use super::order_json::{NewOrderRequest, OrderBody, RawBody, StatusBody, parse_new_order};
 use super::state::AppState;
 use crate::auth::Caller;
 use crate::domain::{Order, OrderId, now};
 use crate::store::RetryOutcome;
 
 /// `POST /orders`: validates, commits the order as `Pending`, then answers 201.
+#[utoipa::path(
+    post,
+    path = "/orders",
+    operation_id = "create_order",
+    tag = "orders",
+    request_body(content = NewOrderRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 characters; the same key and body replay the first answer")),
+    responses(
+        (status = 201, description = "Accepted as `Pending` (or the first answer to this \
+                                      Idempotency-Key, replayed)",
+         body = OrderBody, headers(("Location" = String, description = "/orders/{order_id}"))),
+        (status = 400, description = "Not JSON, not an object, or a bad Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "This Idempotency-Key's first request is in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (each named), or an Idempotency-Key \
+                                      reused with another body", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -42,6 +67,19 @@ pub async fn create(
 }
 
 /// `GET /orders/{order_id}`: the whole order.
+#[utoipa::path(
+    get,
+    path = "/orders/{order_id}",
+    operation_id = "get_order",
+    tag = "orders",
+    params(("order_id" = String, Path, description = "The order's id (a UUID)")),
+    responses(
+        (status = 200, description = "The order", body = OrderBody),
+        (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -67,6 +105,19 @@ async fn visible_order(
 }
 
 /// `GET /orders/{order_id}/status`.
+#[utoipa::path(
+    get,
+    path = "/orders/{order_id}/status",
+    operation_id = "get_order_status",
+    tag = "orders",
+    params(("order_id" = String, Path, description = "The order's id (a UUID)")),
+    responses(
+        (status = 200, description = "The order's status", body = StatusBody),
+        (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn status(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -85,6 +136,20 @@ pub async fn status(
 
 /// `POST /orders/{order_id}/retry`: a dead letter back to the queue with a fresh
 /// attempt budget; 409 for an order that is not `Failed`.
+#[utoipa::path(
+    post,
+    path = "/orders/{order_id}/retry",
+    operation_id = "retry_order",
+    tag = "dead letters",
+    params(("order_id" = String, Path, description = "The order's id (a UUID)")),
+    responses(
+        (status = 200, description = "Back in the queue as `Pending`, attempts reset", body = OrderBody),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not `Failed`", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn retry(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -1,4 +1,5 @@
-//! Request ids, health and readiness, and the Prometheus exposition.
+//! Request ids, health and readiness, the Prometheus exposition, and the OpenAPI
+//! document with its offline docs.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ on_every_backend!(
     health_and_readiness_answer,
     readiness_fails_when_the_schema_is_behind,
     prometheus_exposes_requests_orders_attempts_retries_dead_letters_and_queue_depth,
+    the_openapi_document_and_offline_docs_are_served,
 );
 
 async fn every_answer_carries_a_request_id_and_keeps_the_clients(db: TestDb) {
@@ -164,4 +166,45 @@ async fn prometheus_exposes_requests_orders_attempts_retries_dead_letters_and_qu
         text.contains("http_request_duration_seconds_bucket{"),
         "a histogram"
     );
+}
+
+async fn the_openapi_document_and_offline_docs_are_served(db: TestDb) {
+    let app = spawn_app_with(db, Options::default()).await;
+    let doc = app.get_json("/openapi.json").await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let operations: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert_eq!(operations, 9, "every route documented");
+    let ids: std::collections::HashSet<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 9, "operation ids are unique");
+    let page = app.get("/docs/").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "the Swagger UI page");
+    assert!(!html.contains("https://"), "no asset from the internet");
+    for asset in [
+        "/docs/swagger-ui-bundle.js",
+        "/docs/swagger-ui.css",
+        "/docs/swagger-initializer.js",
+    ] {
+        let response = app.get(asset).await;
+        assert_eq!(response.status(), 200, "{asset} served by the binary");
+    }
+    let init = app
+        .get("/docs/swagger-initializer.js")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("/openapi.json"));
 }
