@@ -13,6 +13,7 @@ on_every_backend!(
     users_see_only_their_own_orders_and_admins_see_all,
     the_token_subcommand_mints_tokens_the_service_accepts,
     public_keys_verify_rs256_and_es256_tokens,
+    idempotency_keys_belong_to_their_user,
 );
 
 const SECRET: &str = "test-secret-do-not-use";
@@ -416,4 +417,30 @@ async fn public_keys_verify_rs256_and_es256_tokens(db: TestDb) {
             .status(),
         200
     );
+}
+
+async fn idempotency_keys_belong_to_their_user(db: TestDb) {
+    let app = secured_app(db).await;
+    let body = json!({"item_ids": ["a"], "total_amount": 1});
+    let mut ids = Vec::new();
+    for user in ["alice", "bob", "alice"] {
+        let response = app
+            .client
+            .post(app.url("/orders"))
+            .bearer_auth(user_token(user, false))
+            .header("idempotency-key", "shared-key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let order: Value = response.json().await.unwrap();
+        assert_eq!(order["user_id"], user, "bob never gets alice's answer");
+        ids.push(order["order_id"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(
+        ids[0], ids[1],
+        "the same key from two users makes two orders"
+    );
+    assert_eq!(ids[0], ids[2], "alice's retry is a replay");
 }
