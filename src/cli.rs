@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default), `migrate`, `seed` and `token`.
+//! The command line: `serve` (the default), `migrate`, `seed`, `token` and `loadtest`.
 
 use std::time::Duration;
 
@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::AuthConfig;
 use crate::config::{DatabaseConfig, LogFormat, ServeConfig, parse_duration};
+use crate::loadtest::LoadtestArgs;
 
 /// Order-processing backend: an HTTP JSON API, a durable queue in the database,
 /// and a worker pool.
@@ -45,6 +46,8 @@ pub enum Command {
     Seed(DatabaseConfig),
     /// Print a bearer token signed with AUTH_JWT_SECRET, for development and examples.
     Token(TokenArgs),
+    /// Drive a running service with orders, measure, verify, and report.
+    Loadtest(LoadtestArgs),
 }
 
 /// What `token` mints.

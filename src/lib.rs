@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod loadtest;
 pub mod seed;
 pub mod store;
 pub mod telemetry;

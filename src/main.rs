@@ -8,7 +8,7 @@ use clap::Parser;
 use order_processor::cli::{Cli, Command};
 use order_processor::config::{DatabaseConfig, ServeConfig};
 use order_processor::store::Store;
-use order_processor::{app, auth, seed, store, telemetry};
+use order_processor::{app, auth, loadtest, seed, store, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -26,6 +26,19 @@ async fn main() -> anyhow::Result<()> {
     });
     match cli.into_command() {
         Command::Serve(config) => serve(config, stop).await,
+        Command::Loadtest(args) => {
+            let json = args.json;
+            let summary = loadtest::run(args).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                println!("{summary}");
+            }
+            if !summary.passed {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Token(args) => {
             let token = auth::mint(&args.auth, &args.user, args.admin, args.ttl)?;
             println!("{token}");

@@ -13,6 +13,7 @@ mod idempotency;
 mod lifecycle;
 mod listing;
 mod load;
+mod loadtest;
 mod observability;
 mod proxy;
 mod rate_limit;
