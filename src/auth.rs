@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub const ADMIN_SCOPE: &str = "orders:admin";
 
 /// How callers prove who they are. Authentication is on when a key is configured.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Clone, Default, Args)]
 pub struct AuthConfig {
     /// HMAC secret for HS256 bearer tokens; setting it turns authentication on.
     #[arg(
@@ -36,6 +36,24 @@ pub struct AuthConfig {
     #[arg(long, env = "AUTH_JWT_AUDIENCE")]
     pub auth_jwt_audience: Option<String>,
 }
+
+/// Never prints the secret, wherever a configuration is logged.
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "auth_jwt_secret",
+                &self.auth_jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("auth_jwt_public_key", &self.auth_jwt_public_key)
+            .field("auth_jwt_issuer", &self.auth_jwt_issuer)
+            .field("auth_jwt_audience", &self.auth_jwt_audience)
+            .finish()
+    }
+}
+
+/// Shortest HMAC secret accepted: 256 bits, as RFC 7518 asks of HS256 keys.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,12 +108,23 @@ pub enum AuthConfigError {
     UnknownKey(PathBuf),
     #[error("`token` needs AUTH_JWT_SECRET: it signs with the shared secret")]
     NoSecret,
+    #[error("AUTH_JWT_SECRET must be at least 32 bytes (256 bits); it is {0}")]
+    ShortSecret(usize),
     #[error("the token could not be signed: {0}")]
     Signing(#[from] jsonwebtoken::errors::Error),
 }
 
-/// The claims this service reads and writes.
-#[derive(Debug, Serialize, Deserialize)]
+/// The claims this service reads; `exp`, `nbf`, `iss` and `aud` are checked by the
+/// validation from the raw token (so `aud` may be a string or a list).
+#[derive(Debug, Deserialize)]
+struct Identity {
+    sub: String,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// The claims `token` writes.
+#[derive(Debug, Serialize)]
 struct Claims {
     sub: String,
     exp: u64,
@@ -122,6 +151,7 @@ impl Authenticator {
     /// `None` when no key is configured (authentication off).
     pub fn from_config(config: &AuthConfig) -> Result<Option<Self>, AuthConfigError> {
         let (key, algorithm) = if let Some(secret) = &config.auth_jwt_secret {
+            check_secret(secret)?;
             (
                 DecodingKey::from_secret(secret.as_bytes()),
                 Algorithm::HS256,
@@ -160,11 +190,13 @@ impl Authenticator {
     /// Checks an `Authorization` header value and names the caller.
     pub fn verify(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
         let header = authorization.ok_or(AuthError::Missing)?;
+        // The scheme name is case-insensitive (RFC 7235).
         let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or_else(|| AuthError::Invalid("expected `Authorization: Bearer <token>`".into()))?;
-        let data = jsonwebtoken::decode::<Claims>(token.trim(), &self.key, &self.validation)
+        let data = jsonwebtoken::decode::<Identity>(token.trim(), &self.key, &self.validation)
             .map_err(|err| AuthError::Invalid(describe(&err)))?;
         let claims = data.claims;
         let admin = claims
@@ -206,6 +238,7 @@ pub fn mint(
         .auth_jwt_secret
         .as_deref()
         .ok_or(AuthConfigError::NoSecret)?;
+    check_secret(secret)?;
     let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default();
     let claims = Claims {
         sub: user.to_owned(),
@@ -224,6 +257,13 @@ pub fn mint(
     )?)
 }
 
+fn check_secret(secret: &str) -> Result<(), AuthConfigError> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(AuthConfigError::ShortSecret(secret.len()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,7 +277,7 @@ mod tests {
 
     #[test]
     fn minted_tokens_verify_and_carry_the_admin_scope() {
-        let config = with_secret("s3cret");
+        let config = with_secret("s3cret-s3cret-s3cret-s3cret-s3cret");
         let auth = Authenticator::from_config(&config).unwrap().unwrap();
         let token = mint(&config, "alice", true, Duration::from_secs(60)).unwrap();
         let caller = auth.verify(Some(&format!("Bearer {token}"))).unwrap();
@@ -258,6 +298,22 @@ mod tests {
     }
 
     #[test]
+    fn short_secrets_are_refused_and_schemes_are_case_insensitive() {
+        assert!(matches!(
+            Authenticator::from_config(&with_secret("")),
+            Err(AuthConfigError::ShortSecret(0))
+        ));
+        let config = with_secret(&"k".repeat(32));
+        let auth = Authenticator::from_config(&config).unwrap().unwrap();
+        let token = mint(&config, "eve", false, Duration::from_secs(60)).unwrap();
+        assert!(auth.verify(Some(&format!("BEARER {token}"))).is_ok());
+        assert!(
+            !format!("{config:?}").contains("kkkk"),
+            "the secret is redacted"
+        );
+    }
+
+    #[test]
     fn no_key_means_authentication_is_off() {
         assert!(
             Authenticator::from_config(&AuthConfig::default())
@@ -269,7 +325,7 @@ mod tests {
 
     #[test]
     fn a_missing_or_foreign_header_is_refused() {
-        let auth = Authenticator::from_config(&with_secret("x"))
+        let auth = Authenticator::from_config(&with_secret(&"x".repeat(32)))
             .unwrap()
             .unwrap();
         assert_eq!(auth.verify(None), Err(AuthError::Missing));

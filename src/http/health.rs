@@ -42,6 +42,11 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match state.store.ready().await {
         Ok(()) => Ok(Json(Health { status: "ready" })),
-        Err(err) => Err(ApiError::NotReady(err.to_string())),
+        Err(err) => {
+            tracing::warn!(error = %err, "not ready");
+            Err(ApiError::NotReady(
+                "the database does not answer or its schema is not current".into(),
+            ))
+        }
     }
 }

@@ -39,8 +39,13 @@ pub async fn observe_request(request: Request, next: Next) -> Response {
             "request"
         );
     });
+    // Only known methods become labels: clients must not mint metric series.
+    let method_label = match method.as_str() {
+        known @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => known,
+        _ => "other",
+    };
     let labels = [
-        ("method", method.to_string()),
+        ("method", method_label.to_owned()),
         ("route", route),
         ("status", status.to_string()),
     ];

@@ -94,13 +94,14 @@ pub(super) fn metrics_from_totals(
     Ok(metrics)
 }
 
-/// `Ok` when the newest applied migration is the newest this build embeds.
+/// `Ok` when every migration this build embeds is applied (a newer database, during a
+/// rolling deploy, is fine: migrations only add).
 pub(super) fn schema_current(
     migrator: &sqlx::migrate::Migrator,
     applied: Option<i64>,
 ) -> Result<(), StoreError> {
     let needed = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-    if applied == Some(needed) {
+    if applied.is_some_and(|applied| applied >= needed) {
         Ok(())
     } else {
         Err(StoreError::SchemaBehind { applied, needed })

@@ -104,7 +104,7 @@ async fn the_load_tool_exits_non_zero_when_requests_fail(db: TestDb) {
         db,
         Options {
             auth: AuthConfig {
-                auth_jwt_secret: Some("s".into()),
+                auth_jwt_secret: Some("loadtest-secret-of-32-bytes-long".into()),
                 ..AuthConfig::default()
             },
             ..Options::default()

@@ -79,7 +79,7 @@ async fn readiness_fails_when_the_schema_is_behind(db: TestDb) {
     );
     let problem: Value = response.json().await.unwrap();
     assert!(
-        problem["detail"].as_str().unwrap().contains("migration"),
+        problem["detail"].as_str().unwrap().contains("schema"),
         "{problem}"
     );
     assert_eq!(

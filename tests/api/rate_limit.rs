@@ -58,7 +58,7 @@ async fn the_burst_passes_then_429_with_retry_after_then_recovery(db: TestDb) {
 }
 
 async fn each_user_has_a_bucket_of_their_own(db: TestDb) {
-    let secret = "rate-secret";
+    let secret = "rate-limit-test-secret-32-bytes-x";
     let app = spawn_app_with(
         db,
         Options {
