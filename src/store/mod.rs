@@ -1,6 +1,7 @@
 //! Persistence: the `Store` trait every backend implements, and the types it speaks.
 //! All SQL lives below this module, one file per backend.
 
+mod batch;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -14,6 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, StatusCounts, Timestamp};
 
+pub use batch::BatchError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -27,6 +29,9 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// A write that was part of a group commit, and the batch's failure.
+    #[error("batched write failed: {0:?}")]
+    Batch(BatchError),
     #[error("migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored row is invalid: {0}")]
@@ -50,7 +55,10 @@ impl From<sqlx::Error> for StoreError {
 impl StoreError {
     /// Whether retrying later may succeed.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::Batch(BatchError::Unavailable(_))
+        )
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::batch::Batcher;
 use super::rows::{
     LEASE_EXPIRED, StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals,
     not_retried, rescued_from_statuses, schema_current,
@@ -34,10 +35,11 @@ const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, create
      completed_at, attempts, last_error, failed_at";
 
 /// Orders in a PostgreSQL database shared by any number of instances.
-#[derive(Debug)]
 pub struct PostgresStore {
     pool: PgPool,
     new_work: Arc<Notify>,
+    /// New orders, group-committed: one statement and one commit per batch.
+    inserts: Batcher<Order, ()>,
     /// Forwards NOTIFYs from every instance into `new_work`; stopped on drop.
     listener: JoinHandle<()>,
 }
@@ -62,10 +64,24 @@ impl PostgresStore {
         listener.listen(CHANNEL).await?;
         let new_work = Arc::new(Notify::new());
         let listener = tokio::spawn(forward_notifications(listener, new_work.clone()));
+        let inserts = Batcher::spawn({
+            let pool = pool.clone();
+            move |orders: Arc<Vec<Order>>| {
+                let pool = pool.clone();
+                async move {
+                    let done = insert_orders(&orders).build().execute(&pool).await?;
+                    if done.rows_affected() != orders.len() as u64 {
+                        return Err(corrupt("an order id was already taken"));
+                    }
+                    Ok(vec![(); orders.len()])
+                }
+            }
+        });
         Ok(Self {
             pool,
             new_work,
             listener,
+            inserts,
         })
     }
 }
@@ -165,14 +181,10 @@ impl Store for PostgresStore {
     }
 
     async fn insert(&self, order: &Order) -> Result<(), StoreError> {
-        match self.import(std::slice::from_ref(order)).await? {
-            // Wake a local worker without waiting for the NOTIFY round trip.
-            1 => {
-                self.new_work.notify_one();
-                Ok(())
-            }
-            _ => Err(corrupt(format!("order id {} already taken", order.id))),
-        }
+        self.inserts.submit(order.clone()).await?;
+        // Wake a local worker without waiting for the NOTIFY round trip.
+        self.new_work.notify_one();
+        Ok(())
     }
 
     async fn import(&self, orders: &[Order]) -> Result<u64, StoreError> {

@@ -14,6 +14,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use super::batch::Batcher;
 use super::rows::{
     LEASE_EXPIRED, StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals,
     not_retried, rescued_from_statuses, schema_current,
@@ -35,7 +36,7 @@ const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, create
      completed_at, attempts, last_error, failed_at";
 
 /// Orders in one SQLite file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteStore {
     /// The one connection that writes: SQLite has a single writer anyway, and one
     /// connection keeps writers queueing in the pool rather than spinning on the lock.
@@ -43,6 +44,8 @@ pub struct SqliteStore {
     /// Read-only connections (`query_only`), so reads never wait behind writes.
     reader: SqlitePool,
     new_work: Arc<Notify>,
+    /// New orders, group-committed: one statement and one fsync per batch.
+    inserts: Arc<Batcher<Order, ()>>,
 }
 
 impl SqliteStore {
@@ -63,10 +66,26 @@ impl SqliteStore {
             .max_connections(read_connections.max(1))
             .connect_with(options.pragma("query_only", "ON"))
             .await?;
+        let new_work = Arc::<Notify>::default();
+        let inserts = Arc::new(Batcher::spawn({
+            let (writer, new_work) = (writer.clone(), new_work.clone());
+            move |orders: Arc<Vec<Order>>| {
+                let (writer, new_work) = (writer.clone(), new_work.clone());
+                async move {
+                    let done = insert_orders(&orders).build().execute(&writer).await?;
+                    if done.rows_affected() != orders.len() as u64 {
+                        return Err(corrupt("an order id was already taken"));
+                    }
+                    new_work.notify_one();
+                    Ok(vec![(); orders.len()])
+                }
+            }
+        }));
         Ok(Self {
             writer,
             reader,
-            new_work: Arc::default(),
+            new_work,
+            inserts,
         })
     }
 }
@@ -148,10 +167,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert(&self, order: &Order) -> Result<(), StoreError> {
-        match self.import(std::slice::from_ref(order)).await? {
-            1 => Ok(()),
-            _ => Err(corrupt(format!("order id {} already taken", order.id))),
-        }
+        self.inserts.submit(order.clone()).await
     }
 
     async fn import(&self, orders: &[Order]) -> Result<u64, StoreError> {
