@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::batch::Batcher;
 use super::rows::{
-    LEASE_EXPIRED, StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals,
-    not_retried, rescued_from_statuses, schema_current,
+    Completion, LEASE_EXPIRED, StoredOrder, claim_outcome, completion_outcomes, corrupt, lease_end,
+    metrics_from_totals, not_retried, rescued_from_statuses, schema_current,
 };
 use super::{
     Claim, ClaimOutcome, IdempotentResponse, KeyedInsert, ListQuery, OrderMetrics, Rescued,
@@ -40,6 +40,8 @@ pub struct PostgresStore {
     new_work: Arc<Notify>,
     /// New orders, group-committed: one statement and one commit per batch.
     inserts: Batcher<Order, ()>,
+    /// Completions, group-committed the same way.
+    completions: Batcher<Completion, ClaimOutcome>,
     /// Forwards NOTIFYs from every instance into `new_work`; stopped on drop.
     listener: JoinHandle<()>,
 }
@@ -77,11 +79,19 @@ impl PostgresStore {
                 }
             }
         });
+        let completions = Batcher::spawn({
+            let pool = pool.clone();
+            move |batch: Arc<Vec<Completion>>| {
+                let pool = pool.clone();
+                async move { complete_batch(&pool, &batch).await }
+            }
+        });
         Ok(Self {
             pool,
             new_work,
             listener,
             inserts,
+            completions,
         })
     }
 }
@@ -126,6 +136,32 @@ fn order_from_row(row: &PgRow) -> Result<Order, StoreError> {
 
 fn orders_from_rows(rows: &[PgRow]) -> Result<Vec<Order>, StoreError> {
     rows.iter().map(order_from_row).collect()
+}
+
+/// Completes a batch of claims in one guarded statement; only rows whose claim is
+/// still current change, and `RETURNING` says which.
+async fn complete_batch(
+    pool: &PgPool,
+    batch: &[Completion],
+) -> Result<Vec<ClaimOutcome>, StoreError> {
+    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(
+        "UPDATE orders SET status = 'Completed', completed_at = v.completed_at, \
+                claim_token = NULL, lease_expires_at = NULL \
+         FROM (",
+    );
+    sql.push_values(batch, |mut row, (id, token, at)| {
+        row.push_bind(*id.as_uuid())
+            .push_bind(*token)
+            .push_bind(*at);
+    });
+    sql.push(
+        ") AS v (id, token, completed_at) \
+         WHERE orders.id = v.id AND orders.claim_token = v.token \
+         AND orders.status = 'Processing' RETURNING orders.id",
+    );
+    let ids: Vec<Uuid> = sql.build_query_scalar().fetch_all(pool).await?;
+    let applied = ids.into_iter().map(OrderId::from_uuid).collect();
+    Ok(completion_outcomes(batch, &applied))
 }
 
 /// `INSERT` of whole orders (any status), skipping ids already stored.
@@ -351,17 +387,9 @@ impl Store for PostgresStore {
     }
 
     async fn complete(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError> {
-        let done = sqlx::query(
-            "UPDATE orders SET status = 'Completed', completed_at = $1, \
-                    claim_token = NULL, lease_expires_at = NULL \
-             WHERE id = $2 AND status = 'Processing' AND claim_token = $3",
-        )
-        .bind(now)
-        .bind(claim.order.id.as_uuid())
-        .bind(claim.token)
-        .execute(&self.pool)
-        .await?;
-        Ok(claim_outcome(done.rows_affected()))
+        self.completions
+            .submit((claim.order.id, claim.token, now))
+            .await
     }
 
     async fn fail(

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use super::{ClaimOutcome, OrderMetrics, Rescued, RetryOutcome, StoreError};
 use crate::domain::{ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis};
 
@@ -37,6 +39,26 @@ impl StoredOrder {
             failed_at: self.failed_at,
         })
     }
+}
+
+/// One completion in a group commit: the order, the claim token, the time.
+pub(super) type Completion = (OrderId, Uuid, Timestamp);
+
+/// Each completion's outcome, from the ids the guarded update returned.
+pub(super) fn completion_outcomes(
+    batch: &[Completion],
+    applied: &std::collections::HashSet<OrderId>,
+) -> Vec<ClaimOutcome> {
+    batch
+        .iter()
+        .map(|(id, _, _)| {
+            if applied.contains(id) {
+                ClaimOutcome::Applied
+            } else {
+                ClaimOutcome::ClaimLost
+            }
+        })
+        .collect()
 }
 
 /// A stored value the domain rejects: the database was changed behind our back.

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use super::batch::Batcher;
 use super::rows::{
-    LEASE_EXPIRED, StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals,
-    not_retried, rescued_from_statuses, schema_current,
+    Completion, LEASE_EXPIRED, StoredOrder, claim_outcome, completion_outcomes, corrupt, lease_end,
+    metrics_from_totals, not_retried, rescued_from_statuses, schema_current,
 };
 use super::{
     Claim, ClaimOutcome, IdempotentResponse, KeyedInsert, ListQuery, OrderMetrics, Rescued,
@@ -46,6 +46,8 @@ pub struct SqliteStore {
     new_work: Arc<Notify>,
     /// New orders, group-committed: one statement and one fsync per batch.
     inserts: Arc<Batcher<Order, ()>>,
+    /// Completions, group-committed the same way.
+    completions: Arc<Batcher<Completion, ClaimOutcome>>,
 }
 
 impl SqliteStore {
@@ -81,11 +83,19 @@ impl SqliteStore {
                 }
             }
         }));
+        let completions = Arc::new(Batcher::spawn({
+            let writer = writer.clone();
+            move |batch: Arc<Vec<Completion>>| {
+                let writer = writer.clone();
+                async move { complete_batch(&writer, &batch).await }
+            }
+        }));
         Ok(Self {
             writer,
             reader,
             new_work,
             inserts,
+            completions,
         })
     }
 }
@@ -118,6 +128,34 @@ fn order_from_row(row: &SqliteRow) -> Result<Order, StoreError> {
 
 fn orders_from_rows(rows: &[SqliteRow]) -> Result<Vec<Order>, StoreError> {
     rows.iter().map(order_from_row).collect()
+}
+
+/// Completes a batch of claims in one guarded statement; only rows whose claim is
+/// still current change, and `RETURNING` says which.
+async fn complete_batch(
+    writer: &SqlitePool,
+    batch: &[Completion],
+) -> Result<Vec<ClaimOutcome>, StoreError> {
+    let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "UPDATE orders SET status = 'Completed', completed_at = v.column3, \
+                claim_token = NULL, lease_expires_at = NULL \
+         FROM (",
+    );
+    sql.push_values(batch, |mut row, (id, token, at)| {
+        row.push_bind(id.to_string())
+            .push_bind(token.to_string())
+            .push_bind(millis(*at));
+    });
+    sql.push(
+        ") AS v WHERE orders.id = v.column1 AND orders.claim_token = v.column2 \
+         AND orders.status = 'Processing' RETURNING orders.id",
+    );
+    let ids: Vec<String> = sql.build_query_scalar().fetch_all(writer).await?;
+    let applied = ids
+        .iter()
+        .map(|id| OrderId::from_str(id).map_err(corrupt))
+        .collect::<Result<_, _>>()?;
+    Ok(completion_outcomes(batch, &applied))
 }
 
 /// `INSERT` of whole orders (any status), skipping ids already stored.
@@ -328,17 +366,9 @@ impl Store for SqliteStore {
     }
 
     async fn complete(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError> {
-        let done = sqlx::query(
-            "UPDATE orders SET status = 'Completed', completed_at = ?, \
-                    claim_token = NULL, lease_expires_at = NULL \
-             WHERE id = ? AND status = 'Processing' AND claim_token = ?",
-        )
-        .bind(millis(now))
-        .bind(claim.order.id.to_string())
-        .bind(claim.token.to_string())
-        .execute(&self.writer)
-        .await?;
-        Ok(claim_outcome(done.rows_affected()))
+        self.completions
+            .submit((claim.order.id, claim.token, now))
+            .await
     }
 
     async fn fail(
