@@ -60,6 +60,9 @@ impl PostgresStore {
             // The listener holds one pooled connection for good; the rest serve queries.
             .max_connections(max_connections.max(1) + 1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before each use: a dead connection fails its query, which is
+            // handled like any outage, and a round trip per request is saved.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let mut listener = PgListener::connect_with(&pool).await?;

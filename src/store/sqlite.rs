@@ -60,12 +60,15 @@ impl SqliteStore {
             // FULL: every commit is fsync'd before it returns, so a 201 means on disk.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT);
+        // No ping before each use: an in-process database has no connection to lose.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(read_connections.max(1))
+            .test_before_acquire(false)
             .connect_with(options.pragma("query_only", "ON"))
             .await?;
         let new_work = Arc::<Notify>::default();
