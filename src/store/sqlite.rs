@@ -344,7 +344,8 @@ impl Store for SqliteStore {
         let sql = format!(
             "UPDATE orders SET status = 'Processing', claim_token = ?, lease_expires_at = ?, \
                     attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM orders WHERE status = 'Pending' AND available_at <= ? \
+             WHERE id IN (SELECT id FROM orders INDEXED BY orders_pending \
+                          WHERE status = 'Pending' AND available_at <= ? \
                           ORDER BY available_at, id LIMIT ?) \
              RETURNING {ORDER_COLUMNS}"
         );
@@ -420,7 +421,7 @@ impl Store for SqliteStore {
         max_attempts: u32,
     ) -> Result<Rescued, StoreError> {
         let statuses: Vec<String> = sqlx::query_scalar(
-            "UPDATE orders SET \
+            "UPDATE orders INDEXED BY orders_processing_lease SET \
                  status = CASE WHEN attempts >= ?1 THEN 'Failed' ELSE 'Pending' END, \
                  failed_at = CASE WHEN attempts >= ?1 THEN ?2 END, \
                  available_at = ?2, last_error = ?3, claim_token = NULL, lease_expires_at = NULL \
