@@ -35,7 +35,9 @@ pub async fn healthz() -> Json<Health> {
     tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Health),
-        (status = 503, description = "The database does not answer or is not migrated", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database does not answer or is not migrated",
+         body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = u64, description = "Seconds to wait before asking again"))),
     ),
     security(()),
 )]

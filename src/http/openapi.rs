@@ -1,6 +1,10 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and the answer
 //! types, served at `/openapi.json`, with Swagger UI (bundled in the binary) at `/docs`.
 
+use utoipa::openapi::RefOr;
+use utoipa::openapi::header::Header;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
@@ -39,7 +43,7 @@ use super::{health, listing, metrics, order_json, orders};
         Problem,
         ProblemField,
     )),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &RequestIdHeader),
 )]
 pub struct ApiDoc;
 
@@ -60,24 +64,87 @@ impl Modify for BearerScheme {
     }
 }
 
+/// Declares `X-Request-Id` on every answer of every route: the request-id layers set it
+/// on all of them, so annotating each response by hand could only fall behind.
+struct RequestIdHeader;
+
+impl Modify for RequestIdHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let header = Header::builder()
+            .schema(Object::with_type(Type::String))
+            .description(Some(
+                "The request's id: the client's `X-Request-Id` if it sent one, else a new \
+                 UUID; every log line of the request carries it.",
+            ))
+            .build();
+        let responses = openapi
+            .paths
+            .paths
+            .values_mut()
+            .flat_map(operations_mut)
+            .flat_map(|operation| operation.responses.responses.values_mut());
+        for response in responses {
+            if let RefOr::T(response) = response {
+                response
+                    .headers
+                    .insert(REQUEST_ID.to_owned(), header.clone());
+            }
+        }
+    }
+}
+
+/// The response header carrying the request id.
+const REQUEST_ID: &str = "X-Request-Id";
+
+/// Every operation a path item holds, whatever its method.
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// Problems any API route can answer besides its own.
 #[derive(IntoResponses)]
 #[allow(dead_code)] // Documents answers; built by `ApiError`, not from here.
 pub enum CommonProblems {
     /// The bearer token is missing or invalid (only when authentication is on).
-    #[response(status = 401, content_type = "application/problem+json")]
+    #[response(
+        status = 401,
+        content_type = "application/problem+json",
+        headers(("WWW-Authenticate" = String,
+                 description = "The bearer challenge (RFC 6750): the realm, and for a bad \
+                                token `error=\"invalid_token\"` with the reason"))
+    )]
     Unauthorized(#[to_schema] Problem<'static>),
     /// The token's user may not do this.
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(#[to_schema] Problem<'static>),
     /// Too many requests from this caller; see `Retry-After`.
-    #[response(status = 429, content_type = "application/problem+json")]
+    #[response(
+        status = 429,
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64,
+                 description = "Whole seconds until this caller's next request is allowed"))
+    )]
     TooManyRequests(#[to_schema] Problem<'static>),
     /// Something failed on our side; the cause is logged.
     #[response(status = 500, content_type = "application/problem+json")]
     Internal(#[to_schema] Problem<'static>),
     /// The database is unreachable for now; see `Retry-After`.
-    #[response(status = 503, content_type = "application/problem+json")]
+    #[response(
+        status = 503,
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))
+    )]
     Unavailable(#[to_schema] Problem<'static>),
 }
 
@@ -111,5 +178,43 @@ mod tests {
             "bearer"
         );
         assert!(doc["paths"]["/orders"]["post"]["responses"]["422"].is_object());
+    }
+
+    #[test]
+    fn the_document_describes_the_response_headers_the_service_sets() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let header = |path: &str, method: &str, status: &str, name: &str| {
+            doc["paths"][path][method]["responses"][status]["headers"][name].clone()
+        };
+        for path in ["/orders/{order_id}", "/metrics"] {
+            assert!(
+                header(path, "get", "401", "WWW-Authenticate").is_object(),
+                "{path} 401"
+            );
+            for status in ["429", "503"] {
+                assert_eq!(
+                    header(path, "get", status, "Retry-After")["schema"]["type"],
+                    "integer",
+                    "{path} {status}"
+                );
+            }
+        }
+        assert!(header("/readyz", "get", "503", "Retry-After").is_object());
+        assert!(header("/orders", "post", "201", "Idempotent-Replayed").is_object());
+        assert!(header("/orders", "post", "201", "Location").is_object());
+        // The request id is on every answer of every route.
+        let mut answers = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    assert!(
+                        response["headers"][REQUEST_ID].is_object(),
+                        "{method} {path} {status} has {REQUEST_ID}"
+                    );
+                    answers += 1;
+                }
+            }
+        }
+        assert!(answers > 30, "{answers} answers checked");
     }
 }

@@ -32,7 +32,11 @@ use crate::store::RetryOutcome;
     responses(
         (status = 201, description = "Accepted as `Pending` (or the first answer to this \
                                       Idempotency-Key, replayed)",
-         body = OrderBody, headers(("Location" = String, description = "/orders/{order_id}"))),
+         body = OrderBody,
+         headers(("Location" = String, description = "/orders/{order_id}"),
+                 ("Idempotent-Replayed" = String,
+                  description = "`true` when this is the first answer to this \
+                                 Idempotency-Key, replayed; absent otherwise"))),
         (status = 400, description = "Not JSON, not an object, or a bad Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "This Idempotency-Key's first request is in flight", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),

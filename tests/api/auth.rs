@@ -1,22 +1,24 @@
-//! Bearer JWT authentication and per-user isolation.
+//! Bearer JWT authentication: which tokens are accepted, the `token` subcommand, public
+//! keys, and the start-up warning when authentication is off. (Who may see what, once
+//! authenticated, is in `access.rs`.)
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use order_processor::auth::AuthConfig;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::binary::run;
+use crate::binary::{Server, run};
 use crate::helpers::{Options, TestApp, TestDb, on_every_backend, order_body, spawn_app_with};
 
 on_every_backend!(
     tokens_are_checked_and_refusals_are_401_with_a_challenge,
-    users_see_only_their_own_orders_and_admins_see_all,
     the_token_subcommand_mints_tokens_the_service_accepts,
     public_keys_verify_rs256_and_es256_tokens,
-    idempotency_keys_belong_to_their_user,
 );
 
-const SECRET: &str = "test-secret-do-not-use-anywhere-else";
+pub const SECRET: &str = "test-secret-do-not-use-anywhere-else";
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -35,7 +37,8 @@ fn hs256(claims: Value) -> String {
     )
 }
 
-fn user_token(user: &str, admin: bool) -> String {
+/// A valid HS256 token for `user`, with the admin scope if `admin`.
+pub fn user_token(user: &str, admin: bool) -> String {
     let mut claims = json!({"sub": user, "exp": now() + 600});
     if admin {
         claims["scope"] = json!("orders:read orders:admin");
@@ -43,7 +46,8 @@ fn user_token(user: &str, admin: bool) -> String {
     hs256(claims)
 }
 
-async fn secured_app(db: TestDb) -> TestApp {
+/// The app with authentication on (HS256 with `SECRET`).
+pub async fn secured_app(db: TestDb) -> TestApp {
     spawn_app_with(
         db,
         Options {
@@ -57,7 +61,8 @@ async fn secured_app(db: TestDb) -> TestApp {
     .await
 }
 
-async fn call(
+/// `method path`, with `token` as the bearer if given and `body` as JSON if given.
+pub async fn call(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -100,9 +105,11 @@ async fn tokens_are_checked_and_refusals_are_401_with_a_challenge(db: TestDb) {
 
     let none_header = r#"{"alg":"none","typ":"JWT"}"#;
     let payload = json!({"sub": "alice", "exp": now() + 600}).to_string();
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let unsigned = format!("{}.{}.", b64.encode(none_header), b64.encode(payload));
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(none_header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
     let other_key = EncodingKey::from_secret(b"another-secret");
     let refused = [
         (
@@ -172,122 +179,15 @@ async fn tokens_are_checked_and_refusals_are_401_with_a_challenge(db: TestDb) {
     assert_eq!(app.get("/readyz").await.status(), 200);
 }
 
-async fn users_see_only_their_own_orders_and_admins_see_all(db: TestDb) {
-    let app = secured_app(db).await;
-    let (alice, bob, admin) = (
-        user_token("alice", false),
-        user_token("bob", false),
-        user_token("root", true),
-    );
-    let body = json!({"user_id": "alice", "item_ids": ["a"], "total_amount": 1});
-    let created = call(&app, Method::POST, "/orders", Some(&alice), Some(body)).await;
-    assert_eq!(created.status(), 201);
-    let id = created.json::<Value>().await.unwrap()["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    call(
-        &app,
-        Method::POST,
-        "/orders",
-        Some(&bob),
-        Some(json!({"item_ids": ["b"], "total_amount": 2})),
-    )
-    .await;
-
-    for path in [format!("/orders/{id}"), format!("/orders/{id}/status")] {
-        assert_eq!(
-            call(&app, Method::GET, &path, Some(&alice), None)
-                .await
-                .status(),
-            200,
-            "{path}"
-        );
-        assert_eq!(
-            call(&app, Method::GET, &path, Some(&bob), None)
-                .await
-                .status(),
-            404,
-            "{path}"
-        );
-        assert_eq!(
-            call(&app, Method::GET, &path, Some(&admin), None)
-                .await
-                .status(),
-            200,
-            "{path}"
-        );
-    }
-    let listed = |token: String, query: &'static str| {
-        let app = &app;
-        async move {
-            let response = call(
-                app,
-                Method::GET,
-                &format!("/orders{query}"),
-                Some(&token),
-                None,
-            )
-            .await;
-            (response.status(), response.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, page) = listed(bob.clone(), "").await;
-    assert_eq!(status, 200);
-    let owners: Vec<&str> = page["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["user_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(owners, ["bob"]);
-    assert_eq!(
-        listed(bob.clone(), "?user_id=alice").await.0,
-        StatusCode::FORBIDDEN
-    );
-    let (status, page) = listed(admin.clone(), "").await;
-    assert_eq!(status, 200);
-    assert_eq!(page["orders"].as_array().unwrap().len(), 2);
-    let (_, page) = listed(admin.clone(), "?user_id=alice").await;
-    assert_eq!(page["orders"].as_array().unwrap().len(), 1);
-
-    for path in ["/metrics", "/metrics/prometheus"] {
-        assert_eq!(
-            call(&app, Method::GET, path, Some(&bob), None)
-                .await
-                .status(),
-            403,
-            "{path}"
-        );
-        assert_eq!(
-            call(&app, Method::GET, path, Some(&admin), None)
-                .await
-                .status(),
-            200,
-            "{path}"
-        );
-    }
-    let retry = format!("/orders/{id}/retry");
-    let response = call(&app, Method::POST, &retry, Some(&alice), None).await;
-    assert_eq!(
-        response.status(),
-        403,
-        "retrying dead letters is for admins"
-    );
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let response = call(&app, Method::POST, &retry, Some(&admin), None).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::CONFLICT,
-        "the order is not Failed"
-    );
+/// The claims of a token, read without verifying it: what the minter wrote.
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
 }
 
 async fn the_token_subcommand_mints_tokens_the_service_accepts(db: TestDb) {
     let app = secured_app(db).await;
+    let before = now();
     let output = run(
         &["token", "--user", "carol", "--ttl", "10m"],
         &[("AUTH_JWT_SECRET", SECRET)],
@@ -298,6 +198,15 @@ async fn the_token_subcommand_mints_tokens_the_service_accepts(db: TestDb) {
         String::from_utf8_lossy(&output.stderr)
     );
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let claims = claims_of(&token);
+    assert_eq!(claims["sub"], "carol");
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+    assert_eq!(exp - iat, 600, "--ttl 10m is exp - iat: {claims}");
+    assert!((before..=now()).contains(&iat), "issued now: {claims}");
+    assert!(claims.get("scope").is_none(), "not an admin: {claims}");
     let response = call(
         &app,
         Method::POST,
@@ -319,6 +228,13 @@ async fn the_token_subcommand_mints_tokens_the_service_accepts(db: TestDb) {
         &[("AUTH_JWT_SECRET", SECRET)],
     );
     let admin = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let claims = claims_of(&admin);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600,
+        "the default TTL is an hour: {claims}"
+    );
+    assert_eq!(claims["scope"], "orders:admin");
     assert_eq!(
         call(&app, Method::GET, "/metrics", Some(&admin), None)
             .await
@@ -423,28 +339,30 @@ async fn public_keys_verify_rs256_and_es256_tokens(db: TestDb) {
     );
 }
 
-async fn idempotency_keys_belong_to_their_user(db: TestDb) {
-    let app = secured_app(db).await;
-    let body = json!({"item_ids": ["a"], "total_amount": 1});
-    let mut ids = Vec::new();
-    for user in ["alice", "bob", "alice"] {
-        let response = app
-            .client
-            .post(app.url("/orders"))
-            .bearer_auth(user_token(user, false))
-            .header("idempotency-key", "shared-key")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        let order: Value = response.json().await.unwrap();
-        assert_eq!(order["user_id"], user, "bob never gets alice's answer");
-        ids.push(order["order_id"].as_str().unwrap().to_owned());
-    }
-    assert_ne!(
-        ids[0], ids[1],
-        "the same key from two users makes two orders"
+/// The start-up warning that the API is open, if the server logged it.
+fn open_api_warning(server: &Server) -> Option<String> {
+    server.logs().into_iter().find_map(|line| {
+        let message = line["message"].as_str()?;
+        (line["level"] == "WARN" && message.starts_with("authentication is OFF"))
+            .then(|| message.to_owned())
+    })
+}
+
+#[tokio::test]
+async fn the_service_warns_at_start_up_when_authentication_is_off_and_only_then() {
+    let (open_db, secured_db) = (TestDb::sqlite(), TestDb::sqlite());
+    // The warning is logged before `listening`, so once the server listens it is there.
+    let open = Server::start(&open_db.url, &[]);
+    let warning =
+        open_api_warning(&open).unwrap_or_else(|| panic!("no warning in {:#?}", open.logs()));
+    assert!(
+        warning.contains("AUTH_JWT_SECRET") && warning.contains("AUTH_JWT_PUBLIC_KEY"),
+        "it says how to turn authentication on: {warning}"
     );
-    assert_eq!(ids[0], ids[2], "alice's retry is a replay");
+    let secured = Server::start(&secured_db.url, &[("AUTH_JWT_SECRET", SECRET)]);
+    assert_eq!(
+        open_api_warning(&secured),
+        None,
+        "no warning with a key configured"
+    );
 }

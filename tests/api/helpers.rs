@@ -431,3 +431,16 @@ pub async fn assert_metrics_match_the_table(store: &dyn Store) {
         );
     }
 }
+
+/// Runs a `SELECT COUNT(*) ...` on the test database directly, behind the app's back,
+/// to see what is really stored rather than what the API chooses to show.
+pub async fn count_rows(url: &str, sql: &str) -> i64 {
+    use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+    }
+}

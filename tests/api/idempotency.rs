@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{Options, TestApp, TestDb, on_every_backend, order_body, spawn_app_with};
+use crate::helpers::{
+    Options, TestApp, TestDb, count_rows, eventually, on_every_backend, order_body, spawn_app_with,
+};
 
 on_every_backend!(
     the_same_key_and_body_replay_the_first_answer_without_a_second_order,
     the_same_key_with_another_body_is_refused,
     concurrent_requests_with_one_key_create_exactly_one_order,
     keys_expire_after_their_time_to_live,
+    expired_keys_are_deleted_from_the_database_by_the_running_service,
     bad_keys_answer_400,
 );
 
@@ -113,6 +116,40 @@ async fn keys_expire_after_their_time_to_live(db: TestDb) {
         "a new order after expiry"
     );
     assert_eq!(app.metrics().await["total_orders"], 2);
+}
+
+async fn expired_keys_are_deleted_from_the_database_by_the_running_service(db: TestDb) {
+    let url = db.url.clone();
+    let app = spawn_app_with(
+        db,
+        Options {
+            idempotency_ttl: Duration::from_secs(1),
+            ..Options::default()
+        },
+    )
+    .await;
+    let stored = || {
+        count_rows(
+            &url,
+            "SELECT COUNT(*) FROM idempotency_keys WHERE key = 'pruned'",
+        )
+    };
+    let response = post(&app, "pruned", &order_body().to_string()).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(stored().await, 1, "the key is stored with its order");
+    // No request touches the key again: only the background pruner can remove it,
+    // which it does a few times per TTL (here, every second).
+    eventually(
+        Duration::from_secs(10),
+        "the expired key's row deleted",
+        || async { stored().await == 0 },
+    )
+    .await;
+    assert_eq!(
+        count_rows(&url, "SELECT COUNT(*) FROM orders").await,
+        1,
+        "the order outlives its key"
+    );
 }
 
 async fn bad_keys_answer_400(db: TestDb) {

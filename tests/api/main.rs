@@ -1,6 +1,7 @@
 //! The integration-test binary: every test talks to the real app over real HTTP, on a
 //! fresh SQLite file of its own.
 
+mod access;
 mod auth;
 mod binary;
 mod helpers;

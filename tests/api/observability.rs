@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::binary::Server;
 use crate::helpers::{Options, TestDb, eventually, on_every_backend, order_body, spawn_app_with};
+use crate::proxy::Proxy;
 
 on_every_backend!(
     every_answer_carries_a_request_id_and_keeps_the_clients,
@@ -87,6 +88,44 @@ async fn readiness_fails_when_the_schema_is_behind(db: TestDb) {
         "ok",
         "alive all the same"
     );
+}
+
+/// PostgreSQL only: the proxy that cuts the database off for one app is TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_the_database_is_unreachable_and_returns_with_it() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let (proxy, db) = Proxy::in_front_of(db).await;
+    let app = spawn_app_with(db, Options::default()).await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+
+    proxy.cut();
+    let response = app.get("/readyz").await;
+    assert_eq!(
+        response.status(),
+        503,
+        "not ready while the database is away"
+    );
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(response.headers().contains_key("retry-after"));
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "/problems/not-ready");
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        200,
+        "alive all the same"
+    );
+
+    proxy.restore();
+    eventually(Duration::from_secs(20), "ready again", || async {
+        app.get("/readyz").await.status() == 200
+    })
+    .await;
+    assert_eq!(app.get_json("/readyz").await["status"], "ready");
 }
 
 /// Runs one statement on the test database, behind the app's back.

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use crate::helpers::TestDb;
+
 pub struct Proxy {
     pub port: u16,
     up: Arc<AtomicBool>,
@@ -46,6 +48,26 @@ impl Proxy {
             connections,
             acceptor,
         }
+    }
+
+    /// A proxy in front of a PostgreSQL test database, and the database with its URL
+    /// pointing through the proxy.
+    pub async fn in_front_of(db: TestDb) -> (Self, TestDb) {
+        let direct = url::Url::parse(&db.url).unwrap();
+        let upstream = format!(
+            "{}:{}",
+            direct.host_str().unwrap(),
+            direct.port().unwrap_or(5432)
+        );
+        let proxy = Self::start(upstream).await;
+        let mut proxied = direct.clone();
+        proxied.set_host(Some("127.0.0.1")).unwrap();
+        proxied.set_port(Some(proxy.port)).unwrap();
+        let db = TestDb {
+            url: proxied.to_string(),
+            ..db
+        };
+        (proxy, db)
     }
 
     /// Cuts every open connection and refuses new ones.

@@ -202,31 +202,12 @@ async fn survivors_finish_the_orders_of_a_killed_instance() {
     );
 }
 
-/// A proxy in front of the test database, and the database's URL through it.
-async fn behind_proxy(db: TestDb) -> (Proxy, TestDb) {
-    let direct = url::Url::parse(&db.url).unwrap();
-    let upstream = format!(
-        "{}:{}",
-        direct.host_str().unwrap(),
-        direct.port().unwrap_or(5432)
-    );
-    let proxy = Proxy::start(upstream).await;
-    let mut proxied = direct.clone();
-    proxied.set_host(Some("127.0.0.1")).unwrap();
-    proxied.set_port(Some(proxy.port)).unwrap();
-    let db = TestDb {
-        url: proxied.to_string(),
-        ..db
-    };
-    (proxy, db)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_unreachable_at_start_up_is_waited_for_and_logged() {
     let Some(db) = TestDb::postgres().await else {
         return;
     };
-    let (proxy, db) = behind_proxy(db).await;
+    let (proxy, db) = Proxy::in_front_of(db).await;
     proxy.cut();
     let mut server = Server::spawn(&db.url, &[]);
     eventually(
@@ -251,7 +232,7 @@ async fn a_database_outage_answers_503_and_recovers_without_a_restart() {
     let Some(db) = TestDb::postgres().await else {
         return;
     };
-    let (proxy, store_db) = behind_proxy(db).await;
+    let (proxy, store_db) = Proxy::in_front_of(db).await;
     let app = spawn_app_with(
         store_db,
         Options {
