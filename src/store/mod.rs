@@ -26,9 +26,9 @@ pub enum StoreError {
     /// The database cannot be reached or is refusing work for now (down, restarting,
     /// pool exhausted, locked): worth retrying later.
     #[error("database unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] BoxError),
     #[error("database error")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] BoxError),
     /// A write that was part of a group commit, and the batch's failure.
     #[error("batched write failed: {0:?}")]
     Batch(BatchError),
@@ -42,12 +42,31 @@ pub enum StoreError {
     UnsupportedUrl(String),
 }
 
+/// The cause of a database error, whichever driver raised it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         if is_transient(&err) {
-            Self::Unavailable(err)
+            Self::Unavailable(Box::new(err))
         } else {
-            Self::Database(err)
+            Self::Database(Box::new(err))
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        // The write lock held past the busy timeout (another process writing): not now,
+        // rather than never.
+        let busy = matches!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        if busy {
+            Self::Unavailable(Box::new(err))
+        } else {
+            Self::Database(Box::new(err))
         }
     }
 }

@@ -1,0 +1,518 @@
+//! The embedded SQLite backend: WAL mode, fsync on every commit, one writer
+//! connection on a thread of its own (group-committing new orders and completions),
+//! and read-only connections used in place.
+//!
+//! It speaks to SQLite through rusqlite rather than sqlx: prepared statements are
+//! reused, a group of writes is one transaction of single-row statements, and a read
+//! is a direct call. sqlx still applies the migrations, so both backends keep one
+//! migration history format.
+
+mod readers;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::types::Value;
+use rusqlite::{
+    CachedStatement, Connection, OptionalExtension, Row, TransactionBehavior, params,
+    params_from_iter,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::rows::{
+    LEASE_EXPIRED, StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals,
+    not_retried, rescued_from_statuses, schema_current,
+};
+use super::{
+    Claim, ClaimOutcome, IdempotentResponse, KeyedInsert, ListQuery, OrderMetrics, Rescued,
+    RetryOutcome, Store, StoreError,
+};
+use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, Timestamp, from_millis};
+use readers::Readers;
+use writer::{INSERT_ORDER, Writer};
+
+/// How long a connection waits on SQLite's write lock before giving up; other
+/// processes on the same file (a `seed` beside a running `serve`) take turns.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// This backend's migrations, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, created_at, \
+     completed_at, attempts, last_error, failed_at";
+
+/// Orders in one SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Readers,
+    new_work: Arc<Notify>,
+}
+
+/// Opens a connection with the settings every connection of this backend shares.
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file a `sqlite://PATH` URL names,
+    /// keeping up to `read_connections` idle readers beside the one writer.
+    pub async fn connect(url: &str, read_connections: u32) -> Result<Self, StoreError> {
+        let path = SqliteConnectOptions::from_str(url)?
+            .get_filename()
+            .to_path_buf();
+        let conn = open(&path)?;
+        // WAL: readers never wait for the writer. FULL: every commit is fsync'd before
+        // it returns, so a 201 means on disk.
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(corrupt(format!("SQLite refused WAL mode (kept {mode})")));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let new_work = Arc::<Notify>::default();
+        let writer = Writer::start(conn, new_work.clone())
+            .map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+        Ok(Self {
+            readers: Readers::new(path.clone(), read_connections as usize),
+            path,
+            writer,
+            new_work,
+        })
+    }
+}
+
+pub(super) fn millis(at: Timestamp) -> i64 {
+    at.timestamp_millis()
+}
+
+/// Reads a row of `ORDER_COLUMNS`.
+fn order_from_row(row: &Row<'_>) -> Result<Order, StoreError> {
+    let id: String = row.get(0)?;
+    let item_ids: String = row.get(2)?;
+    let time = |column: usize| -> rusqlite::Result<Option<Timestamp>> {
+        Ok(row.get::<_, Option<i64>>(column)?.map(from_millis))
+    };
+    StoredOrder {
+        id: OrderId::from_str(&id).map_err(corrupt)?,
+        user_id: row.get(1)?,
+        item_ids: serde_json::from_str(&item_ids).map_err(corrupt)?,
+        amount_cents: row.get(3)?,
+        status: row.get(4)?,
+        created_at: from_millis(row.get(5)?),
+        completed_at: time(6)?,
+        attempts: row.get(7)?,
+        last_error: row.get(8)?,
+        failed_at: time(9)?,
+    }
+    .into_order()
+}
+
+/// Runs a prepared statement and decodes every row as an order.
+fn orders_from(
+    stmt: &mut CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Order>, StoreError> {
+    let mut rows = stmt.query(params)?;
+    let mut orders = Vec::new();
+    while let Some(row) = rows.next()? {
+        orders.push(order_from_row(row)?);
+    }
+    Ok(orders)
+}
+
+/// Inserts one whole order (any status) unless its id is stored; returns rows added.
+pub(super) fn insert_order(
+    stmt: &mut CachedStatement<'_>,
+    order: &Order,
+) -> rusqlite::Result<usize> {
+    stmt.execute(params![
+        order.id.to_string(),
+        order.user_id.as_str(),
+        serde_json::to_string(order.item_ids.as_slice()).expect("a list of strings serialises"),
+        order.total_amount.cents(),
+        order.status.as_str(),
+        millis(order.created_at),
+        order.completed_at.map(millis),
+        i64::from(order.attempts),
+        order.last_error.as_deref(),
+        order.failed_at.map(millis),
+    ])
+}
+
+fn status_of(conn: &Connection, id: OrderId) -> Result<Option<OrderStatus>, StoreError> {
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM orders WHERE id = ?1")?
+        .query_row([id.to_string()], |row| row.get(0))
+        .optional()?;
+    status.map(|s| s.parse().map_err(corrupt)).transpose()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn new_work(&self) -> Arc<Notify> {
+        self.new_work.clone()
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // sqlx's migrator, on a connection of its own for the duration.
+        let options = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let migrated = MIGRATOR.run(&pool).await;
+        pool.close().await;
+        Ok(migrated?)
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let applied = self.readers.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT max(version) FROM _sqlx_migrations WHERE success = 1")?
+                .query_row([], |row| row.get::<_, Option<i64>>(0))?)
+        })?;
+        schema_current(&MIGRATOR, applied)
+    }
+
+    async fn insert(&self, order: &Order) -> Result<(), StoreError> {
+        self.writer.insert(order.clone()).await
+    }
+
+    async fn import(&self, orders: &[Order]) -> Result<u64, StoreError> {
+        if orders.is_empty() {
+            return Ok(0);
+        }
+        let orders = orders.to_vec();
+        let added = self
+            .writer
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut added = 0;
+                {
+                    let mut insert = tx.prepare_cached(INSERT_ORDER)?;
+                    for order in &orders {
+                        added += insert_order(&mut insert, order)? as u64;
+                    }
+                }
+                tx.commit()?;
+                Ok(added)
+            })
+            .await?;
+        self.new_work.notify_one();
+        Ok(added)
+    }
+
+    async fn insert_keyed(
+        &self,
+        order: &Order,
+        response: &IdempotentResponse,
+        live_since: Timestamp,
+    ) -> Result<KeyedInsert, StoreError> {
+        let (order, response) = (order.clone(), response.clone());
+        let outcome = self
+            .writer
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                // An expired key of the same name is replaced; a live one wins.
+                let stored = tx
+                    .prepare_cached(
+                        "INSERT INTO idempotency_keys \
+                             (scope, key, fingerprint, order_id, status, body, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                         ON CONFLICT (scope, key) DO UPDATE SET \
+                             fingerprint = excluded.fingerprint, order_id = excluded.order_id, \
+                             status = excluded.status, body = excluded.body, \
+                             created_at = excluded.created_at \
+                         WHERE idempotency_keys.created_at < ?8",
+                    )?
+                    .execute(params![
+                        response.scope,
+                        response.key,
+                        response.fingerprint,
+                        response.order_id.to_string(),
+                        i64::from(response.status),
+                        response.body,
+                        millis(response.created_at),
+                        millis(live_since),
+                    ])?;
+                if stored == 0 {
+                    return Ok(KeyedInsert::KeyTaken);
+                }
+                if insert_order(&mut tx.prepare_cached(INSERT_ORDER)?, &order)? != 1 {
+                    return Err(corrupt("an order id was already taken"));
+                }
+                tx.commit()?;
+                Ok(KeyedInsert::Inserted)
+            })
+            .await?;
+        if outcome == KeyedInsert::Inserted {
+            self.new_work.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    async fn find_keyed(
+        &self,
+        scope: &str,
+        key: &str,
+        live_since: Timestamp,
+    ) -> Result<Option<IdempotentResponse>, StoreError> {
+        let row = self.readers.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT fingerprint, order_id, status, body, created_at \
+                     FROM idempotency_keys WHERE scope = ?1 AND key = ?2 AND created_at >= ?3",
+                )?
+                .query_row(params![scope, key, millis(live_since)], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                })
+                .optional()?)
+        })?;
+        row.map(|(fingerprint, order_id, status, body, created_at)| {
+            Ok(IdempotentResponse {
+                scope: scope.to_owned(),
+                key: key.to_owned(),
+                fingerprint,
+                order_id: OrderId::from_str(&order_id).map_err(corrupt)?,
+                status: u16::try_from(status).map_err(corrupt)?,
+                body,
+                created_at: from_millis(created_at),
+            })
+        })
+        .transpose()
+    }
+
+    async fn prune_keys(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer
+            .run(move |conn| {
+                Ok(conn
+                    .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
+                    .execute([millis(before)])? as u64)
+            })
+            .await
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        self.readers.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"))?;
+            Ok(orders_from(&mut stmt, [id.to_string()])?.pop())
+        })
+    }
+
+    async fn status(&self, id: OrderId) -> Result<Option<OrderStatus>, StoreError> {
+        self.readers.read(|conn| status_of(conn, id))
+    }
+
+    async fn metrics(&self) -> Result<OrderMetrics, StoreError> {
+        // Triggers keep these totals in the transaction of every change, and one
+        // statement is one snapshot: counts and sums agree with each other.
+        let totals = self.readers.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT status, orders, processing_ms FROM order_stats")?;
+            let totals = stmt
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(totals)
+        })?;
+        metrics_from_totals(totals)
+    }
+
+    async fn claim(
+        &self,
+        limit: usize,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let token = Uuid::new_v4();
+        let lease_expires_at = lease_end(now, lease);
+        let mut orders = self
+            .writer
+            .run(move |conn| {
+                // The partial index is named: without statistics the planner would
+                // walk every Pending order through (status, id) and sort them.
+                let mut stmt = conn.prepare_cached(&format!(
+                    "UPDATE orders SET status = 'Processing', claim_token = ?1, \
+                            lease_expires_at = ?2, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM orders INDEXED BY orders_pending \
+                                  WHERE status = 'Pending' AND available_at <= ?3 \
+                                  ORDER BY available_at, id LIMIT ?4) \
+                     RETURNING {ORDER_COLUMNS}"
+                ))?;
+                orders_from(
+                    &mut stmt,
+                    params![
+                        token.to_string(),
+                        millis(lease_expires_at),
+                        millis(now),
+                        i64::try_from(limit).unwrap_or(i64::MAX),
+                    ],
+                )
+            })
+            .await?;
+        // RETURNING gives no order guarantee; hand work out oldest first.
+        orders.sort_by_key(|order| order.id);
+        Ok(orders
+            .into_iter()
+            .map(|order| Claim {
+                order,
+                token,
+                lease_expires_at,
+            })
+            .collect())
+    }
+
+    async fn complete(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError> {
+        self.writer
+            .complete((claim.order.id, claim.token, now))
+            .await
+    }
+
+    async fn fail(
+        &self,
+        claim: &Claim,
+        error: &str,
+        after: AfterFailure,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let (status, available_at, failed_at) = match after {
+            AfterFailure::RetryAt(at) => ("Pending", at, None),
+            AfterFailure::DeadLetter => ("Failed", now, Some(now)),
+        };
+        let (id, token, error) = (claim.order.id, claim.token, error.to_owned());
+        self.writer
+            .run(move |conn| {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE orders SET status = ?1, available_at = ?2, failed_at = ?3, \
+                                last_error = ?4, claim_token = NULL, lease_expires_at = NULL \
+                         WHERE id = ?5 AND status = 'Processing' AND claim_token = ?6",
+                    )?
+                    .execute(params![
+                        status,
+                        millis(available_at),
+                        failed_at.map(millis),
+                        error,
+                        id.to_string(),
+                        token.to_string(),
+                    ])?;
+                Ok(claim_outcome(changed as u64))
+            })
+            .await
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+        let (id, token) = (claim.order.id, claim.token);
+        let outcome = self
+            .writer
+            .run(move |conn| {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE orders SET status = 'Pending', claim_token = NULL, \
+                                lease_expires_at = NULL \
+                         WHERE id = ?1 AND status = 'Processing' AND claim_token = ?2",
+                    )?
+                    .execute([id.to_string(), token.to_string()])?;
+                Ok(claim_outcome(changed as u64))
+            })
+            .await?;
+        self.new_work.notify_one();
+        Ok(outcome)
+    }
+
+    async fn rescue_expired(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<Rescued, StoreError> {
+        let statuses = self
+            .writer
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "UPDATE orders INDEXED BY orders_processing_lease SET \
+                         status = CASE WHEN attempts >= ?1 THEN 'Failed' ELSE 'Pending' END, \
+                         failed_at = CASE WHEN attempts >= ?1 THEN ?2 END, \
+                         available_at = ?2, last_error = ?3, claim_token = NULL, \
+                         lease_expires_at = NULL \
+                     WHERE status = 'Processing' AND lease_expires_at < ?2 \
+                     RETURNING status",
+                )?;
+                let statuses = stmt
+                    .query_map(
+                        params![i64::from(max_attempts), millis(now), LEASE_EXPIRED],
+                        |row| row.get::<_, String>(0),
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(statuses)
+            })
+            .await?;
+        let rescued = rescued_from_statuses(&statuses);
+        if rescued.requeued > 0 {
+            self.new_work.notify_one();
+        }
+        Ok(rescued)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError> {
+        // Only the filters given, so the planner can use the index each one has.
+        let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE 1 = 1");
+        let mut values: Vec<Value> = Vec::new();
+        if let Some(status) = query.status {
+            sql.push_str(" AND status = ?");
+            values.push(Value::Text(status.as_str().to_owned()));
+        }
+        if let Some(user_id) = &query.user_id {
+            sql.push_str(" AND user_id = ?");
+            values.push(Value::Text(user_id.clone()));
+        }
+        if let Some(before) = query.before {
+            sql.push_str(" AND id < ?");
+            values.push(Value::Text(before.to_string()));
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        values.push(Value::Integer(
+            i64::try_from(query.limit).unwrap_or(i64::MAX),
+        ));
+        self.readers
+            .read(|conn| orders_from(&mut conn.prepare_cached(&sql)?, params_from_iter(values)))
+    }
+
+    async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError> {
+        let retried = self
+            .writer
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "UPDATE orders SET status = 'Pending', attempts = 0, failed_at = NULL, \
+                            available_at = ?1 \
+                     WHERE id = ?2 AND status = 'Failed' RETURNING {ORDER_COLUMNS}"
+                ))?;
+                orders_from(&mut stmt, params![millis(now), id.to_string()])
+            })
+            .await?;
+        match retried.into_iter().next() {
+            Some(order) => {
+                self.new_work.notify_one();
+                Ok(RetryOutcome::Retried(order))
+            }
+            None => Ok(not_retried(self.readers.read(|conn| status_of(conn, id))?)),
+        }
+    }
+}

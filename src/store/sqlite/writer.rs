@@ -1,0 +1,183 @@
+//! The SQLite backend's one writing connection, on a thread of its own. Every write is
+//! a message to that thread; new orders and completions that arrive together are
+//! committed together (group commit: one transaction, one fsync), and each caller is
+//! answered only after its commit.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use rusqlite::{Connection, TransactionBehavior, params};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::{insert_order, millis};
+use crate::domain::Order;
+use crate::store::rows::{Completion, claim_outcome, corrupt};
+use crate::store::{BatchError, ClaimOutcome, StoreError};
+
+/// Most group-committed writes in one transaction: bounds how long a commit takes,
+/// and so how long the requests behind it wait.
+const MAX_GROUP: usize = 1024;
+
+/// A write that runs alone, in its own transaction, on the writer's connection.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+enum Command {
+    Insert(Order, oneshot::Sender<Result<(), StoreError>>),
+    Complete(
+        Completion,
+        oneshot::Sender<Result<ClaimOutcome, StoreError>>,
+    ),
+    Run(Job),
+}
+
+/// The handle through which everything is written. The thread ends when the last
+/// handle is dropped.
+pub(super) struct Writer {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+pub(super) const INSERT_ORDER: &str = "INSERT INTO orders (id, user_id, item_ids, amount_cents, \
+     status, created_at, completed_at, attempts, last_error, failed_at, available_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6) ON CONFLICT (id) DO NOTHING";
+
+/// Guarded: only a claim that is still current completes its order.
+const COMPLETE: &str = "UPDATE orders SET status = 'Completed', completed_at = ?3, \
+     claim_token = NULL, lease_expires_at = NULL \
+     WHERE id = ?1 AND claim_token = ?2 AND status = 'Processing'";
+
+impl Writer {
+    /// Starts the writer thread on `conn`; `new_work` is notified after every commit
+    /// that added orders.
+    pub fn start(conn: Connection, new_work: Arc<Notify>) -> std::io::Result<Self> {
+        let (commands, incoming) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_until_closed(conn, incoming, &new_work))?;
+        Ok(Self { commands })
+    }
+
+    /// Commits a new order (with whatever others are waiting) before returning.
+    pub async fn insert(&self, order: Order) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Insert(order, reply))?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Completes a claimed order, group-committed like inserts.
+    pub async fn complete(&self, completion: Completion) -> Result<ClaimOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Complete(completion, reply))?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `write` on the writer's connection, after the writes queued before it.
+    pub async fn run<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Run(Box::new(move |conn| {
+            let _ = reply.send(write(conn));
+        })))?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    fn send(&self, command: Command) -> Result<(), StoreError> {
+        self.commands.send(command).map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Batch(BatchError::Failed("the SQLite writer has stopped".into()))
+}
+
+fn write_until_closed(
+    mut conn: Connection,
+    mut incoming: mpsc::UnboundedReceiver<Command>,
+    new_work: &Notify,
+) {
+    while let Some(first) = incoming.blocking_recv() {
+        // Whatever queued up while the last commit was being written goes in this one.
+        let mut inserts = Vec::new();
+        let mut completions = Vec::new();
+        let mut jobs = Vec::new();
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            match command {
+                Command::Insert(order, reply) => inserts.push((order, reply)),
+                Command::Complete(completion, reply) => completions.push((completion, reply)),
+                Command::Run(job) => jobs.push(job),
+            }
+            if inserts.len() + completions.len() < MAX_GROUP {
+                next = incoming.try_recv().ok();
+            }
+        }
+        if !inserts.is_empty() || !completions.is_empty() {
+            let added = commit_group(&mut conn, inserts, completions);
+            if added {
+                new_work.notify_one();
+            }
+        }
+        for job in jobs {
+            // A panicking job loses only its own answer, not the writer.
+            let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+        }
+    }
+}
+
+type Replies<T, R> = Vec<(T, oneshot::Sender<Result<R, StoreError>>)>;
+
+/// One transaction for the whole group; returns whether any order was added.
+fn commit_group(
+    conn: &mut Connection,
+    inserts: Replies<Order, ()>,
+    completions: Replies<Completion, ClaimOutcome>,
+) -> bool {
+    let written = (|| -> rusqlite::Result<_> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut inserted = Vec::with_capacity(inserts.len());
+        {
+            let mut insert = tx.prepare_cached(INSERT_ORDER)?;
+            for (order, _) in &inserts {
+                inserted.push(insert_order(&mut insert, order)? == 1);
+            }
+            let mut complete = tx.prepare_cached(COMPLETE)?;
+            let mut completed = Vec::with_capacity(completions.len());
+            for ((id, token, at), _) in &completions {
+                let changed =
+                    complete.execute(params![id.to_string(), token.to_string(), millis(*at)])?;
+                completed.push(claim_outcome(changed as u64));
+            }
+            drop((insert, complete));
+            tx.commit()?;
+            Ok((inserted, completed))
+        }
+    })();
+    match written {
+        Ok((inserted, completed)) => {
+            let added = inserted.iter().any(|new| *new);
+            for ((_, reply), new) in inserts.into_iter().zip(inserted) {
+                let _ = reply.send(if new {
+                    Ok(())
+                } else {
+                    Err(corrupt("an order id was already taken"))
+                });
+            }
+            for ((_, reply), outcome) in completions.into_iter().zip(completed) {
+                let _ = reply.send(Ok(outcome));
+            }
+            added
+        }
+        Err(err) => {
+            let shared = BatchError::from(&StoreError::from(err));
+            for (_, reply) in inserts {
+                let _ = reply.send(Err(StoreError::Batch(shared.clone())));
+            }
+            for (_, reply) in completions {
+                let _ = reply.send(Err(StoreError::Batch(shared.clone())));
+            }
+            false
+        }
+    }
+}
