@@ -21,5 +21,6 @@ mod rate_limit;
 mod restart;
 mod scale_out;
 mod shutdown;
+mod sqlite_upgrade;
 mod store_conformance;
 mod validation;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::{insert_order, millis};
+use super::{count_new_orders, insert_order, millis};
 use crate::domain::Order;
 use crate::store::rows::{Completion, claim_outcome, corrupt};
 use crate::store::{BatchError, ClaimOutcome, StoreError};
@@ -142,6 +142,8 @@ fn commit_group(
             for (order, _) in &inserts {
                 inserted.push(insert_order(&mut insert, order)? == 1);
             }
+            let new_orders = inserts.iter().zip(&inserted).filter(|(_, new)| **new);
+            count_new_orders(&tx, new_orders.map(|((order, _), _)| order))?;
             let mut complete = tx.prepare_cached(COMPLETE)?;
             let mut completed = Vec::with_capacity(completions.len());
             for ((id, token, at), _) in &completions {
