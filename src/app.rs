@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
-use crate::http::{self, AppState, Limiter};
+use crate::http::{self, AppState, Limiter, Shared};
 use crate::store::Store;
 use crate::worker::{Processor, SimulatedProcessor, WorkerPool};
 
@@ -59,7 +59,7 @@ pub async fn run_with_processor(
              order; set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY to require bearer tokens"
         );
     }
-    let state = AppState {
+    let state = AppState::new(Shared {
         store,
         auth,
         body_limit: config.body_limit(),
@@ -68,7 +68,7 @@ pub async fn run_with_processor(
         rate_limiter: config
             .rate_limit_per_sec
             .map(|rate| Limiter::new(rate, config.rate_limit_burst.unwrap_or(rate))),
-    };
+    });
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop_on_signal = stop.clone();
     if let Some(limiter) = state.rate_limiter.clone() {

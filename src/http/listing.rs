@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::{Extension, Json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
@@ -65,7 +65,7 @@ pub struct ListParams {
 )]
 pub async fn get(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
     let Query(params) = query.map_err(|rejection| {

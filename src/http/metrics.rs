@@ -1,10 +1,10 @@
 //! `GET /metrics`: the reference's JSON, from one consistent read; and
 //! `GET /metrics/prometheus`: the Prometheus text exposition.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::{Extension, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -48,7 +48,7 @@ pub struct OrderCounts {
 )]
 pub async fn get(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
 ) -> Result<Json<MetricsBody>, ApiError> {
     require_admin(&caller)?;
     let metrics = state.store.metrics().await?;
@@ -82,7 +82,7 @@ pub async fn get(
 )]
 pub async fn prometheus(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&caller)?;
     let counts = state.store.metrics().await?.counts;

@@ -1,11 +1,11 @@
 //! `/orders/...` handlers: create an order, read it, read its status, retry a dead
 //! letter. Each checks who may do what, then delegates to the domain and the store.
 
+use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 
 use super::auth::require_admin;
 use super::error::ApiError;
@@ -49,7 +49,7 @@ use crate::store::RetryOutcome;
 )]
 pub async fn create(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     headers: HeaderMap,
     JsonBody(body): JsonBody<RawBody>,
 ) -> Result<Response, ApiError> {
@@ -86,7 +86,7 @@ pub async fn create(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OrderBody>, ApiError> {
     let (order_id, id) = parse_id(path)?;
@@ -124,7 +124,7 @@ async fn visible_order(
 )]
 pub async fn status(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<StatusBody>, ApiError> {
     let (order_id, id) = parse_id(path)?;
@@ -156,7 +156,7 @@ pub async fn status(
 )]
 pub async fn retry(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OrderBody>, ApiError> {
     require_admin(&caller)?;

@@ -5,14 +5,11 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{ConnectInfo, Request};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::error::ApiError;
-use super::state::AppState;
 use crate::auth::Caller;
 
 /// One bucket per caller key.
@@ -34,14 +31,11 @@ impl Limiter {
     }
 }
 
-/// Takes one token from the caller's bucket, or answers 429 with `Retry-After`.
-pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(limiter) = &state.rate_limiter else {
-        return next.run(request).await;
-    };
-    let key = match request.extensions().get::<Caller>() {
-        Some(Caller::User { id, .. }) => format!("user:{id}"),
-        _ => request
+/// Takes one token from the caller's bucket, or refuses with 429 and `Retry-After`.
+pub fn check(limiter: &Limiter, caller: &Caller, request: &Request) -> Result<(), ApiError> {
+    let key = match caller {
+        Caller::User { id, .. } => format!("user:{id}"),
+        Caller::Anyone => request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map_or_else(
@@ -49,13 +43,10 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
                 |info| format!("ip:{}", info.0.ip()),
             ),
     };
-    match limiter.0.check_key(&key) {
-        Ok(()) => next.run(request).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            // Whole seconds, rounded up: a client that waits that long gets through.
-            let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            ApiError::RateLimited(retry_after.max(1)).into_response()
-        }
-    }
+    limiter.0.check_key(&key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        // Whole seconds, rounded up: a client that waits that long gets through.
+        let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError::RateLimited(retry_after.max(1))
+    })
 }

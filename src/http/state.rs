@@ -1,5 +1,6 @@
 //! What every handler shares.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,9 +9,12 @@ use super::rate_limit::Limiter;
 use crate::auth::Authenticator;
 use crate::store::Store;
 
-/// Shared by all handlers: the store, the token verifier, and limits.
+/// Shared by all handlers; one reference count to clone per request, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The store, the token verifier, and limits.
+pub struct Shared {
     pub store: Arc<dyn Store>,
     /// `None` when authentication is off.
     pub auth: Option<Arc<Authenticator>>,
@@ -22,4 +26,18 @@ pub struct AppState {
     pub idempotency_in_flight: InFlight,
     /// `None` when rate limiting is off.
     pub rate_limiter: Option<Limiter>,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
