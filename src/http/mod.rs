@@ -52,7 +52,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(observe::observe_request))
+        .layer(observe::ObserveLayer)
         // Outermost: a client's X-Request-Id is kept, a missing one is made, and the
         // answer carries it back.
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -1,17 +1,29 @@
 //! Per-request observability: the request id span, one log line, and the HTTP
 //! request metrics, all labelled by route template rather than raw path.
+//!
+//! It runs on every request, so it is a plain tower layer (no per-request boxing of
+//! the inner service, as `middleware::from_fn` does), allocates nothing of its own,
+//! and keeps each thread's metric handles rather than looking them up every time.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::LazyLock;
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
-use tracing::Instrument;
+use metrics::{Counter, Histogram};
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::{Instrument, Span};
 
 /// Every API route template, as metric labels. A template keeps label values few;
-/// other routes (the docs) share the label "other", unknown paths "unmatched". The router's test
-/// checks this list against the OpenAPI document's paths.
+/// other routes (the docs) share the label "other", unknown paths "unmatched".
 pub const ROUTES: &[&str] = &[
     "/orders",
     "/orders/{order_id}",
@@ -28,32 +40,87 @@ pub const ROUTES: &[&str] = &[
 static STATUS_LABELS: LazyLock<Vec<String>> =
     LazyLock::new(|| (0..1000).map(|code: u16| code.to_string()).collect());
 
+/// Wraps every route in [`Observed`].
+#[derive(Clone, Copy, Default)]
+pub struct ObserveLayer;
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observed<S>;
+
+    fn layer(&self, inner: S) -> Observed<S> {
+        Observed { inner }
+    }
+}
+
 /// Runs the request inside a span carrying its `X-Request-Id` (so every log line of
 /// the request has it), then logs one line and records the request metrics.
-///
-/// This runs on every request, so it allocates nothing of its own: labels are static
-/// strings, and the span and log fields are only formatted when their level is on.
-pub async fn observe_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    let route = match request.extensions().get::<MatchedPath>() {
+#[derive(Clone)]
+pub struct Observed<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Observed<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let route = route_label(request.extensions().get::<MatchedPath>());
+        let request_id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        let span = tracing::info_span!("request", request_id = %request_id);
+        let answer = self.inner.call(request).instrument(span.clone());
+        Box::pin(async move {
+            let response = answer.await?;
+            let elapsed = started.elapsed();
+            log(&span, &method, &uri, response.status(), elapsed);
+            record(method_label(&method), route, response.status(), elapsed);
+            Ok(response)
+        })
+    }
+}
+
+fn route_label(matched: Option<&MatchedPath>) -> &'static str {
+    match matched {
         Some(matched) => ROUTES
             .iter()
             .find(|route| **route == matched.as_str())
             .copied()
             .unwrap_or("other"),
         None => "unmatched",
-    };
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let span = tracing::info_span!("request", request_id = %request_id);
-    let response = next.run(request).instrument(span.clone()).await;
-    let elapsed = started.elapsed();
-    let status = response.status();
+    }
+}
+
+/// Only known methods become labels: clients must not mint metric series.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The request's log line; its fields are formatted only when `info` is on.
+fn log(span: &Span, method: &Method, uri: &Uri, status: StatusCode, elapsed: Duration) {
     span.in_scope(|| {
         tracing::info!(
             %method,
@@ -63,25 +130,32 @@ pub async fn observe_request(request: Request, next: Next) -> Response {
             "request"
         );
     });
-    // Only known methods become labels: clients must not mint metric series.
-    let method = match method.as_str() {
-        "GET" => "GET",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "PATCH" => "PATCH",
-        "DELETE" => "DELETE",
-        "HEAD" => "HEAD",
-        "OPTIONS" => "OPTIONS",
-        _ => "other",
-    };
-    let status = STATUS_LABELS
-        .get(usize::from(status.as_u16()))
-        .map_or("other", String::as_str);
-    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route, "status" => status)
-        .record(elapsed.as_secs_f64());
-    response
+}
+
+type Labels = (&'static str, &'static str, u16);
+
+thread_local! {
+    /// This thread's handles into the global recorder, by label set.
+    static HANDLES: RefCell<HashMap<Labels, (Counter, Histogram)>> = RefCell::default();
+}
+
+fn record(method: &'static str, route: &'static str, status: StatusCode, elapsed: Duration) {
+    HANDLES.with_borrow_mut(|handles| {
+        let (counter, histogram) = handles
+            .entry((method, route, status.as_u16()))
+            .or_insert_with(|| {
+                let status = STATUS_LABELS
+                    .get(usize::from(status.as_u16()))
+                    .map_or("other", String::as_str);
+                let labels = [("method", method), ("route", route), ("status", status)];
+                (
+                    metrics::counter!("http_requests_total", &labels),
+                    metrics::histogram!("http_request_duration_seconds", &labels),
+                )
+            });
+        counter.increment(1);
+        histogram.record(elapsed.as_secs_f64());
+    });
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Persistence: the `Store` trait every backend implements, and the types it speaks.
-//! All SQL lives below this module, one file per backend.
+//! All SQL lives below this module, one module per backend.
 
 mod batch;
 mod postgres;
@@ -38,6 +38,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the database schema is at migration {applied:?}; this build needs {needed}")]
     SchemaBehind { applied: Option<i64>, needed: i64 },
+    #[error(
+        "DATABASE_URL names an in-memory SQLite database; the service needs a file \
+         (sqlite://PATH)"
+    )]
+    InMemory,
     #[error("DATABASE_URL must start with sqlite:// or postgres:// (it starts with {0:?})")]
     UnsupportedUrl(String),
 }
@@ -99,6 +104,17 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("secret"));
+    }
+
+    #[test]
+    fn an_in_memory_sqlite_database_is_refused() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let Err(err) = runtime.block_on(connect("sqlite::memory:", 1)) else {
+            panic!("an in-memory database would lose acknowledged orders");
+        };
+        assert!(err.to_string().contains("in-memory"), "{err}");
     }
 }
 

@@ -1,6 +1,7 @@
 //! The PostgreSQL backend, for many instances on one database: claims with
 //! `FOR UPDATE SKIP LOCKED`, cross-instance wake-ups with LISTEN/NOTIFY.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +40,7 @@ pub struct PostgresStore {
     pool: PgPool,
     new_work: Arc<Notify>,
     /// New orders, group-committed: one statement and one commit per batch.
-    inserts: Batcher<Order, ()>,
+    inserts: Batcher<Order, bool>,
     /// Completions, group-committed the same way.
     completions: Batcher<Completion, ClaimOutcome>,
     /// Forwards NOTIFYs from every instance into `new_work`; stopped on drop.
@@ -74,11 +75,20 @@ impl PostgresStore {
             move |orders: Arc<Vec<Order>>| {
                 let pool = pool.clone();
                 async move {
-                    let done = insert_orders(&orders).build().execute(&pool).await?;
-                    if done.rows_affected() != orders.len() as u64 {
-                        return Err(corrupt("an order id was already taken"));
-                    }
-                    Ok(vec![(); orders.len()])
+                    // Each caller learns whether its own row went in: a taken id fails
+                    // that order alone, not the others committed with it.
+                    let mut insert = insert_orders(&orders);
+                    insert.push(" RETURNING id");
+                    let added: HashSet<Uuid> = insert
+                        .build_query_scalar()
+                        .fetch_all(&pool)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    Ok(orders
+                        .iter()
+                        .map(|order| added.contains(order.id.as_uuid()))
+                        .collect())
                 }
             }
         });
@@ -220,7 +230,9 @@ impl Store for PostgresStore {
     }
 
     async fn insert(&self, order: &Order) -> Result<(), StoreError> {
-        self.inserts.submit(order.clone()).await?;
+        if !self.inserts.submit(order.clone()).await? {
+            return Err(corrupt("an order id was already taken"));
+        }
         // Wake a local worker without waiting for the NOTIFY round trip.
         self.new_work.notify_one();
         Ok(())
@@ -265,10 +277,14 @@ impl Store for PostgresStore {
         if key.rows_affected() == 0 {
             return Ok(KeyedInsert::KeyTaken);
         }
-        insert_orders(std::slice::from_ref(order))
+        let added = insert_orders(std::slice::from_ref(order))
             .build()
             .execute(&mut *tx)
             .await?;
+        if added.rows_affected() != 1 {
+            // Dropping the transaction rolls the key back with it.
+            return Err(corrupt("an order id was already taken"));
+        }
         tx.commit().await?;
         self.new_work.notify_one();
         Ok(KeyedInsert::Inserted)

@@ -34,6 +34,7 @@ on_every_backend!(
     a_keyed_order_and_its_key_are_stored_together_once,
     expired_keys_are_replaced_and_pruned,
     migrations_can_run_again,
+    a_taken_order_id_fails_that_order_alone,
 );
 
 const T0: i64 = 1_768_471_200_000;
@@ -598,4 +599,29 @@ async fn expired_keys_are_replaced_and_pruned(db: TestDb) {
         2,
         "orders stay"
     );
+}
+
+async fn a_taken_order_id_fails_that_order_alone(db: TestDb) {
+    let store = db.store().await;
+    let (first, other) = (order(1, "alice"), order(2, "bob"));
+    store.insert(&first).await.unwrap();
+    let mut again = first.clone();
+    again.user_id = UserId::parse("mallory".into()).unwrap();
+    // Sent together, so that they may share a group commit.
+    let (taken, fine) = tokio::join!(store.insert(&again), store.insert(&other));
+    assert!(taken.is_err(), "a second order with a taken id is refused");
+    fine.unwrap();
+    assert_eq!(store.get(first.id).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.get(other.id).await.unwrap(), Some(other));
+
+    // With an idempotency key, the refused order leaves no key behind.
+    let refused = store
+        .insert_keyed(&again, &keyed(&again, "k-taken", 3), at(0))
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(
+        store.find_keyed("alice", "k-taken", at(0)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.metrics().await.unwrap().counts.total(), 2);
 }

@@ -8,6 +8,7 @@
 //! migration history format.
 
 mod readers;
+mod sql;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -17,17 +18,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
-use rusqlite::{
-    CachedStatement, Connection, OptionalExtension, Row, TransactionBehavior, params,
-    params_from_iter,
-};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::rows::{
-    LEASE_EXPIRED, StoredOrder, claim_outcome, corrupt, lease_end, metrics_from_totals,
-    not_retried, rescued_from_statuses, schema_current,
+    LEASE_EXPIRED, claim_outcome, corrupt, lease_end, metrics_from_totals, not_retried,
+    rescued_from_statuses, schema_current,
 };
 use super::{
     Claim, ClaimOutcome, IdempotentResponse, KeyedInsert, ListQuery, OrderMetrics, Rescued,
@@ -35,7 +33,10 @@ use super::{
 };
 use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, Timestamp, from_millis};
 use readers::Readers;
-use writer::{INSERT_ORDER, Writer};
+use sql::{
+    INSERT_ORDER, ORDER_COLUMNS, count_new_orders, insert_order, millis, orders_from, status_of,
+};
+use writer::Writer;
 
 /// How long a connection waits on SQLite's write lock before giving up; other
 /// processes on the same file (a `seed` beside a running `serve`) take turns.
@@ -44,14 +45,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// This backend's migrations, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, created_at, \
-     completed_at, attempts, last_error, failed_at";
-
 /// Orders in one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
-    readers: Readers,
+    readers: Arc<Readers>,
     new_work: Arc<Notify>,
 }
 
@@ -67,9 +65,13 @@ impl SqliteStore {
     /// Opens (creating if missing) the database file a `sqlite://PATH` URL names,
     /// keeping up to `read_connections` idle readers beside the one writer.
     pub async fn connect(url: &str, read_connections: u32) -> Result<Self, StoreError> {
-        let path = SqliteConnectOptions::from_str(url)?
-            .get_filename()
-            .to_path_buf();
+        let options = SqliteConnectOptions::from_str(url)?;
+        let path = options.get_filename().to_path_buf();
+        // Each connection to an in-memory database would get one of its own, and an
+        // acknowledged order must outlive the process anyway.
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::InMemory);
+        }
         let conn = open(&path)?;
         // WAL: readers never wait for the writer. FULL: every commit is fsync'd before
         // it returns, so a 201 means on disk.
@@ -79,114 +81,19 @@ impl SqliteStore {
             return Err(corrupt(format!("SQLite refused WAL mode (kept {mode})")));
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Start from an empty log: a large one left by a bulk load or an unclean stop
+        // makes every read search a large WAL index until the next write resets it.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         let new_work = Arc::<Notify>::default();
         let writer = Writer::start(conn, new_work.clone())
             .map_err(|err| StoreError::Unavailable(Box::new(err)))?;
         Ok(Self {
-            readers: Readers::new(path.clone(), read_connections as usize),
+            readers: Readers::open(path.clone(), read_connections as usize)?,
             path,
             writer,
             new_work,
         })
     }
-}
-
-pub(super) fn millis(at: Timestamp) -> i64 {
-    at.timestamp_millis()
-}
-
-/// Reads a row of `ORDER_COLUMNS`.
-fn order_from_row(row: &Row<'_>) -> Result<Order, StoreError> {
-    let id: String = row.get(0)?;
-    let item_ids: String = row.get(2)?;
-    let time = |column: usize| -> rusqlite::Result<Option<Timestamp>> {
-        Ok(row.get::<_, Option<i64>>(column)?.map(from_millis))
-    };
-    StoredOrder {
-        id: OrderId::from_str(&id).map_err(corrupt)?,
-        user_id: row.get(1)?,
-        item_ids: serde_json::from_str(&item_ids).map_err(corrupt)?,
-        amount_cents: row.get(3)?,
-        status: row.get(4)?,
-        created_at: from_millis(row.get(5)?),
-        completed_at: time(6)?,
-        attempts: row.get(7)?,
-        last_error: row.get(8)?,
-        failed_at: time(9)?,
-    }
-    .into_order()
-}
-
-/// Runs a prepared statement and decodes every row as an order.
-fn orders_from(
-    stmt: &mut CachedStatement<'_>,
-    params: impl rusqlite::Params,
-) -> Result<Vec<Order>, StoreError> {
-    let mut rows = stmt.query(params)?;
-    let mut orders = Vec::new();
-    while let Some(row) = rows.next()? {
-        orders.push(order_from_row(row)?);
-    }
-    Ok(orders)
-}
-
-/// Inserts one whole order (any status) unless its id is stored; returns rows added.
-pub(super) fn insert_order(
-    stmt: &mut CachedStatement<'_>,
-    order: &Order,
-) -> rusqlite::Result<usize> {
-    stmt.execute(params![
-        order.id.to_string(),
-        order.user_id.as_str(),
-        serde_json::to_string(order.item_ids.as_slice()).expect("a list of strings serialises"),
-        order.total_amount.cents(),
-        order.status.as_str(),
-        millis(order.created_at),
-        order.completed_at.map(millis),
-        i64::from(order.attempts),
-        order.last_error.as_deref(),
-        order.failed_at.map(millis),
-    ])
-}
-
-/// Adds newly inserted orders to the running totals, in the inserting transaction:
-/// one statement per status rather than a trigger run per row (migration 0005).
-pub(super) fn count_new_orders<'a>(
-    conn: &Connection,
-    orders: impl IntoIterator<Item = &'a Order>,
-) -> rusqlite::Result<()> {
-    let mut totals: Vec<(OrderStatus, i64, i64)> = Vec::new();
-    for order in orders {
-        let processing_ms = order
-            .completed_at
-            .map_or(0, |done| millis(done) - millis(order.created_at));
-        match totals
-            .iter_mut()
-            .find(|(status, _, _)| *status == order.status)
-        {
-            Some((_, count, sum)) => {
-                *count += 1;
-                *sum += processing_ms;
-            }
-            None => totals.push((order.status, 1, processing_ms)),
-        }
-    }
-    let mut add = conn.prepare_cached(
-        "UPDATE order_stats SET orders = orders + ?2, processing_ms = processing_ms + ?3 \
-         WHERE status = ?1",
-    )?;
-    for (status, count, sum) in totals {
-        add.execute(params![status.as_str(), count, sum])?;
-    }
-    Ok(())
-}
-
-fn status_of(conn: &Connection, id: OrderId) -> Result<Option<OrderStatus>, StoreError> {
-    let status: Option<String> = conn
-        .prepare_cached("SELECT status FROM orders WHERE id = ?1")?
-        .query_row([id.to_string()], |row| row.get(0))
-        .optional()?;
-    status.map(|s| s.parse().map_err(corrupt)).transpose()
 }
 
 #[async_trait]
@@ -210,6 +117,12 @@ impl Store for SqliteStore {
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
+        // Not ready if nothing can be written, however well reads go.
+        if !self.writer.is_running() {
+            return Err(StoreError::Batch(super::BatchError::Failed(
+                "the SQLite writer has stopped".into(),
+            )));
+        }
         let applied = self.readers.read(|conn| {
             Ok(conn
                 .prepare_cached("SELECT max(version) FROM _sqlx_migrations WHERE success = 1")?
@@ -359,8 +272,8 @@ impl Store for SqliteStore {
     }
 
     async fn metrics(&self) -> Result<OrderMetrics, StoreError> {
-        // Triggers keep these totals in the transaction of every change, and one
-        // statement is one snapshot: counts and sums agree with each other.
+        // Kept in the transaction of every change (triggers for changes, the store for
+        // new orders), and one statement is one snapshot: counts and sums agree.
         let totals = self.readers.read(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT status, orders, processing_ms FROM order_stats")?;
@@ -528,7 +441,10 @@ impl Store for SqliteStore {
             i64::try_from(query.limit).unwrap_or(i64::MAX),
         ));
         self.readers
-            .read(|conn| orders_from(&mut conn.prepare_cached(&sql)?, params_from_iter(values)))
+            .read_blocking(move |conn| {
+                orders_from(&mut conn.prepare_cached(&sql)?, params_from_iter(values))
+            })
+            .await
     }
 
     async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::{count_new_orders, insert_order, millis};
+use super::sql::{INSERT_ORDER, count_new_orders, insert_order, millis};
 use crate::domain::Order;
 use crate::store::rows::{Completion, claim_outcome, corrupt};
 use crate::store::{BatchError, ClaimOutcome, StoreError};
@@ -35,10 +35,6 @@ enum Command {
 pub(super) struct Writer {
     commands: mpsc::UnboundedSender<Command>,
 }
-
-pub(super) const INSERT_ORDER: &str = "INSERT INTO orders (id, user_id, item_ids, amount_cents, \
-     status, created_at, completed_at, attempts, last_error, failed_at, available_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6) ON CONFLICT (id) DO NOTHING";
 
 /// Guarded: only a claim that is still current completes its order.
 const COMPLETE: &str = "UPDATE orders SET status = 'Completed', completed_at = ?3, \
@@ -83,13 +79,21 @@ impl Writer {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Whether the writer thread is still taking writes.
+    pub fn is_running(&self) -> bool {
+        !self.commands.is_closed()
+    }
+
     fn send(&self, command: Command) -> Result<(), StoreError> {
         self.commands.send(command).map_err(|_| stopped())
     }
 }
 
+/// The writer dropped the answer: it panicked on this write, or it has stopped.
 fn stopped() -> StoreError {
-    StoreError::Batch(BatchError::Failed("the SQLite writer has stopped".into()))
+    StoreError::Batch(BatchError::Failed(
+        "the SQLite writer failed this write or has stopped".into(),
+    ))
 }
 
 fn write_until_closed(
@@ -113,15 +117,21 @@ fn write_until_closed(
                 next = incoming.try_recv().ok();
             }
         }
+        // A panic loses only the answers of the writes it was making (their callers
+        // are told the write failed), never the writer: every later write still works.
         if !inserts.is_empty() || !completions.is_empty() {
-            let added = commit_group(&mut conn, inserts, completions);
-            if added {
-                new_work.notify_one();
+            match catch_unwind(AssertUnwindSafe(|| {
+                commit_group(&mut conn, inserts, completions)
+            })) {
+                Ok(true) => new_work.notify_one(),
+                Ok(false) => {}
+                Err(_) => tracing::error!("a group commit panicked; its writes were refused"),
             }
         }
         for job in jobs {
-            // A panicking job loses only its own answer, not the writer.
-            let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+            if catch_unwind(AssertUnwindSafe(|| job(&mut conn))).is_err() {
+                tracing::error!("a write panicked; it was refused");
+            }
         }
     }
 }
