@@ -18,7 +18,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::ApiError;
@@ -52,10 +51,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
+        // Outermost: the request id, the request's span, log line and metrics.
         .layer(observe::ObserveLayer)
-        // Outermost: a client's X-Request-Id is kept, a missing one is made, and the
-        // answer carries it back.
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
 }

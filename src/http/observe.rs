@@ -1,9 +1,11 @@
-//! Per-request observability: the request id span, one log line, and the HTTP
-//! request metrics, all labelled by route template rather than raw path.
+//! Per-request observability: the request id (the client's `X-Request-Id`, or a
+//! fresh UUID) echoed in the answer and carried by the request's log span, one log
+//! line, and the HTTP request metrics, labelled by route template rather than raw path.
 //!
-//! It runs on every request, so it is a plain tower layer (no per-request boxing of
-//! the inner service, as `middleware::from_fn` does), allocates nothing of its own,
-//! and keeps each thread's metric handles rather than looking them up every time.
+//! It runs on every request, so it is one plain tower layer doing all of this (three
+//! layers, `tower-http`'s request-id pair and `middleware::from_fn`, cost about 3 µs of
+//! CPU per request in `bench/run`'s `GET`), formats nothing unless its log level is
+//! on, and keeps each thread's metric handles rather than looking them up every time.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use metrics::{Counter, Histogram};
 use tower_layer::Layer;
@@ -77,21 +79,34 @@ where
         let method = request.method().clone();
         let uri = request.uri().clone();
         let route = route_label(request.extensions().get::<MatchedPath>());
-        let request_id = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        let span = tracing::info_span!("request", request_id = %request_id);
+        // The client's id is kept as sent (any visible ASCII); otherwise a fresh one.
+        let request_id = match request.headers().get(&X_REQUEST_ID) {
+            Some(sent) if sent.to_str().is_ok() => sent.clone(),
+            _ => fresh_request_id(),
+        };
+        let span = tracing::info_span!(
+            "request",
+            request_id = request_id.to_str().unwrap_or_default()
+        );
         let answer = self.inner.call(request).instrument(span.clone());
         Box::pin(async move {
-            let response = answer.await?;
+            let mut response = answer.await?;
             let elapsed = started.elapsed();
             log(&span, &method, &uri, response.status(), elapsed);
             record(method_label(&method), route, response.status(), elapsed);
+            response.headers_mut().insert(X_REQUEST_ID, request_id);
             Ok(response)
         })
     }
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A random (v4) UUID, formatted without going through `fmt`.
+fn fresh_request_id() -> HeaderValue {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    HeaderValue::from_str(text).expect("a UUID is a valid header value")
 }
 
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {
