@@ -64,8 +64,8 @@ impl Modify for BearerScheme {
     }
 }
 
-/// Declares `X-Request-Id` on every answer of every route: the request-id layers set it
-/// on all of them, so annotating each response by hand could only fall behind.
+/// Declares `X-Request-Id` on every answer of every route: the observe layer sets it on
+/// all of them, so annotating each response by hand could only fall behind.
 struct RequestIdHeader;
 
 impl Modify for RequestIdHeader {
@@ -73,8 +73,8 @@ impl Modify for RequestIdHeader {
         let header = Header::builder()
             .schema(Object::with_type(Type::String))
             .description(Some(
-                "The request's id: the client's `X-Request-Id` if it sent one, else a new \
-                 UUID; every log line of the request carries it.",
+                "The request's id: the client's `X-Request-Id` if it sent a printable one, \
+                 else a new UUID; every log line of the request carries it.",
             ))
             .build();
         let responses = openapi

@@ -23,10 +23,21 @@ async fn every_answer_carries_a_request_id_and_keeps_the_clients(db: TestDb) {
     let response = app.get("/metrics").await;
     let made = response.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(made).is_ok(), "a fresh id: {made}");
-    for path in ["/metrics", "/nowhere"] {
-        let response = app
-            .client
-            .get(app.url(path))
+    // Every kind of answer: a route, an unknown path, a wrong method, the document, the
+    // docs, a rejected body.
+    let requests = [
+        app.client.get(app.url("/metrics")),
+        app.client.get(app.url("/nowhere")),
+        app.client.delete(app.url("/orders")),
+        app.client.get(app.url("/openapi.json")),
+        app.client.get(app.url("/docs/")),
+        app.client
+            .post(app.url("/orders"))
+            .header("content-type", "application/json")
+            .body("{not json"),
+    ];
+    for request in requests {
+        let response = request
             .header("x-request-id", "client-chosen-42")
             .send()
             .await
@@ -34,9 +45,24 @@ async fn every_answer_carries_a_request_id_and_keeps_the_clients(db: TestDb) {
         assert_eq!(
             response.headers()["x-request-id"],
             "client-chosen-42",
-            "{path}"
+            "{} {}",
+            response.url(),
+            response.status()
         );
     }
+    // An id that logs could not carry as text is replaced by a fresh one.
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .header(
+            "x-request-id",
+            reqwest::header::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let replaced = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(replaced).is_ok(), "{replaced}");
 }
 
 async fn request_ids_appear_in_the_request_log_lines(db: TestDb) {
