@@ -2,7 +2,6 @@
 //! the HTTP server and the worker pool, started together and stopped in order.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +41,7 @@ pub async fn run_with_processor(
     // Installed before anything records, so no early measurement is lost.
     crate::telemetry::prometheus();
     let stop = CancellationToken::new();
+    tokio::spawn(metrics_upkeep_until_stopped(stop.clone()));
     let pool = WorkerPool::new(store.clone(), processor, config.worker_settings());
     let workers = tokio::spawn(pool.run_until_stopped(stop.clone()));
     tokio::spawn(prune_keys_until_stopped(
@@ -74,9 +74,7 @@ pub async fn run_with_processor(
     if let Some(limiter) = state.rate_limiter.clone() {
         tokio::spawn(forget_idle_buckets_until_stopped(limiter, stop.clone()));
     }
-    // Peer addresses are kept for rate limiting by client IP.
-    let service = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let serving = axum::serve(listener, service).with_graceful_shutdown(async move {
+    let serving = http::serve(listener, http::router(state), async move {
         shutdown.await;
         tracing::info!("shutdown requested: draining requests and workers");
         stop_on_signal.cancel();
@@ -112,6 +110,20 @@ async fn prune_keys_until_stopped(store: Arc<dyn Store>, ttl: Duration, stop: Ca
             Ok(0) => {}
             Ok(pruned) => tracing::debug!(pruned, "forgot expired idempotency keys"),
             Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed; will retry"),
+        }
+    }
+}
+
+/// Folds recorded histogram samples into their buckets every second. The exporter
+/// otherwise keeps every sample until the next scrape: with nobody scraping
+/// `/metrics/prometheus`, memory grew with every request (heaptrack: 2.6 MB within six
+/// seconds under load).
+async fn metrics_upkeep_until_stopped(stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => crate::telemetry::prometheus().run_upkeep(),
+            () = stop.cancelled() => return,
         }
     }
 }

@@ -12,6 +12,7 @@ mod openapi;
 mod order_json;
 mod orders;
 mod rate_limit;
+mod serve;
 mod state;
 
 use axum::Router;
@@ -23,6 +24,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
 pub use rate_limit::Limiter;
+pub use serve::serve;
 pub use state::{AppState, Shared};
 
 /// All routes, with unknown paths (404) and wrong methods (405) answered in the

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use metrics::{Counter, Histogram};
 use tower_layer::Layer;
@@ -79,12 +79,17 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
         let method = request.method().clone();
-        let uri = request.uri().clone();
+        // Nothing that shares hyper's read buffer (the URI, header values) is kept for
+        // the life of the request: with 1,000 requests in flight, that pinned 8 KB or
+        // more each. The path is copied only when the log line will be written.
+        let path = tracing::enabled!(tracing::Level::INFO).then(|| request.uri().path().to_owned());
         let route = route_label(request.extensions().get::<MatchedPath>());
-        // The client's id is kept as sent when it is printable (ASCII, which is what
-        // `to_str` accepts), so logs can carry it; otherwise a fresh one.
+        // The client's id is kept when it is printable (ASCII, which is what `to_str`
+        // accepts), so logs can carry it; otherwise a fresh one.
         let request_id = match request.headers().get(&X_REQUEST_ID) {
-            Some(sent) if sent.to_str().is_ok() => sent.clone(),
+            Some(sent) if sent.to_str().is_ok() => {
+                HeaderValue::from_bytes(sent.as_bytes()).expect("already a valid value")
+            }
             _ => fresh_request_id(),
         };
         let span = tracing::info_span!(
@@ -95,7 +100,9 @@ where
         Box::pin(async move {
             let mut response = answer.await?;
             let elapsed = started.elapsed();
-            log(&span, &method, &uri, response.status(), elapsed);
+            if let Some(path) = &path {
+                log(&span, &method, path, response.status(), elapsed);
+            }
             record(method_label(&method), route, response.status(), elapsed);
             // The request's id wins over any a handler set: one id per request.
             response.headers_mut().insert(X_REQUEST_ID, request_id);
@@ -138,12 +145,12 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The request's log line; its fields are formatted only when `info` is on.
-fn log(span: &Span, method: &Method, uri: &Uri, status: StatusCode, elapsed: Duration) {
+/// The request's log line (called only when `info` is on).
+fn log(span: &Span, method: &Method, path: &str, status: StatusCode, elapsed: Duration) {
     span.in_scope(|| {
         tracing::info!(
             %method,
-            path = uri.path(),
+            path,
             status = status.as_u16(),
             latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             "request"
