@@ -41,6 +41,9 @@ pub async fn run_with_processor(
     // Installed before anything records, so no early measurement is lost.
     crate::telemetry::prometheus();
     let stop = CancellationToken::new();
+    // However this function ends (an error below, or its future dropped), the tasks it
+    // spawns are told to stop.
+    let _stop_on_exit = stop.clone().drop_guard();
     tokio::spawn(metrics_upkeep_until_stopped(stop.clone()));
     let pool = WorkerPool::new(store.clone(), processor, config.worker_settings());
     let workers = tokio::spawn(pool.run_until_stopped(stop.clone()));

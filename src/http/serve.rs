@@ -16,13 +16,15 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower_service::Service;
 
-/// Largest read buffer per connection: hyper's minimum, and ample for our requests
-/// (the body limit is enforced separately, and bodies stream past this buffer).
+/// Largest read buffer per connection: hyper's minimum, and ample for our requests.
+/// It bounds the request line and headers together (more answers 431, as nginx's
+/// default does past 8 KB for one header line); bodies stream past it, and their size
+/// is limited separately.
 const MAX_READ_BUFFER: usize = 8 * 1024;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for the
@@ -34,19 +36,26 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.max_buf_size(MAX_READ_BUFFER);
+    // A timer turns on hyper's header read timeout (30 s): a client that never finishes
+    // its headers cannot hold a connection, or a graceful shutdown, open for ever.
+    http.max_buf_size(MAX_READ_BUFFER).timer(TokioTimer::new());
     let connections = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    accept_failed(err).await;
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            biased;
             () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = accept_failed(err) => continue,
+                }
+            }
         };
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {

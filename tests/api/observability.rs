@@ -11,6 +11,7 @@ use crate::proxy::Proxy;
 
 on_every_backend!(
     every_answer_carries_a_request_id_and_keeps_the_clients,
+    headers_up_to_8_kb_are_read_and_larger_ones_refused_with_431,
     request_ids_appear_in_the_request_log_lines,
     health_and_readiness_answer,
     readiness_fails_when_the_schema_is_behind,
@@ -272,4 +273,25 @@ async fn the_openapi_document_and_offline_docs_are_served(db: TestDb) {
         .await
         .unwrap();
     assert!(init.contains("/openapi.json"));
+}
+
+async fn headers_up_to_8_kb_are_read_and_larger_ones_refused_with_431(db: TestDb) {
+    let app = spawn_app_with(db, Options::default()).await;
+    let header = |len: usize| "x".repeat(len);
+    let fits = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-padding", header(6 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fits.status(), 200);
+    let too_big = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-padding", header(9 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), 431);
 }
