@@ -15,8 +15,9 @@ use uuid::Uuid;
 
 use super::batch::Batcher;
 use super::rows::{
-    Completion, LEASE_EXPIRED, StoredOrder, claim_outcome, completion_outcomes, corrupt, lease_end,
-    metrics_from_totals, not_retried, rescued_from_statuses, schema_current,
+    Completion, LEASE_EXPIRED, StoredOrder, claim_outcome, completion_outcomes, corrupt,
+    failure_fields, lease_end, metrics_from_totals, not_retried, rescued_from_statuses,
+    schema_current,
 };
 use super::{
     Claim, ClaimOutcome, IdempotentResponse, KeyedInsert, ListQuery, OrderMetrics, Rescued,
@@ -418,10 +419,7 @@ impl Store for PostgresStore {
         after: AfterFailure,
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
-        let (status, available_at, failed_at) = match after {
-            AfterFailure::RetryAt(at) => ("Pending", at, None),
-            AfterFailure::DeadLetter => ("Failed", now, Some(now)),
-        };
+        let (status, available_at, failed_at) = failure_fields(after, now);
         let done = sqlx::query(
             "UPDATE orders SET status = $1, available_at = $2, failed_at = $3, last_error = $4, \
                     claim_token = NULL, lease_expires_at = NULL \

@@ -6,7 +6,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{ClaimOutcome, OrderMetrics, Rescued, RetryOutcome, StoreError};
-use crate::domain::{ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis};
+use crate::domain::{
+    AfterFailure, ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis,
+};
 
 /// The columns every backend reads, as every backend can decode them.
 pub(super) struct StoredOrder {
@@ -78,6 +80,18 @@ pub(super) fn claim_outcome(rows_affected: u64) -> ClaimOutcome {
         ClaimOutcome::Applied
     } else {
         ClaimOutcome::ClaimLost
+    }
+}
+
+/// What a failed attempt writes: the status it moves to, when the order may be claimed
+/// again, and (for a dead letter) when it failed.
+pub(super) fn failure_fields(
+    after: AfterFailure,
+    now: Timestamp,
+) -> (&'static str, Timestamp, Option<Timestamp>) {
+    match after {
+        AfterFailure::RetryAt(at) => ("Pending", at, None),
+        AfterFailure::DeadLetter => ("Failed", now, Some(now)),
     }
 }
 

@@ -24,8 +24,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::rows::{
-    LEASE_EXPIRED, claim_outcome, corrupt, lease_end, metrics_from_totals, not_retried,
-    rescued_from_statuses, schema_current,
+    LEASE_EXPIRED, claim_outcome, corrupt, failure_fields, lease_end, metrics_from_totals,
+    not_retried, rescued_from_statuses, schema_current,
 };
 use super::{
     Claim, ClaimOutcome, IdempotentResponse, KeyedInsert, ListQuery, OrderMetrics, Rescued,
@@ -33,9 +33,7 @@ use super::{
 };
 use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, Timestamp, from_millis};
 use readers::Readers;
-use sql::{
-    INSERT_ORDER, ORDER_COLUMNS, count_new_orders, insert_order, millis, orders_from, status_of,
-};
+use sql::{ORDER_COLUMNS, insert_new_orders, millis, orders_from, status_of};
 use writer::Writer;
 
 /// How long a connection waits on SQLite's write lock before giving up; other
@@ -144,18 +142,9 @@ impl Store for SqliteStore {
             .writer
             .run(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let mut added = Vec::new();
-                {
-                    let mut insert = tx.prepare_cached(INSERT_ORDER)?;
-                    for order in &orders {
-                        if insert_order(&mut insert, order)? == 1 {
-                            added.push(order);
-                        }
-                    }
-                }
-                count_new_orders(&tx, added.iter().copied())?;
+                let added = insert_new_orders(&tx, &orders)?;
                 tx.commit()?;
-                Ok(added.len() as u64)
+                Ok(added.iter().filter(|new| **new).count() as u64)
             })
             .await?;
         self.new_work.notify_one();
@@ -198,10 +187,9 @@ impl Store for SqliteStore {
                 if stored == 0 {
                     return Ok(KeyedInsert::KeyTaken);
                 }
-                if insert_order(&mut tx.prepare_cached(INSERT_ORDER)?, &order)? != 1 {
+                if insert_new_orders(&tx, [&order])? != [true] {
                     return Err(corrupt("an order id was already taken"));
                 }
-                count_new_orders(&tx, [&order])?;
                 tx.commit()?;
                 Ok(KeyedInsert::Inserted)
             })
@@ -342,10 +330,7 @@ impl Store for SqliteStore {
         after: AfterFailure,
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
-        let (status, available_at, failed_at) = match after {
-            AfterFailure::RetryAt(at) => ("Pending", at, None),
-            AfterFailure::DeadLetter => ("Failed", now, Some(now)),
-        };
+        let (status, available_at, failed_at) = failure_fields(after, now);
         let (id, token, error) = (claim.order.id, claim.token, error.to_owned());
         self.writer
             .run(move |conn| {

@@ -14,7 +14,7 @@ pub(super) const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, sta
      completed_at, attempts, last_error, failed_at";
 
 /// Inserts one whole order (any status) unless its id is already stored.
-pub(super) const INSERT_ORDER: &str = "INSERT INTO orders (id, user_id, item_ids, amount_cents, \
+const INSERT_ORDER: &str = "INSERT INTO orders (id, user_id, item_ids, amount_cents, \
      status, created_at, completed_at, attempts, last_error, failed_at, available_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6) ON CONFLICT (id) DO NOTHING";
 
@@ -57,11 +57,32 @@ pub(super) fn orders_from(
     Ok(orders)
 }
 
+/// Inserts whole orders (any status) in the caller's transaction, skipping ids already
+/// stored, and adds the new ones to the running totals in the same transaction; says
+/// which orders went in.
+pub(super) fn insert_new_orders<'a, I>(conn: &Connection, orders: I) -> rusqlite::Result<Vec<bool>>
+where
+    I: IntoIterator<Item = &'a Order>,
+    I::IntoIter: Clone,
+{
+    let orders = orders.into_iter();
+    let mut insert = conn.prepare_cached(INSERT_ORDER)?;
+    let added = orders
+        .clone()
+        .map(|order| Ok(insert_order(&mut insert, order)? == 1))
+        .collect::<rusqlite::Result<Vec<bool>>>()?;
+    count_new_orders(
+        conn,
+        orders
+            .zip(&added)
+            .filter(|(_, new)| **new)
+            .map(|(order, _)| order),
+    )?;
+    Ok(added)
+}
+
 /// Runs `INSERT_ORDER` for `order`; returns the rows added (0 for a taken id).
-pub(super) fn insert_order(
-    stmt: &mut CachedStatement<'_>,
-    order: &Order,
-) -> rusqlite::Result<usize> {
+fn insert_order(stmt: &mut CachedStatement<'_>, order: &Order) -> rusqlite::Result<usize> {
     stmt.execute(params![
         order.id.to_string(),
         order.user_id.as_str(),
@@ -78,7 +99,7 @@ pub(super) fn insert_order(
 
 /// Adds newly inserted orders to the running totals, in the inserting transaction:
 /// one statement per status rather than a trigger run per row (migration 0005).
-pub(super) fn count_new_orders<'a>(
+fn count_new_orders<'a>(
     conn: &Connection,
     orders: impl IntoIterator<Item = &'a Order>,
 ) -> rusqlite::Result<()> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::sql::{INSERT_ORDER, count_new_orders, insert_order, millis};
+use super::sql::{insert_new_orders, millis};
 use crate::domain::Order;
 use crate::store::rows::{Completion, claim_outcome, corrupt};
 use crate::store::{BatchError, ClaimOutcome, StoreError};
@@ -146,25 +146,17 @@ fn commit_group(
 ) -> bool {
     let written = (|| -> rusqlite::Result<_> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut inserted = Vec::with_capacity(inserts.len());
-        {
-            let mut insert = tx.prepare_cached(INSERT_ORDER)?;
-            for (order, _) in &inserts {
-                inserted.push(insert_order(&mut insert, order)? == 1);
-            }
-            let new_orders = inserts.iter().zip(&inserted).filter(|(_, new)| **new);
-            count_new_orders(&tx, new_orders.map(|((order, _), _)| order))?;
-            let mut complete = tx.prepare_cached(COMPLETE)?;
-            let mut completed = Vec::with_capacity(completions.len());
-            for ((id, token, at), _) in &completions {
-                let changed =
-                    complete.execute(params![id.to_string(), token.to_string(), millis(*at)])?;
-                completed.push(claim_outcome(changed as u64));
-            }
-            drop((insert, complete));
-            tx.commit()?;
-            Ok((inserted, completed))
+        let inserted = insert_new_orders(&tx, inserts.iter().map(|(order, _)| order))?;
+        let mut complete = tx.prepare_cached(COMPLETE)?;
+        let mut completed = Vec::with_capacity(completions.len());
+        for ((id, token, at), _) in &completions {
+            let changed =
+                complete.execute(params![id.to_string(), token.to_string(), millis(*at)])?;
+            completed.push(claim_outcome(changed as u64));
         }
+        drop(complete);
+        tx.commit()?;
+        Ok((inserted, completed))
     })();
     match written {
         Ok((inserted, completed)) => {
