@@ -19,7 +19,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
@@ -49,7 +49,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
+        .route("/openapi.json", get(openapi::json))
+        .merge(SwaggerUi::new("/docs").config(Config::new(["/openapi.json"])))
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

@@ -1,6 +1,11 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and the answer
 //! types, served at `/openapi.json`, with Swagger UI (bundled in the binary) at `/docs`.
 
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
+use axum::http::header;
+use axum::response::IntoResponse;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{Operation, PathItem};
@@ -151,6 +156,19 @@ pub enum CommonProblems {
 /// The document, as served.
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// `GET /openapi.json`. The document is built and serialised on the first request, not
+/// at start-up: few processes are ever asked for it, and building it at start-up kept
+/// its tree in memory and its builder code mapped for the life of every process.
+pub async fn json() -> impl IntoResponse {
+    static JSON: OnceLock<Bytes> = OnceLock::new();
+    let body = JSON.get_or_init(|| {
+        serde_json::to_vec(&document())
+            .expect("the OpenAPI document always serialises")
+            .into()
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body.clone())
 }
 
 #[cfg(test)]

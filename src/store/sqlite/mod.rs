@@ -36,6 +36,9 @@ use readers::Readers;
 use sql::{ORDER_COLUMNS, insert_new_orders, millis, orders_from, status_of};
 use writer::Writer;
 
+/// The writer's page cache, in KiB (see `connect`).
+const WRITER_CACHE_KIB: i64 = 1024;
+
 /// How long a connection waits on SQLite's write lock before giving up; other
 /// processes on the same file (a `seed` beside a running `serve`) take turns.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -79,6 +82,13 @@ impl SqliteStore {
             return Err(corrupt(format!("SQLite refused WAL mode (kept {mode})")));
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // The writer's page cache: what it touches are the right-hand edges of the table
+        // and its indexes (ids and queue keys grow with time), and a full group commit
+        // of 1,024 orders writes about 100 pages (400 KiB, measured by the log's growth),
+        // so it never spills. 1 MiB rather than SQLite's 2 MiB default took about 1 MB off
+        // the peak resident memory under 1,000 connections with no change in CPU per
+        // insert (BENCHMARKS.md).
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         // Start from an empty log: a large one left by a bulk load or an unclean stop
         // makes every read search a large WAL index until the next write resets it.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -451,5 +461,33 @@ impl Store for SqliteStore {
             }
             None => Ok(not_retried(self.readers.read(|conn| status_of(conn, id))?)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_writer_logs_ahead_syncs_every_commit_and_bounds_its_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("orders.db").display());
+        let store = SqliteStore::connect(&url, 1).await.unwrap();
+        let (mode, synchronous, cache) = store
+            .writer
+            .run(|conn| {
+                let mode: String =
+                    conn.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
+                let synchronous: i64 =
+                    conn.pragma_query_value(None, "synchronous", |row| row.get(0))?;
+                let cache: i64 = conn.pragma_query_value(None, "cache_size", |row| row.get(0))?;
+                Ok((mode, synchronous, cache))
+            })
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // 2 is FULL: the log is fsync'd at every commit, before an order is acknowledged.
+        assert_eq!(synchronous, 2);
+        assert_eq!(cache, -WRITER_CACHE_KIB);
     }
 }
