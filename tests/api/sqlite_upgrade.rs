@@ -40,12 +40,13 @@ async fn orders_and_totals_written_before_migration_5_survive_it() {
 
     // Written as the previous release wrote them, at schema 4, where a trigger counted
     // each insert.
-    let at = now();
+    // Processing time is measured from the order's own created_at: an instant taken
+    // before it would be a millisecond early whenever the clock ticks in between.
     let mut completed = sample(OrderStatus::Completed, "alice");
-    completed.completed_at = Some(at + chrono::Duration::milliseconds(1_500));
+    completed.completed_at = Some(completed.created_at + chrono::Duration::milliseconds(1_500));
     completed.attempts = 1;
     let mut failed = sample(OrderStatus::Failed, "bob");
-    failed.failed_at = Some(at);
+    failed.failed_at = Some(failed.created_at);
     failed.attempts = 3;
     failed.last_error = Some("card declined".into());
     let pending = sample(OrderStatus::Pending, "carol");
