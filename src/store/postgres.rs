@@ -154,27 +154,30 @@ fn orders_from_rows(rows: &[PgRow]) -> Result<Vec<Order>, StoreError> {
 
 /// Completes a batch of claims in one guarded statement; only rows whose claim is
 /// still current change, and `RETURNING` says which.
+///
+/// The batch goes in as three arrays, so every batch size is one statement text (one
+/// prepared statement and plan per connection, where a `VALUES` list was a new one per
+/// size), and each row is found by its primary key whatever else is `Processing`.
 async fn complete_batch(
     pool: &PgPool,
     batch: &[Completion],
 ) -> Result<Vec<ClaimOutcome>, StoreError> {
-    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(
+    let ids: Vec<Uuid> = batch.iter().map(|(id, _, _)| *id.as_uuid()).collect();
+    let tokens: Vec<Uuid> = batch.iter().map(|(_, token, _)| *token).collect();
+    let times: Vec<Timestamp> = batch.iter().map(|(_, _, at)| *at).collect();
+    let applied: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE orders SET status = 'Completed', completed_at = v.completed_at, \
                 claim_token = NULL, lease_expires_at = NULL \
-         FROM (",
-    );
-    sql.push_values(batch, |mut row, (id, token, at)| {
-        row.push_bind(*id.as_uuid())
-            .push_bind(*token)
-            .push_bind(*at);
-    });
-    sql.push(
-        ") AS v (id, token, completed_at) \
+         FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS v (id, token, completed_at) \
          WHERE orders.id = v.id AND orders.claim_token = v.token \
          AND orders.status = 'Processing' RETURNING orders.id",
-    );
-    let ids: Vec<Uuid> = sql.build_query_scalar().fetch_all(pool).await?;
-    let applied = ids.into_iter().map(OrderId::from_uuid).collect();
+    )
+    .bind(ids)
+    .bind(tokens)
+    .bind(times)
+    .fetch_all(pool)
+    .await?;
+    let applied = applied.into_iter().map(OrderId::from_uuid).collect();
     Ok(completion_outcomes(batch, &applied))
 }
 
@@ -199,15 +202,6 @@ fn insert_orders(orders: &[Order]) -> QueryBuilder<'_, Postgres> {
     });
     query.push(" ON CONFLICT (id) DO NOTHING");
     query
-}
-
-/// `ORDER_COLUMNS` qualified by a table alias, for statements that join.
-fn order_columns_of(alias: &str) -> String {
-    ORDER_COLUMNS
-        .split(", ")
-        .map(|column| format!("{alias}.{column}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[async_trait]
@@ -376,16 +370,16 @@ impl Store for PostgresStore {
         let token = Uuid::new_v4();
         let lease_expires_at = lease_end(now, lease);
         // SKIP LOCKED: concurrent claimers in any instance pass over each other's rows
-        // instead of waiting on them, and never take the same order.
+        // instead of waiting on them, and never take the same order. The picked ids go
+        // to the update as an array, so each row is found by its primary key: joined
+        // to a CTE instead, the planner hashed the whole table for every claim.
         let sql = format!(
-            "WITH picked AS ( \
-                 SELECT id FROM orders WHERE status = 'Pending' AND available_at <= $3 \
-                 ORDER BY available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             UPDATE orders o SET status = 'Processing', claim_token = $1, \
+            "UPDATE orders o SET status = 'Processing', claim_token = $1, \
                     lease_expires_at = $2, attempts = o.attempts + 1 \
-             FROM picked WHERE o.id = picked.id \
-             RETURNING {}",
-            order_columns_of("o")
+             WHERE o.status = 'Pending' AND o.id = ANY(ARRAY( \
+                 SELECT id FROM orders WHERE status = 'Pending' AND available_at <= $3 \
+                 ORDER BY available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)) \
+             RETURNING {ORDER_COLUMNS}"
         );
         let rows = sqlx::query(&sql)
             .bind(token)
