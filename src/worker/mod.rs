@@ -97,6 +97,10 @@ impl WorkerPool {
                 permit = permits.clone().acquire_owned() => permit.expect("never closed"),
             };
             self.gather_idle_workers(&permits, &mut idle).await;
+            if stop.is_cancelled() {
+                // Asked to stop while gathering: still no further claim.
+                break;
+            }
             // Claim as many orders as there are idle workers, in one transaction.
             match self
                 .store

@@ -131,8 +131,9 @@ async fn an_order_created_on_one_instance_wakes_an_idle_worker_on_another() {
             order["completed_at"].as_str().unwrap().parse().unwrap();
         let waited = (completed - created).num_milliseconds();
         // Typically single-digit milliseconds; the bound leaves room for a loaded machine
-        // while staying far below the one-minute poll.
-        assert!(waited < 250, "woken across instances after {waited} ms");
+        // (the whole suite on two cores once took over 250 ms here) while staying far
+        // below the one-minute poll.
+        assert!(waited < 1_000, "woken across instances after {waited} ms");
         assert!(completed_by(&idle.logs()).contains(&id));
     }
 }
