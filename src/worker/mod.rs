@@ -96,7 +96,7 @@ impl WorkerPool {
                 () = stop.cancelled() => break,
                 permit = permits.clone().acquire_owned() => permit.expect("never closed"),
             };
-            self.gather_idle_workers(&permits, &mut idle).await;
+            gather_idle_workers(&permits, &mut idle, self.settings.concurrency, CLAIM_GATHER).await;
             if stop.is_cancelled() {
                 // Asked to stop while gathering: still no further claim.
                 break;
@@ -169,32 +169,6 @@ impl WorkerPool {
         info!("worker pool stopped");
     }
 
-    /// Adds every other idle worker to `idle`. When most workers are busy, it first
-    /// waits a moment (`CLAIM_GATHER`) for half of them to be free: orders completed
-    /// together free their workers one by one, and claiming for each as it comes made
-    /// most claims one or two orders, each a statement and a commit of its own
-    /// (bench/NOTES.md). When most workers are idle, it claims at once.
-    async fn gather_idle_workers(&self, permits: &Arc<Semaphore>, idle: &mut OwnedSemaphorePermit) {
-        let half = self.settings.concurrency / 2;
-        let free = idle.num_permits() + permits.available_permits();
-        if free < half {
-            let wanted = u32::try_from(half - idle.num_permits()).unwrap_or(u32::MAX);
-            // On timeout, permits the wait had gathered go back to the semaphore, and
-            // are taken below.
-            if let Ok(more) =
-                tokio::time::timeout(CLAIM_GATHER, permits.clone().acquire_many_owned(wanted)).await
-            {
-                idle.merge(more.expect("never closed"));
-            }
-        }
-        let rest = u32::try_from(permits.available_permits()).unwrap_or(u32::MAX);
-        if rest > 0 {
-            if let Ok(more) = permits.clone().try_acquire_many_owned(rest) {
-                idle.merge(more);
-            }
-        }
-    }
-
     /// Hands every claim still in flight back to the queue, so the next start (or
     /// another instance) processes it without waiting for the lease to run out.
     async fn release_unfinished(&self) {
@@ -215,6 +189,36 @@ impl WorkerPool {
                     "could not return unfinished order; its lease will expire instead"
                 ),
             }
+        }
+    }
+}
+
+/// Adds every other idle worker to `idle`. When most of the `concurrency` workers are
+/// busy, it first waits up to `wait` for half of them to be free: orders completed
+/// together free their workers one by one, and claiming for each as it came made most
+/// claims one or two orders, each a statement and a commit of its own (bench/NOTES.md).
+/// When most workers are idle, it takes them at once.
+async fn gather_idle_workers(
+    permits: &Arc<Semaphore>,
+    idle: &mut OwnedSemaphorePermit,
+    concurrency: usize,
+    wait: Duration,
+) {
+    let half = concurrency / 2;
+    if idle.num_permits() + permits.available_permits() < half {
+        let wanted = u32::try_from(half - idle.num_permits()).unwrap_or(u32::MAX);
+        // On timeout, permits the wait had gathered go back to the semaphore, and are
+        // taken below.
+        if let Ok(more) =
+            tokio::time::timeout(wait, permits.clone().acquire_many_owned(wanted)).await
+        {
+            idle.merge(more.expect("never closed"));
+        }
+    }
+    let rest = u32::try_from(permits.available_permits()).unwrap_or(u32::MAX);
+    if rest > 0 {
+        if let Ok(more) = permits.clone().try_acquire_many_owned(rest) {
+            idle.merge(more);
         }
     }
 }
@@ -257,5 +261,72 @@ async fn rescue_until_stopped(
             }
             Err(err) => error!(error = ?err, "lease rescue failed; will try again"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::Semaphore;
+
+    use super::gather_idle_workers;
+
+    const WAIT: Duration = Duration::from_millis(2);
+
+    #[tokio::test(start_paused = true)]
+    async fn with_most_workers_idle_it_takes_them_all_at_once() {
+        let permits = Arc::new(Semaphore::new(10));
+        let _busy = permits.clone().acquire_many_owned(4).await.unwrap();
+        let mut idle = permits.clone().acquire_owned().await.unwrap();
+        let started = tokio::time::Instant::now();
+        gather_idle_workers(&permits, &mut idle, 10, WAIT).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(idle.num_permits(), 6);
+        assert_eq!(permits.available_permits(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_most_workers_busy_it_waits_for_half_of_them() {
+        let permits = Arc::new(Semaphore::new(10));
+        let busy = permits.clone().acquire_many_owned(9).await.unwrap();
+        let mut idle = permits.clone().acquire_owned().await.unwrap();
+        // Four workers finish within the wait, one at a time; the rest stay busy.
+        let finishing = tokio::spawn(async move {
+            let mut busy = busy;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            for _ in 0..4 {
+                drop(busy.split(1));
+                tokio::task::yield_now().await;
+            }
+            busy
+        });
+        let started = tokio::time::Instant::now();
+        gather_idle_workers(&permits, &mut idle, 10, WAIT).await;
+        // It claims as soon as half are free, not at the end of the wait.
+        assert!(started.elapsed() < WAIT);
+        assert_eq!(idle.num_permits(), 5);
+        assert_eq!(finishing.await.unwrap().num_permits(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_too_few_come_free_it_claims_for_those_after_the_wait() {
+        let permits = Arc::new(Semaphore::new(10));
+        let busy = permits.clone().acquire_many_owned(9).await.unwrap();
+        let mut idle = permits.clone().acquire_owned().await.unwrap();
+        let finishing = tokio::spawn(async move {
+            let mut busy = busy;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            drop(busy.split(2));
+            busy
+        });
+        let started = tokio::time::Instant::now();
+        gather_idle_workers(&permits, &mut idle, 10, WAIT).await;
+        assert_eq!(started.elapsed(), WAIT);
+        // The two that came free during the wait are not lost to the timeout.
+        assert_eq!(idle.num_permits(), 3);
+        assert_eq!(permits.available_permits(), 0);
+        drop(finishing.await.unwrap());
     }
 }
