@@ -269,7 +269,8 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use tokio::sync::Semaphore;
+    use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+    use tokio::task::JoinHandle;
 
     use super::gather_idle_workers;
 
@@ -287,21 +288,33 @@ mod tests {
         assert_eq!(permits.available_permits(), 0);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn with_most_workers_busy_it_waits_for_half_of_them() {
+    /// Ten workers: one idle (the permit returned), nine busy, of which `finishing` come
+    /// free one at a time after 1 ms. The task returns the permits still busy.
+    async fn one_idle_while(
+        finishing: usize,
+    ) -> (
+        Arc<Semaphore>,
+        OwnedSemaphorePermit,
+        JoinHandle<OwnedSemaphorePermit>,
+    ) {
         let permits = Arc::new(Semaphore::new(10));
-        let busy = permits.clone().acquire_many_owned(9).await.unwrap();
-        let mut idle = permits.clone().acquire_owned().await.unwrap();
-        // Four workers finish within the wait, one at a time; the rest stay busy.
+        let mut busy = permits.clone().acquire_many_owned(9).await.unwrap();
+        let idle = permits.clone().acquire_owned().await.unwrap();
         let finishing = tokio::spawn(async move {
-            let mut busy = busy;
             tokio::time::sleep(Duration::from_millis(1)).await;
-            for _ in 0..4 {
+            for _ in 0..finishing {
                 drop(busy.split(1));
                 tokio::task::yield_now().await;
             }
             busy
         });
+        (permits, idle, finishing)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_most_workers_busy_it_waits_for_half_of_them() {
+        // Four workers finish within the wait; the rest stay busy.
+        let (permits, mut idle, finishing) = one_idle_while(4).await;
         let started = tokio::time::Instant::now();
         gather_idle_workers(&permits, &mut idle, 10, WAIT).await;
         // It claims as soon as half are free, not at the end of the wait.
@@ -312,15 +325,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn when_too_few_come_free_it_claims_for_those_after_the_wait() {
-        let permits = Arc::new(Semaphore::new(10));
-        let busy = permits.clone().acquire_many_owned(9).await.unwrap();
-        let mut idle = permits.clone().acquire_owned().await.unwrap();
-        let finishing = tokio::spawn(async move {
-            let mut busy = busy;
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            drop(busy.split(2));
-            busy
-        });
+        let (permits, mut idle, finishing) = one_idle_while(2).await;
         let started = tokio::time::Instant::now();
         gather_idle_workers(&permits, &mut idle, 10, WAIT).await;
         assert_eq!(started.elapsed(), WAIT);
