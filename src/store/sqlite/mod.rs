@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use tokio::sync::Notify;
@@ -33,7 +32,7 @@ use super::{
 };
 use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, Timestamp, from_millis};
 use readers::Readers;
-use sql::{ORDER_COLUMNS, insert_new_orders, millis, orders_from, status_of};
+use sql::{ORDER_COLUMNS, insert_new_orders, list_statement, millis, orders_from, status_of};
 use writer::Writer;
 
 /// The writer's page cache, in KiB (see `connect`).
@@ -416,25 +415,7 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError> {
-        // Only the filters given, so the planner can use the index each one has.
-        let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE 1 = 1");
-        let mut values: Vec<Value> = Vec::new();
-        if let Some(status) = query.status {
-            sql.push_str(" AND status = ?");
-            values.push(Value::Text(status.as_str().to_owned()));
-        }
-        if let Some(user_id) = &query.user_id {
-            sql.push_str(" AND user_id = ?");
-            values.push(Value::Text(user_id.clone()));
-        }
-        if let Some(before) = query.before {
-            sql.push_str(" AND id < ?");
-            values.push(Value::Text(before.to_string()));
-        }
-        sql.push_str(" ORDER BY id DESC LIMIT ?");
-        values.push(Value::Integer(
-            i64::try_from(query.limit).unwrap_or(i64::MAX),
-        ));
+        let (sql, values) = list_statement(query);
         self.readers
             .read_blocking(move |conn| {
                 orders_from(&mut conn.prepare_cached(&sql)?, params_from_iter(values))
@@ -489,5 +470,57 @@ mod tests {
         // 2 is FULL: the log is fsync'd at every commit, before an order is acknowledged.
         assert_eq!(synchronous, 2);
         assert_eq!(cache, -WRITER_CACHE_KIB);
+    }
+
+    #[tokio::test]
+    async fn every_listing_by_status_or_user_reads_an_index_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("orders.db").display());
+        let store = SqliteStore::connect(&url, 1).await.unwrap();
+        store.migrate().await.unwrap();
+        let cases = [
+            (Some(OrderStatus::Pending), false, "orders_pending"),
+            (Some(OrderStatus::Pending), true, "orders_pending"),
+            (
+                Some(OrderStatus::Processing),
+                false,
+                "orders_processing_lease",
+            ),
+            (
+                Some(OrderStatus::Processing),
+                true,
+                "orders_processing_lease",
+            ),
+            (Some(OrderStatus::Completed), false, "orders_completed"),
+            (Some(OrderStatus::Completed), true, "orders_user_id"),
+            (Some(OrderStatus::Failed), false, "orders_failed"),
+            (Some(OrderStatus::Failed), true, "orders_failed"),
+            (None, true, "orders_user_id"),
+        ];
+        for (status, by_user, index) in cases {
+            for before in [None, Some(OrderId::new_at(crate::domain::now()))] {
+                let query = ListQuery {
+                    status,
+                    user_id: by_user.then(|| "alice".to_owned()),
+                    before,
+                    limit: 10,
+                };
+                let (sql, values) = list_statement(&query);
+                let plan = store
+                    .readers
+                    .read(move |conn| {
+                        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                        let details = stmt
+                            .query_map(params_from_iter(values), |row| row.get::<_, String>(3))?
+                            .collect::<rusqlite::Result<Vec<_>>>()?;
+                        Ok(details.join("; "))
+                    })
+                    .unwrap();
+                assert!(
+                    plan.contains(&format!("INDEX {index}")),
+                    "{query:?} reads {index}, but its plan is: {plan}"
+                );
+            }
+        }
     }
 }
