@@ -71,6 +71,7 @@ pub async fn run_with_processor(
         rate_limiter: config
             .rate_limit_per_sec
             .map(|rate| Limiter::new(rate, config.rate_limit_burst.unwrap_or(rate))),
+        orders_created: metrics::counter!("orders_created_total"),
     });
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop_on_signal = stop.clone();

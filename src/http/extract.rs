@@ -4,15 +4,17 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::error::ApiError;
 use super::state::AppState;
 
-/// A JSON request body: `Content-Type` checked (415), size limited (413), parsed (400).
-pub struct JsonBody<T>(pub T);
+/// A JSON request body, read but not yet parsed: `Content-Type` checked (415), size
+/// limited (413), not empty (400). [`JsonBody::parse`] reads it (400 if it is not
+/// JSON), borrowing from it where the target type can.
+pub struct JsonBody(Bytes);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -28,12 +30,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::MalformedJson("the body is empty".into()));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|err| match err.classify() {
-                serde_json::error::Category::Data => ApiError::NotAnObject,
-                _ => ApiError::MalformedJson(err.to_string()),
-            })
+        Ok(Self(bytes))
+    }
+}
+
+impl JsonBody {
+    /// The body as a `T`; JSON of the wrong shape (not an object, for a struct) is
+    /// told apart from text that is not JSON at all.
+    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.0).map_err(|err| match err.classify() {
+            serde_json::error::Category::Data => ApiError::NotAnObject,
+            _ => ApiError::MalformedJson(err.to_string()),
+        })
     }
 }
 

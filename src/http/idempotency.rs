@@ -6,6 +6,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -51,9 +53,21 @@ impl Drop for InFlightGuard {
     }
 }
 
+/// The `Idempotency-Key` a request carries, if any (400 if it is malformed). Only the
+/// key is copied out of the headers, which share hyper's read buffer.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        key_from(&parts.headers).map(Self)
+    }
+}
+
 /// The key a request carries, if any: 1 to 255 visible characters. The draft's
 /// structured-field form (a quoted string) is accepted with or without the quotes.
-pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+fn key_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(HEADER) else {
         return Ok(None);
     };
@@ -110,7 +124,7 @@ pub async fn create_once(
         .await?
     {
         KeyedInsert::Inserted => {
-            metrics::counter!("orders_created_total").increment(1);
+            state.orders_created.increment(1);
             Ok(answer(&response, false))
         }
         // Another instance committed the same key first: answer as it did.

@@ -1,23 +1,106 @@
 //! The JSON of orders: parsing a client's new order field by field (never through a
 //! float for money), and the shapes the API answers with.
 
-use std::collections::HashMap;
+use std::fmt;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
 use crate::domain::{FieldError, ItemIds, Money, NewOrder, Order, OrderStatus, UserId};
 
-/// A request body: a JSON object whose values are kept as raw text until checked.
-pub type RawBody = HashMap<String, Box<RawValue>>;
+/// A new order's body: a JSON object whose three fields are kept as raw text, borrowed
+/// from the request, until checked. Other members are skipped, and a member sent twice
+/// counts by its last value (as a map of the members would have it), so nothing about
+/// the body is allocated before its fields are checked.
+#[derive(Debug, Default)]
+pub struct RawBody<'a> {
+    user_id: Option<&'a RawValue>,
+    item_ids: Option<&'a RawValue>,
+    total_amount: Option<&'a RawValue>,
+}
+
+impl<'a> RawBody<'a> {
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        match name {
+            "user_id" => self.user_id,
+            "item_ids" => self.item_ids,
+            "total_amount" => self.total_amount,
+            _ => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawBody<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RawBodyVisitor)
+    }
+}
+
+struct RawBodyVisitor;
+
+impl<'de> Visitor<'de> for RawBodyVisitor {
+    type Value = RawBody<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<RawBody<'de>, M::Error> {
+        let mut body = RawBody::default();
+        while let Some(member) = map.next_key::<Member>()? {
+            let slot = match member {
+                Member::UserId => &mut body.user_id,
+                Member::ItemIds => &mut body.item_ids,
+                Member::TotalAmount => &mut body.total_amount,
+                Member::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value()?);
+        }
+        Ok(body)
+    }
+}
+
+/// A member's name, told apart without copying it (an escaped name is decoded first).
+enum Member {
+    UserId,
+    ItemIds,
+    TotalAmount,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Member {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = Member;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a member name")
+            }
+
+            fn visit_str<E>(self, name: &str) -> Result<Member, E> {
+                Ok(match name {
+                    "user_id" => Member::UserId,
+                    "item_ids" => Member::ItemIds,
+                    "total_amount" => Member::TotalAmount,
+                    _ => Member::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(Name)
+    }
+}
 
 /// Checks each field's JSON type, then the domain's rules, and reports every offending
 /// field at once (422). With a `subject` (the token's user), `user_id` may be left out,
 /// and if present must be the subject (403).
-pub fn parse_new_order(body: &RawBody, subject: Option<&str>) -> Result<NewOrder, ApiError> {
+pub fn parse_new_order(body: &RawBody<'_>, subject: Option<&str>) -> Result<NewOrder, ApiError> {
     let user_id = match (subject, present(body, "user_id")) {
         (Some(subject), Err(_)) => UserId::parse(subject.to_owned())
             .map_err(|_| FieldError::new("user_id", "the token's subject is not a valid user_id")),
@@ -47,7 +130,7 @@ pub fn parse_new_order(body: &RawBody, subject: Option<&str>) -> Result<NewOrder
 
 /// A present, non-null field of the expected JSON type.
 fn field<T: DeserializeOwned>(
-    body: &RawBody,
+    body: &RawBody<'_>,
     name: &str,
     type_message: &str,
 ) -> Result<T, FieldError> {
@@ -55,7 +138,7 @@ fn field<T: DeserializeOwned>(
     serde_json::from_str(raw.get()).map_err(|_| FieldError::new(name, type_message))
 }
 
-fn present<'a>(body: &'a RawBody, name: &str) -> Result<&'a RawValue, FieldError> {
+fn present<'a>(body: &RawBody<'a>, name: &str) -> Result<&'a RawValue, FieldError> {
     match body.get(name) {
         Some(raw) if raw.get() != "null" => Ok(raw),
         _ => Err(FieldError::new(name, "is required")),
@@ -63,7 +146,7 @@ fn present<'a>(body: &'a RawBody, name: &str) -> Result<&'a RawValue, FieldError
 }
 
 /// `total_amount` from the exact text of the JSON number: never through a float.
-fn amount(body: &RawBody) -> Result<Money, FieldError> {
+fn amount(body: &RawBody<'_>) -> Result<Money, FieldError> {
     const NAME: &str = "total_amount";
     let text = present(body, NAME)?.get();
     if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
@@ -189,5 +272,40 @@ impl StatusBody {
 impl Serialize for OrderStatus {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(json: &str) -> RawBody<'_> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_body_keeps_its_three_fields_raw_and_skips_other_members() {
+        let body = raw(
+            r#"{"note": {"a": [1]}, "user_id": "u1", "item_ids": ["a", "b"],
+                          "total_amount": 100.50, "extra": null}"#,
+        );
+        assert_eq!(body.get("user_id").unwrap().get(), r#""u1""#);
+        assert_eq!(body.get("item_ids").unwrap().get(), r#"["a", "b"]"#);
+        assert_eq!(body.get("total_amount").unwrap().get(), "100.50");
+        assert!(body.get("note").is_none());
+    }
+
+    #[test]
+    fn a_member_sent_twice_counts_by_its_last_value_and_escaped_names_are_decoded() {
+        let body = raw(r#"{"user_id": "first", "user\u005fid": "last"}"#);
+        assert_eq!(body.get("user_id").unwrap().get(), r#""last""#);
+    }
+
+    #[test]
+    fn only_an_object_is_a_body() {
+        for json in ["[]", "1", r#""text""#, "null"] {
+            let err = serde_json::from_str::<RawBody<'_>>(json).unwrap_err();
+            assert_eq!(err.classify(), serde_json::error::Category::Data, "{json}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::auth::require_admin;
@@ -12,7 +12,7 @@ use super::error::ApiError;
 #[allow(unused_imports)] // Named by the OpenAPI annotations only.
 use super::error::Problem;
 use super::extract::JsonBody;
-use super::idempotency;
+use super::idempotency::{self, IdempotencyKey};
 use super::openapi::CommonProblems;
 use super::order_json::{NewOrderRequest, OrderBody, RawBody, StatusBody, parse_new_order};
 use super::state::AppState;
@@ -50,20 +50,19 @@ use crate::store::RetryOutcome;
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody<RawBody>,
+    IdempotencyKey(key): IdempotencyKey,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let key = idempotency::key_from(&headers)?;
-    // Header values share hyper's read buffer; holding them while the order is written
-    // would keep one such buffer (8 KB or more) alive per request in flight.
-    drop(headers);
-    let new_order = parse_new_order(&body, caller.subject())?;
+    let new_order = parse_new_order(&body.parse::<RawBody>()?, caller.subject())?;
+    // The body shares hyper's read buffer; holding it while the order is written would
+    // keep one such buffer (8 KB or more) alive per request in flight.
+    drop(body);
     let order = Order::accept(new_order, now());
     if let Some(key) = key {
         return idempotency::create_once(&state, &caller, key, order).await;
     }
     state.store.insert(&order).await?;
-    metrics::counter!("orders_created_total").increment(1);
+    state.orders_created.increment(1);
     let location = format!("/orders/{}", order.id);
     Ok((
         StatusCode::CREATED,

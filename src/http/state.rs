@@ -26,6 +26,8 @@ pub struct Shared {
     pub idempotency_in_flight: InFlight,
     /// `None` when rate limiting is off.
     pub rate_limiter: Option<Limiter>,
+    /// `orders_created_total`, registered once rather than looked up per order.
+    pub orders_created: metrics::Counter,
 }
 
 impl AppState {
