@@ -1,6 +1,7 @@
 //! Upgrading an existing SQLite file: migration 0005 rebuilds `orders` and
 //! `order_stats` (clustered by primary key, new orders counted by the store rather
-//! than by a trigger), and must keep every order and every running total.
+//! than by a trigger), 0006 rebuilds `orders` again (its status check, its indexes),
+//! and both must keep every order and every running total.
 
 use std::borrow::Cow;
 use std::path::Path;

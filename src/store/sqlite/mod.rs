@@ -293,8 +293,8 @@ impl Store for SqliteStore {
         let mut orders = self
             .writer
             .run(move |conn| {
-                // The partial index is named: without statistics the planner would
-                // walk every Pending order through (status, id) and sort them.
+                // The partial index is named: without statistics the planner once
+                // walked every Pending order through another index and sorted them.
                 let mut stmt = conn.prepare_cached(&format!(
                     "UPDATE orders SET status = 'Processing', claim_token = ?1, \
                             lease_expires_at = ?2, attempts = attempts + 1 \
@@ -522,5 +522,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[tokio::test]
+    async fn writing_an_order_builds_no_temporary_table_and_still_checks_its_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("orders.db").display());
+        let store = SqliteStore::connect(&url, 1).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .writer
+            .run(|conn| {
+                // A status check written `status IN (...)` built a b-tree of its values
+                // for every row (migration 0006).
+                for statement in [sql::INSERT_ORDER, writer::COMPLETE] {
+                    let mut explain = conn.prepare(&format!("EXPLAIN {statement}"))?;
+                    let unbound = vec![rusqlite::types::Null; explain.parameter_count()];
+                    let opcodes = explain
+                        .query_map(params_from_iter(unbound), |row| row.get::<_, String>(1))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    assert!(
+                        !opcodes.iter().any(|op| op == "OpenEphemeral"),
+                        "{statement} builds a temporary table: {opcodes:?}"
+                    );
+                }
+                let refused = conn.execute(
+                    "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, \
+                     created_at, available_at) VALUES ('x', 'u', '[]', 1, 'Shipped', 0, 0)",
+                    [],
+                );
+                assert!(
+                    refused.is_err_and(|err| err.to_string().contains("CHECK")),
+                    "an unknown status is refused"
+                );
+                Ok(())
+            })
+            .await
+            .unwrap();
     }
 }

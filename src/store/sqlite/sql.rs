@@ -15,7 +15,7 @@ pub(super) const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, sta
      completed_at, attempts, last_error, failed_at";
 
 /// Inserts one whole order (any status) unless its id is already stored.
-const INSERT_ORDER: &str = "INSERT INTO orders (id, user_id, item_ids, amount_cents, \
+pub(super) const INSERT_ORDER: &str = "INSERT INTO orders (id, user_id, item_ids, amount_cents, \
      status, created_at, completed_at, attempts, last_error, failed_at, available_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6) ON CONFLICT (id) DO NOTHING";
 

@@ -37,7 +37,7 @@ pub(super) struct Writer {
 }
 
 /// Guarded: only a claim that is still current completes its order.
-const COMPLETE: &str = "UPDATE orders SET status = 'Completed', completed_at = ?3, \
+pub(super) const COMPLETE: &str = "UPDATE orders SET status = 'Completed', completed_at = ?3, \
      claim_token = NULL, lease_expires_at = NULL \
      WHERE id = ?1 AND claim_token = ?2 AND status = 'Processing'";
 
