@@ -9,7 +9,8 @@
 --
 -- 2. A new order goes into three b-trees (the table, the queue, the user index)
 --    instead of four, and claiming or completing an order no longer moves it between
---    two places in an index of every order by status. Listings by status read instead:
+--    two places in an index of every order by status. Listings by status read instead
+--    (a user's listings read the user index, but for orders in flight):
 --      Pending:    the queue (orders_pending), which holds only orders waiting;
 --      Processing: the lease index (orders_processing_lease), only orders in flight;
 --      Completed and Failed: an index of their own, by id, which an order enters

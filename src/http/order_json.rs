@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -56,7 +56,9 @@ impl<'de> Visitor<'de> for RawBodyVisitor {
                 Member::ItemIds => &mut body.item_ids,
                 Member::TotalAmount => &mut body.total_amount,
                 Member::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                    // Taken raw (borrowed, not copied) rather than skipped, so that its
+                    // text is checked for valid UTF-8 like the rest of the body.
+                    map.next_value::<&RawValue>()?;
                     continue;
                 }
             };
@@ -292,7 +294,19 @@ mod tests {
         assert_eq!(body.get("user_id").unwrap().get(), r#""u1""#);
         assert_eq!(body.get("item_ids").unwrap().get(), r#"["a", "b"]"#);
         assert_eq!(body.get("total_amount").unwrap().get(), "100.50");
-        assert!(body.get("note").is_none());
+        // A field's name inside another member is not the field.
+        let nested = raw(r#"{"note": {"user_id": "x"}, "total_amount": 1}"#);
+        assert!(nested.get("user_id").is_none());
+        assert_eq!(nested.get("total_amount").unwrap().get(), "1");
+    }
+
+    #[test]
+    fn invalid_utf8_anywhere_in_the_body_is_malformed_json() {
+        let mut body = br#"{"user_id": "u", "note": ""#.to_vec();
+        body.extend_from_slice(&[0xff, 0xfe]);
+        body.extend_from_slice(br#"", "total_amount": 1}"#);
+        let err = serde_json::from_slice::<RawBody<'_>>(&body).unwrap_err();
+        assert_eq!(err.classify(), serde_json::error::Category::Syntax);
     }
 
     #[test]

@@ -50,10 +50,14 @@ use crate::store::RetryOutcome;
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    IdempotencyKey(key): IdempotencyKey,
+    key: Result<IdempotencyKey, ApiError>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let new_order = parse_new_order(&body.parse::<RawBody>()?, caller.subject())?;
+    // A body that is not JSON is reported before a bad key, and a bad key before bad
+    // fields.
+    let raw = body.parse::<RawBody>()?;
+    let IdempotencyKey(key) = key?;
+    let new_order = parse_new_order(&raw, caller.subject())?;
     // The body shares hyper's read buffer; holding it while the order is written would
     // keep one such buffer (8 KB or more) alive per request in flight.
     drop(body);

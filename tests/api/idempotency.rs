@@ -161,5 +161,10 @@ async fn bad_keys_answer_400(db: TestDb) {
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
     }
+    // A body that is not JSON is reported first, whatever the key.
+    let response = post(&app, "", "{not json").await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "/problems/malformed-json");
     assert_eq!(app.metrics().await["total_orders"], 0);
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use order_processor::domain::{ItemIds, Money, Order, OrderId, OrderStatus, UserId, now};
-use order_processor::store::{SqliteStore, Store};
+use order_processor::store::{ListQuery, SqliteStore, Store};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
@@ -65,6 +65,23 @@ async fn orders_and_totals_written_before_migration_5_survive_it() {
     assert_eq!(metrics.counts.get(OrderStatus::Completed), 1);
     assert_eq!(metrics.counts.get(OrderStatus::Failed), 1);
     assert_eq!(metrics.total_processing_ms, 1_500);
+    // The indexes that listings by status read were filled from the rows already there.
+    for order in &before {
+        let listed = store
+            .list(&ListQuery {
+                status: Some(order.status),
+                limit: 10,
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            listed.as_slice(),
+            std::slice::from_ref(order),
+            "{}",
+            order.status
+        );
+    }
 
     // After the upgrade, new orders are still counted, once each.
     store

@@ -262,6 +262,20 @@ fn bad_requests() -> Vec<Case> {
             None,
         ),
         (
+            "invalid UTF-8 in a member the service does not read",
+            Some(JSON),
+            {
+                let mut b = body(&format!(
+                    r#"{{"user_id":"u",{ok_items},"total_amount":1,"note":""#
+                ));
+                b.extend_from_slice(&[0xff, 0xfe]);
+                b.extend_from_slice(br#""}"#);
+                b
+            },
+            400,
+            None,
+        ),
+        (
             "oversized body",
             Some(JSON),
             with_user(&format!("\"{}\"", "u".repeat(70_000))),

@@ -480,7 +480,7 @@ mod tests {
         store.migrate().await.unwrap();
         let cases = [
             (Some(OrderStatus::Pending), false, "orders_pending"),
-            (Some(OrderStatus::Pending), true, "orders_pending"),
+            (Some(OrderStatus::Pending), true, "orders_user_id"),
             (
                 Some(OrderStatus::Processing),
                 false,
@@ -494,7 +494,7 @@ mod tests {
             (Some(OrderStatus::Completed), false, "orders_completed"),
             (Some(OrderStatus::Completed), true, "orders_user_id"),
             (Some(OrderStatus::Failed), false, "orders_failed"),
-            (Some(OrderStatus::Failed), true, "orders_failed"),
+            (Some(OrderStatus::Failed), true, "orders_user_id"),
             (None, true, "orders_user_id"),
         ];
         for (status, by_user, index) in cases {

@@ -133,17 +133,20 @@ fn count_new_orders<'a>(
 /// The statement (and its values) for a page of a listing, newest first. It names the
 /// index it reads (migration 0006), so no listing walks the whole table for a status
 /// that few orders have: each status's own index, except for a user's orders, which
-/// their user's index finds without passing over everyone else's. The status is
-/// written into the statement rather than bound, so SQLite can tell that a partial
-/// index covers it.
+/// their user's index finds without passing over everyone else's (a user's orders in
+/// flight aside: the lease index holds only those). The status is written into the
+/// statement rather than bound, so SQLite can tell that a partial index covers it.
 pub(super) fn list_statement(query: &ListQuery) -> (String, Vec<Value>) {
     let by_user = query.user_id.is_some();
     let index = match (query.status, by_user) {
-        (Some(OrderStatus::Pending), _) => Some("orders_pending"),
+        // Orders in flight are few, whoever's they are.
         (Some(OrderStatus::Processing), _) => Some("orders_processing_lease"),
-        (Some(OrderStatus::Failed), _) => Some("orders_failed"),
+        // In id order, so a page stops at its limit: every listing a non-admin caller
+        // makes is by user.
+        (_, true) => Some("orders_user_id"),
+        (Some(OrderStatus::Pending), false) => Some("orders_pending"),
         (Some(OrderStatus::Completed), false) => Some("orders_completed"),
-        (Some(OrderStatus::Completed) | None, true) => Some("orders_user_id"),
+        (Some(OrderStatus::Failed), false) => Some("orders_failed"),
         // The table itself, which is in id order.
         (None, false) => None,
     };
