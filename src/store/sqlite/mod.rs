@@ -472,12 +472,19 @@ mod tests {
         assert_eq!(cache, -WRITER_CACHE_KIB);
     }
 
-    #[tokio::test]
-    async fn every_listing_by_status_or_user_reads_an_index_of_its_own() {
+    /// A store on a fresh file with every migration applied; the file lives as long as
+    /// the directory returned with it.
+    async fn migrated_store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("orders.db").display());
         let store = SqliteStore::connect(&url, 1).await.unwrap();
         store.migrate().await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn every_listing_by_status_or_user_reads_an_index_of_its_own() {
+        let (_dir, store) = migrated_store().await;
         let cases = [
             (Some(OrderStatus::Pending), false, "orders_pending"),
             (Some(OrderStatus::Pending), true, "orders_user_id"),
@@ -526,10 +533,7 @@ mod tests {
 
     #[tokio::test]
     async fn writing_an_order_builds_no_temporary_table_and_still_checks_its_status() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("orders.db").display());
-        let store = SqliteStore::connect(&url, 1).await.unwrap();
-        store.migrate().await.unwrap();
+        let (_dir, store) = migrated_store().await;
         store
             .writer
             .run(|conn| {
