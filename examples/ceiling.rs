@@ -49,5 +49,11 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(&address).await?;
     // The service's own HTTP serving (hyper, HTTP/1.1, capped read buffer), so the
     // ratio measures the database and our code, not a difference in serving.
-    order_processor::http::serve(listener, app, std::future::pending()).await
+    order_processor::http::serve(
+        listener,
+        app,
+        order_processor::http::ServeLimits::default(),
+        std::future::pending(),
+    )
+    .await
 }

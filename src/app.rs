@@ -78,11 +78,16 @@ pub async fn run_with_processor(
     if let Some(limiter) = state.rate_limiter.clone() {
         tokio::spawn(forget_idle_buckets_until_stopped(limiter, stop.clone()));
     }
-    let serving = http::serve(listener, http::router(state), async move {
-        shutdown.await;
-        tracing::info!("shutdown requested: draining requests and workers");
-        stop_on_signal.cancel();
-    });
+    let serving = http::serve(
+        listener,
+        http::router(state),
+        config.serve_limits(),
+        async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: draining requests and workers");
+            stop_on_signal.cancel();
+        },
+    );
     // A client that keeps a request open must not keep the process from exiting.
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let served = tokio::select! {

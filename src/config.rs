@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use crate::auth::AuthConfig;
 use crate::domain::RetryPolicy;
+use crate::http::ServeLimits;
 use crate::worker::WorkerSettings;
 
 /// The longest any duration setting may be: a day, far past any sensible value and
@@ -150,6 +151,23 @@ pub struct ServeConfig {
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 65_536,
           value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
     pub body_limit_bytes: u64,
+
+    /// Most open connections per instance; past it new ones are closed at once.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Time allowed to receive a request's headers, in milliseconds (then the
+    /// connection is closed).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
+    pub header_read_timeout_ms: u64,
+
+    /// Time allowed to receive a request's body after its headers, in milliseconds
+    /// (then 408, and the connection is closed).
+    #[arg(long, env = "BODY_READ_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
+    pub body_read_timeout_ms: u64,
 }
 
 /// Log line format.
@@ -216,6 +234,15 @@ impl ServeConfig {
     /// How long the simulated processing step takes.
     pub fn processing_time(&self) -> Duration {
         Duration::from_millis(self.processing_time_ms)
+    }
+
+    /// What a client may hold of the HTTP server: connections and time.
+    pub fn serve_limits(&self) -> ServeLimits {
+        ServeLimits {
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+        }
     }
 
     /// The body limit as a length in bytes.

@@ -2,6 +2,8 @@
 //! the parsing of a client's new order. No HTTP, no SQL, nothing async.
 
 mod money;
+#[cfg(test)]
+mod money_properties;
 mod new_order;
 mod order;
 mod retry;

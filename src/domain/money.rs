@@ -7,8 +7,9 @@ use rust_decimal::Decimal;
 
 /// A positive amount of money held exactly as integer minor units (hundredths).
 ///
-/// Amounts never pass through a float: the client's decimal text is parsed into
-/// cents and printed back as the shortest decimal text with the same value.
+/// Amounts never pass through a float, nor through any type with a limited number of
+/// digits: the client's decimal text is read digit by digit, and printed back as the
+/// shortest decimal text with the same value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Money {
     cents: i64,
@@ -42,50 +43,127 @@ impl Money {
         self.cents
     }
 
-    /// Parses the text of a JSON number (`100.5`, `100.50`, `1e2`) exactly.
+    /// Parses the text of a JSON number (`100.5`, `100.50`, `1e2`, `1.5E+01`) exactly.
+    ///
+    /// Every notation of one value gets one answer: the text is reduced to its
+    /// significant digits and a power of ten before any rule is checked, so digits
+    /// past what a fixed-size decimal holds cannot be rounded away, and an exponent of
+    /// any size is only compared, never applied.
     pub fn parse_decimal(text: &str) -> Result<Self, MoneyError> {
-        let text = text.trim();
-        // Decimal's own parser does not take exponents, and its scientific parser
-        // requires one, so pick by the text; both are exact.
-        let parsed = if text.contains(['e', 'E']) {
-            Decimal::from_scientific(text)
-        } else {
-            Decimal::from_str_exact(text)
+        let number = NumberText::parse(text.trim()).ok_or(MoneyError::NotANumber)?;
+        let Some(significant) = number.significant() else {
+            return Err(MoneyError::NotPositive);
         };
-        let value = parsed.map_err(|_| classify_unparsable(text))?;
-        if value <= Decimal::ZERO {
+        if number.negative {
             return Err(MoneyError::NotPositive);
         }
-        if value.normalize().scale() > 2 {
+        // The value is significant.digits × 10^power, its last digit not zero.
+        if significant.power < -2 {
             return Err(MoneyError::TooPrecise);
         }
-        if value >= Decimal::new(Self::MAX_CENTS, 2) {
+        // From ten digits before the decimal point on, the value is at least 10^9.
+        if significant.count as i128 + significant.power > 9 {
             return Err(MoneyError::TooLarge);
         }
-        let mut cents = value;
-        cents.rescale(2);
-        let cents = i64::try_from(cents.mantissa()).map_err(|_| MoneyError::TooLarge)?;
+        // At most 11 digits, scaled to at most 10^11 cents: well inside an i64.
+        let mut cents: i64 = 0;
+        for digit in number
+            .digits()
+            .skip(significant.first)
+            .take(significant.count)
+        {
+            cents = cents * 10 + i64::from(digit - b'0');
+        }
+        for _ in 0..significant.power + 2 {
+            cents *= 10;
+        }
         Ok(Self { cents })
     }
 }
 
-/// Names what is wrong with a number text that `Decimal` could not hold: it is out of
-/// range one way or the other, or it was never a number.
-fn classify_unparsable(text: &str) -> MoneyError {
-    if !text.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
-        return MoneyError::NotANumber;
+/// The parts of a JSON number's text: `-`? integer (`.` fraction)? ([eE] exponent)?.
+struct NumberText<'a> {
+    negative: bool,
+    integer: &'a str,
+    fraction: &'a str,
+    /// Saturated at ±10^30: past any power that matters, and no sum below overflows.
+    exponent: i128,
+}
+
+/// Where a number's significant digits lie in its run of digits, and the power of
+/// ten that scales them.
+struct Significant {
+    first: usize,
+    count: usize,
+    power: i128,
+}
+
+/// Exponent digits beyond which an exponent counts as ±10^30.
+const MAX_EXPONENT_DIGITS: usize = 30;
+
+impl<'a> NumberText<'a> {
+    /// Checks the grammar of a JSON number (leading zeros in the integer part are let
+    /// through, as the decimal parser used before did); `None` if it is not one.
+    fn parse(text: &'a str) -> Option<Self> {
+        let (negative, rest) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (mantissa, exponent) = match rest.split_once(['e', 'E']) {
+            Some((mantissa, exponent)) => (mantissa, parse_exponent(exponent)?),
+            None => (rest, 0),
+        };
+        let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, "0"));
+        if !all_digits(integer) || !all_digits(fraction) {
+            return None;
+        }
+        Some(Self {
+            negative,
+            integer,
+            fraction,
+            exponent,
+        })
     }
-    let mut parts = text.splitn(2, ['e', 'E']);
-    let mantissa = parts.next().unwrap_or_default();
-    let exponent: i64 = parts.next().and_then(|e| e.parse().ok()).unwrap_or(0);
-    let fraction_digits = mantissa.split_once('.').map_or(0, |(_, f)| f.len());
-    if text.starts_with('-') || mantissa.chars().all(|c| c == '0' || c == '.') {
-        MoneyError::NotPositive
-    } else if exponent < 0 || fraction_digits > 2 {
-        MoneyError::TooPrecise
+
+    /// Every digit, integer then fraction, without the point.
+    fn digits(&self) -> impl DoubleEndedIterator<Item = u8> + '_ {
+        self.integer.bytes().chain(self.fraction.bytes())
+    }
+
+    /// `None` for zero (in any notation).
+    fn significant(&self) -> Option<Significant> {
+        let total = self.integer.len() + self.fraction.len();
+        let first = self.digits().position(|d| d != b'0')?;
+        let trailing_zeros = self.digits().rev().position(|d| d != b'0')?;
+        Some(Significant {
+            first,
+            count: total - first - trailing_zeros,
+            power: self.exponent - self.fraction.len() as i128 + trailing_zeros as i128,
+        })
+    }
+}
+
+fn all_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An exponent's value: `[+-]? digits`, leading zeros allowed.
+fn parse_exponent(text: &str) -> Option<i128> {
+    let (negative, digits) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if !all_digits(digits) {
+        return None;
+    }
+    let digits = digits.trim_start_matches('0');
+    let magnitude = if digits.len() > MAX_EXPONENT_DIGITS {
+        10_i128.pow(MAX_EXPONENT_DIGITS as u32)
     } else {
-        MoneyError::TooLarge
-    }
+        digits.parse().unwrap_or(0)
+    };
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 impl FromStr for Money {
@@ -163,6 +241,66 @@ mod tests {
             Err(MoneyError::TooPrecise)
         );
         assert_eq!(Money::parse_decimal("abc"), Err(MoneyError::NotANumber));
+    }
+
+    #[test]
+    fn digits_past_what_a_fixed_size_decimal_holds_are_not_rounded_away() {
+        // 30 significant digits: the old exponent path rounded this to 100.
+        let long = "1.00000000000000000000000000001e2";
+        assert_eq!(Money::parse_decimal(long), Err(MoneyError::TooPrecise));
+        assert_eq!(
+            Money::parse_decimal("100.000000000000000000000000001"),
+            Err(MoneyError::TooPrecise)
+        );
+        let zeros = format!("1{}e-40", "0".repeat(40));
+        assert_eq!(Money::parse_decimal(&zeros).unwrap().cents(), 100);
+        let exact = format!("12.34{}", "0".repeat(100));
+        assert_eq!(Money::parse_decimal(&exact).unwrap().cents(), 1_234);
+    }
+
+    #[test]
+    fn every_exponent_notation_json_allows_is_read_exactly() {
+        for (text, cents) in [
+            ("1E2", 10_000),
+            ("1e+2", 10_000),
+            ("1e002", 10_000),
+            ("1E+0002", 10_000),
+            ("12345e-2", 12_345),
+            ("0.5e1", 500),
+            ("0.0001e4", 100),
+            ("1e-0002", 1),
+            ("9.9999999999e8", 99_999_999_999),
+        ] {
+            assert_eq!(Money::parse_decimal(text).unwrap().cents(), cents, "{text}");
+        }
+    }
+
+    #[test]
+    fn exponents_of_any_size_are_compared_not_applied() {
+        let huge = format!("1e{}", "9".repeat(200));
+        assert_eq!(Money::parse_decimal(&huge), Err(MoneyError::TooLarge));
+        let tiny = format!("1e-{}", "9".repeat(200));
+        assert_eq!(Money::parse_decimal(&tiny), Err(MoneyError::TooPrecise));
+        let zero = format!("0e{}", "9".repeat(200));
+        assert_eq!(Money::parse_decimal(&zero), Err(MoneyError::NotPositive));
+        assert_eq!(Money::parse_decimal("-0e5"), Err(MoneyError::NotPositive));
+        assert_eq!(
+            Money::parse_decimal("1e99999999999999999999"),
+            Err(MoneyError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn text_outside_the_json_number_grammar_is_not_a_number() {
+        for text in [
+            "", "-", "1.", ".5", "1e", "1e+", "1.e2", "+1", "0x10", "1_0", "1e2.5", "--1",
+        ] {
+            assert_eq!(
+                Money::parse_decimal(text),
+                Err(MoneyError::NotANumber),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("the request body could not be read")]
     UnreadableBody,
+    #[error("the request body was not received in time; the connection is closed")]
+    BodyReadTimeout,
     #[error("{0}")]
     NotFound(String),
     #[error("this method is not allowed on this resource")]
@@ -121,6 +123,7 @@ impl ApiError {
             }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyReadTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -144,6 +147,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "/problems/unsupported-media-type",
             Self::PayloadTooLarge(_) => "/problems/payload-too-large",
             Self::UnreadableBody => "/problems/unreadable-body",
+            Self::BodyReadTimeout => "/problems/request-timeout",
             Self::NotFound(_) => "/problems/not-found",
             Self::MethodNotAllowed => "/problems/method-not-allowed",
             Self::Unavailable(_) => "/problems/service-unavailable",
@@ -221,6 +225,10 @@ impl IntoResponse for ApiError {
         }
         if let Self::RateLimited(seconds) = &self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+        }
+        if let Self::BodyReadTimeout = &self {
+            // The rest of the body may still come; the connection cannot be reused.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Self::Unauthorized(reason) = &self {
             headers.insert(header::WWW_AUTHENTICATE, www_authenticate(reason));

@@ -6,11 +6,12 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use serde::Deserialize;
 
+use super::body_deadline::is_read_timeout;
 use super::error::ApiError;
 use super::state::AppState;
 
 /// A JSON request body, read but not yet parsed: `Content-Type` checked (415), size
-/// limited (413), not empty (400). [`JsonBody::parse`] reads it (400 if it is not
+/// limited (413), received in time (408), not empty (400). [`JsonBody::parse`] reads it (400 if it is not
 /// JSON), borrowing from it where the target type can.
 pub struct JsonBody(Bytes);
 
@@ -24,6 +25,7 @@ impl FromRequest<AppState> for JsonBody {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             match rejection.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(state.body_limit),
+                _ if is_read_timeout(&rejection) => ApiError::BodyReadTimeout,
                 _ => ApiError::UnreadableBody,
             }
         })?;

@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, shared state, the request log, and the one error shape.
 
 mod auth;
+mod body_deadline;
 mod error;
 mod extract;
 mod health;
@@ -24,7 +25,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
 pub use rate_limit::Limiter;
-pub use serve::serve;
+pub use serve::{ServeLimits, serve};
 pub use state::{AppState, Shared};
 
 /// All routes, with unknown paths (404) and wrong methods (405) answered in the

@@ -38,6 +38,8 @@ use crate::store::RetryOutcome;
                   description = "`true` when this is the first answer to this \
                                  Idempotency-Key, replayed; absent otherwise"))),
         (status = 400, description = "Not JSON, not an object, or a bad Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body was not all received within BODY_READ_TIMEOUT_MS \
+                                      of the headers; the connection is closed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "This Idempotency-Key's first request is in flight", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),

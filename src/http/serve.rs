@@ -1,6 +1,6 @@
-//! Serving the router over HTTP/1.1 with hyper: accept connections, run each on its
-//! own task, and on shutdown stop accepting and let every connection finish the
-//! request it is on.
+//! Serving the router over HTTP/1.1 with hyper: accept connections (up to a limit),
+//! run each on its own task with deadlines on receiving a request, and on shutdown
+//! stop accepting and let every connection finish the request it is on.
 //!
 //! This replaces `axum::serve` for two measured reasons (bench/NOTES.md): hyper's
 //! read buffer can be capped (`max_buf_size`), where `axum::serve` lets it grow to
@@ -10,6 +10,7 @@
 //! and answered 106k-119k rather than 100k-106k requests per second.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -19,7 +20,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower_service::Service;
+
+use super::body_deadline::DeadlineBody;
 
 /// Largest read buffer per connection: hyper's minimum, and ample for our requests.
 /// It bounds the request line and headers together (more answers 431, as nginx's
@@ -27,18 +31,47 @@ use tower_service::Service;
 /// is limited separately.
 const MAX_READ_BUFFER: usize = 8 * 1024;
 
+/// What one instance lets its clients hold: connections, and time to send a request.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Open connections at most; past it a new connection is closed as soon as it is
+    /// accepted (never queued), so stalled clients cannot take every file descriptor.
+    pub max_connections: usize,
+    /// Time from a connection's first byte (or the end of its last request) to the end
+    /// of a request's headers; past it hyper closes the connection.
+    pub header_read_timeout: Duration,
+    /// Time from the end of a request's headers to the end of its body; past it the
+    /// request is answered 408 and the connection closed.
+    pub body_read_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for the
 /// requests in progress (idle keep-alive connections are closed at once). Each
 /// request carries its peer address as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
-    // A timer turns on hyper's header read timeout (30 s): a client that never finishes
-    // its headers cannot hold a connection, or a graceful shutdown, open for ever.
-    http.max_buf_size(MAX_READ_BUFFER).timer(TokioTimer::new());
+    // The timer turns on the header read timeout: a client that never finishes its
+    // headers cannot hold a connection, or a graceful shutdown, open for ever.
+    http.max_buf_size(MAX_READ_BUFFER)
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let refused = metrics::counter!("http_connections_refused_total");
     let connections = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -57,8 +90,20 @@ pub async fn serve(
                 }
             }
         };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            // Closed at once: the client sees a reset or an end of stream and can go to
+            // another instance, where a queue would only hold it longer.
+            refused.increment(1);
+            tracing::debug!(%peer, "connection refused: MAX_CONNECTIONS are open");
+            drop(stream);
+            continue;
+        };
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        let body_read_timeout = limits.body_read_timeout;
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            // Measured from here, the end of the headers.
+            let deadline = tokio::time::Instant::now() + body_read_timeout;
+            let mut request = request.map(|body| DeadlineBody::new(body, deadline));
             request.extensions_mut().insert(ConnectInfo(peer));
             router.clone().call(request)
         });
@@ -68,6 +113,7 @@ pub async fn serve(
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, %peer, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);

@@ -37,6 +37,9 @@ pub struct Options {
     pub rate_limit: Option<(u32, u32)>,
     /// Replaces the simulated processor (for example with a `Gate`).
     pub processor: Option<Arc<dyn Processor>>,
+    pub max_connections: u64,
+    pub header_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for Options {
@@ -56,6 +59,9 @@ impl Default for Options {
             idempotency_ttl: Duration::from_secs(86_400),
             rate_limit: None,
             processor: None,
+            max_connections: 10_000,
+            header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 30_000,
         }
     }
 }
@@ -262,6 +268,9 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
         retry_base_ms: options.retry_base_ms,
         retry_max_ms: options.retry_max_ms,
         body_limit_bytes: 65_536,
+        max_connections: options.max_connections,
+        header_read_timeout_ms: options.header_read_timeout_ms,
+        body_read_timeout_ms: options.body_read_timeout_ms,
         auth: options.auth,
         idempotency_ttl: options.idempotency_ttl,
         rate_limit_per_sec: options

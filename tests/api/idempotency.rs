@@ -12,6 +12,7 @@ use crate::helpers::{
 on_every_backend!(
     the_same_key_and_body_replay_the_first_answer_without_a_second_order,
     the_same_key_with_another_body_is_refused,
+    an_amount_that_only_rounds_to_the_first_is_refused_not_replayed,
     concurrent_requests_with_one_key_create_exactly_one_order,
     keys_expire_after_their_time_to_live,
     expired_keys_are_deleted_from_the_database_by_the_running_service,
@@ -66,6 +67,20 @@ async fn the_same_key_with_another_body_is_refused(db: TestDb) {
     );
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["type"], "/problems/idempotency-key-reused");
+    assert_eq!(app.metrics().await["total_orders"], 1);
+}
+
+async fn an_amount_that_only_rounds_to_the_first_is_refused_not_replayed(db: TestDb) {
+    let app = spawn_app_with(db, Options::default()).await;
+    let body = r#"{"user_id":"u1","item_ids":["a"],"total_amount":100}"#;
+    assert_eq!(post(&app, "k", body).await.status(), 201);
+    let close =
+        r#"{"user_id":"u1","item_ids":["a"],"total_amount":1.00000000000000000000000000001e2}"#;
+    let response = post(&app, "k", close).await;
+    assert_eq!(response.status(), 422);
+    assert!(response.headers().get("idempotent-replayed").is_none());
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "total_amount");
     assert_eq!(app.metrics().await["total_orders"], 1);
 }
 

@@ -4,6 +4,7 @@
 mod access;
 mod auth;
 mod binary;
+mod body_properties;
 mod helpers;
 
 mod cli;
@@ -21,6 +22,7 @@ mod rate_limit;
 mod restart;
 mod scale_out;
 mod shutdown;
+mod slow_clients;
 mod sqlite_upgrade;
 mod store_conformance;
 mod validation;

@@ -235,6 +235,27 @@ fn bad_requests() -> Vec<Case> {
             Some("total_amount"),
         ),
         (
+            "exponent amount with a 30th significant digit",
+            Some(JSON),
+            with_amount("1.00000000000000000000000000001e2"),
+            422,
+            Some("total_amount"),
+        ),
+        (
+            "plain amount with a 30th significant digit",
+            Some(JSON),
+            with_amount("100.000000000000000000000000001"),
+            422,
+            Some("total_amount"),
+        ),
+        (
+            "amount with an exponent too large for any integer",
+            Some(JSON),
+            with_amount("1e99999999999999999999999999999999999999"),
+            422,
+            Some("total_amount"),
+        ),
+        (
             "amount beyond f64",
             Some(JSON),
             with_amount("1e400"),

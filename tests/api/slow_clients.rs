@@ -1,0 +1,231 @@
+//! Clients that hold connections without finishing a request: stalled headers and
+//! bodies are timed out and closed, and the number of open connections is capped,
+//! while ordinary clients are still answered.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{Options, TestApp, TestDb, count_rows, order_body, spawn_app_with};
+
+fn socket_address(app: &TestApp) -> String {
+    app.address.trim_start_matches("http://").to_owned()
+}
+
+/// Opens a connection and sends `bytes`: the start of a request it never finishes.
+async fn stall(address: &str, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    stream
+}
+
+/// Headers cut off before their blank line.
+const HALF_HEADERS: &[u8] = b"POST /orders HTTP/1.1\r\nHost: test\r\nContent-Type: applic";
+
+/// Complete headers promising 200 bytes of body, and the first few of them.
+const HALF_BODY: &[u8] =
+    b"POST /orders HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+Content-Length: 200\r\n\r\n{\"user_id\": \"u1\", ";
+
+/// Reads until the server closes the connection (end of stream or reset), within
+/// `limit`; returns what it sent, or `None` if it was still open.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(limit, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok().map(|()| received)
+}
+
+async fn app_with(db: TestDb, edit: impl FnOnce(&mut Options)) -> TestApp {
+    let mut options = Options::default();
+    edit(&mut options);
+    spawn_app_with(db, options).await
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_is_answered_408_in_the_problem_shape_and_closed() {
+    let app = app_with(TestDb::sqlite(), |o| o.body_read_timeout_ms = 300).await;
+    let started = Instant::now();
+    let mut stream = stall(&socket_address(&app), HALF_BODY).await;
+
+    let answer = read_until_closed(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("closed by the body timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "not before the timeout"
+    );
+    let answer = String::from_utf8(answer).expect("text");
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-type: application/problem+json"),
+        "{answer}"
+    );
+    assert!(lower.contains("connection: close"), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").expect("a body") + 4..];
+    let problem: serde_json::Value = serde_json::from_str(body).expect("problem JSON");
+    assert_eq!(problem["status"], 408);
+    assert_eq!(problem["type"], "/problems/request-timeout");
+    assert_eq!(
+        count_rows(&app.db.url, "SELECT COUNT(*) FROM orders").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_body_trickled_slower_than_declared_is_timed_out_though_bytes_keep_coming() {
+    let app = app_with(TestDb::sqlite(), |o| o.body_read_timeout_ms = 400).await;
+    let started = Instant::now();
+    let mut stream = stall(&socket_address(&app), HALF_BODY).await;
+    // A byte every 50 ms: never idle long, never finished.
+    let mut closed_after = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if stream.write_all(b" ").await.is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        if let Some(answer) = read_until_closed(&mut stream, Duration::from_millis(1)).await {
+            assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408 "));
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after.expect("the connection was closed");
+    assert!(
+        closed_after >= Duration::from_millis(400),
+        "{closed_after:?}"
+    );
+    assert!(closed_after < Duration::from_secs(3), "{closed_after:?}");
+}
+
+#[tokio::test]
+async fn a_body_that_arrives_in_time_in_pieces_is_accepted() {
+    let app = app_with(TestDb::sqlite(), |o| o.body_read_timeout_ms = 2_000).await;
+    let body = order_body().to_string();
+    let head = format!(
+        "POST /orders HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut stream = stall(&socket_address(&app), head.as_bytes()).await;
+    for piece in body.as_bytes().chunks(8) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stream.write_all(piece).await.expect("write");
+    }
+    let answer = read_until_closed(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("answered and closed");
+    let answer = String::from_utf8(answer).expect("text");
+    assert!(answer.starts_with("HTTP/1.1 201 "), "{answer}");
+}
+
+#[tokio::test]
+async fn stalled_clients_are_closed_by_the_timeouts_while_others_are_answered_at_once() {
+    const EACH: usize = 1_000;
+    let timeout = Duration::from_millis(2_000);
+    let app = app_with(TestDb::sqlite(), |o| {
+        o.header_read_timeout_ms = timeout.as_millis() as u64;
+        o.body_read_timeout_ms = timeout.as_millis() as u64;
+    })
+    .await;
+    let address = socket_address(&app);
+    // Warm the ordinary client's connection and the database.
+    app.create_order(&order_body()).await;
+
+    let started = Instant::now();
+    let mut stalled = Vec::with_capacity(2 * EACH);
+    for i in 0..EACH {
+        // Stalled in the headers: half of them silent from the start.
+        let headers: &[u8] = if i % 2 == 0 { b"" } else { HALF_HEADERS };
+        stalled.push(stall(&address, headers).await);
+        stalled.push(stall(&address, HALF_BODY).await);
+    }
+    let opened = started.elapsed();
+    assert!(
+        opened < timeout / 2,
+        "opening took {opened:?}; the test needs it quick"
+    );
+
+    let within = Duration::from_millis(100);
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let created = app.create_order(&order_body()).await;
+        let posted = asked.elapsed();
+        let id = created["order_id"].as_str().expect("id");
+        let asked = Instant::now();
+        app.get_json(&format!("/orders/{id}")).await;
+        let got = asked.elapsed();
+        assert!(
+            posted < within && got < within,
+            "POST took {posted:?} and GET {got:?} beside {} stalled connections",
+            2 * EACH
+        );
+    }
+
+    let closes = stalled.into_iter().map(|mut stream| async move {
+        read_until_closed(&mut stream, Duration::from_secs(30))
+            .await
+            .is_some()
+    });
+    let closed = futures::future::join_all(closes).await;
+    let all_closed = started.elapsed();
+    assert_eq!(
+        closed.iter().filter(|c| **c).count(),
+        2 * EACH,
+        "every one closed"
+    );
+    assert!(
+        all_closed >= timeout,
+        "closed only by the timeouts: {all_closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn connections_past_max_connections_are_closed_at_once_and_served_again_later() {
+    let app = app_with(TestDb::sqlite(), |o| o.max_connections = 10).await;
+    let address = socket_address(&app);
+    let held: Vec<TcpStream> =
+        futures::future::join_all((0..10).map(|_| stall(&address, HALF_HEADERS))).await;
+    // The accept loop takes them in order; give it a moment to have taken all ten.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let mut extra = stall(&address, b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n").await;
+    let answer = read_until_closed(&mut extra, Duration::from_secs(2))
+        .await
+        .expect("closed at once, not queued");
+    assert!(answer.is_empty(), "no answer past the cap: {answer:?}");
+
+    drop(held);
+    let mut served = false;
+    for _ in 0..50 {
+        let mut again = stall(
+            &address,
+            b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let answer = read_until_closed(&mut again, Duration::from_secs(2)).await;
+        if answer.is_some_and(|a| a.starts_with(b"HTTP/1.1 200 ")) {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "answered again once the held connections closed");
+    let exposition = app.get("/metrics/prometheus").await.text().await.unwrap();
+    let refused = exposition
+        .lines()
+        .find_map(|line| line.strip_prefix("http_connections_refused_total "))
+        .and_then(|count| count.trim().parse::<u64>().ok());
+    assert!(refused.is_some_and(|n| n >= 1), "counted: {refused:?}");
+}
