@@ -37,7 +37,7 @@ pub struct ServeLimits {
     /// Open connections at most; past it a new connection is closed as soon as it is
     /// accepted (never queued), so stalled clients cannot take every file descriptor.
     pub max_connections: usize,
-    /// Time from a connection's first byte (or the end of its last request) to the end
+    /// Time from a connection's accept (or the end of its last request) to the end
     /// of a request's headers; past it hyper closes the connection.
     pub header_read_timeout: Duration,
     /// Time from the end of a request's headers to the end of its body; past it the

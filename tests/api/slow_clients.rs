@@ -229,3 +229,28 @@ async fn connections_past_max_connections_are_closed_at_once_and_served_again_la
         .and_then(|count| count.trim().parse::<u64>().ok());
     assert!(refused.is_some_and(|n| n >= 1), "counted: {refused:?}");
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let app = app_with(TestDb::sqlite(), |o| o.header_read_timeout_ms = 500).await;
+    let mut stream = stall(
+        &socket_address(&app),
+        b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n",
+    )
+    .await;
+    let mut buffer = [0u8; 1024];
+    let n = stream.read(&mut buffer).await.expect("an answer");
+    assert!(
+        buffer[..n].starts_with(b"HTTP/1.1 200 "),
+        "kept alive after it"
+    );
+    let answered = Instant::now();
+    read_until_closed(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("closed while idle");
+    let idle = answered.elapsed();
+    assert!(
+        idle >= Duration::from_millis(450),
+        "not before the timeout: {idle:?}"
+    );
+}
