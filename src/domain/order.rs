@@ -87,6 +87,11 @@ impl OrderStatus {
         Self::Failed,
     ];
 
+    /// The status's place in [`Self::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The status's name, as stored and as answered.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -124,6 +129,13 @@ impl FromStr for OrderStatus {
 impl fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Serialised as its name, as stored and as answered.
+impl serde::Serialize for OrderStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -165,45 +177,57 @@ impl Order {
     }
 }
 
-/// How many orders are in each status, read together.
+/// How many orders are in each status, read together; one slot per status of
+/// [`OrderStatus::ALL`], so a new status is counted without a change here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatusCounts {
-    pub pending: u64,
-    pub processing: u64,
-    pub completed: u64,
-    pub failed: u64,
-}
+pub struct StatusCounts([u64; OrderStatus::ALL.len()]);
 
 impl StatusCounts {
     /// The count for one status.
     pub fn get(&self, status: OrderStatus) -> u64 {
-        match status {
-            OrderStatus::Pending => self.pending,
-            OrderStatus::Processing => self.processing,
-            OrderStatus::Completed => self.completed,
-            OrderStatus::Failed => self.failed,
-        }
+        self.0[status.index()]
     }
 
     /// Adds `n` to one status's count.
     pub fn add(&mut self, status: OrderStatus, n: u64) {
-        match status {
-            OrderStatus::Pending => self.pending += n,
-            OrderStatus::Processing => self.processing += n,
-            OrderStatus::Completed => self.completed += n,
-            OrderStatus::Failed => self.failed += n,
-        }
+        self.0[status.index()] += n;
+    }
+
+    /// Every status with its count, in lifecycle order.
+    pub fn iter(&self) -> impl Iterator<Item = (OrderStatus, u64)> + '_ {
+        OrderStatus::ALL.into_iter().zip(self.0)
     }
 
     /// All orders, whatever their status.
     pub fn total(&self) -> u64 {
-        self.pending + self.processing + self.completed + self.failed
+        self.0.iter().sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_status_once_in_declaration_order() {
+        for (index, status) in OrderStatus::ALL.into_iter().enumerate() {
+            assert_eq!(status.index(), index, "{status}");
+        }
+    }
+
+    #[test]
+    fn counts_are_kept_per_status_and_summed() {
+        let mut counts = StatusCounts::default();
+        counts.add(OrderStatus::Failed, 2);
+        counts.add(OrderStatus::Pending, 3);
+        counts.add(OrderStatus::Failed, 1);
+        assert_eq!(counts.get(OrderStatus::Failed), 3);
+        assert_eq!(counts.get(OrderStatus::Completed), 0);
+        assert_eq!(counts.total(), 6);
+        let listed: Vec<_> = counts.iter().collect();
+        assert_eq!(listed.len(), OrderStatus::ALL.len());
+        assert_eq!(listed[0], (OrderStatus::Pending, 3));
+    }
 
     #[test]
     fn status_names_round_trip() {

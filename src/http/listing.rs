@@ -16,6 +16,7 @@ use super::error::{ApiError, Problem};
 use super::openapi::CommonProblems;
 use super::order_json::OrderBody;
 use super::state::AppState;
+use super::status_json::one_of_the_statuses;
 use crate::auth::Caller;
 use crate::domain::{FieldError, OrderId, OrderStatus, UserId};
 use crate::store::ListQuery;
@@ -38,7 +39,7 @@ pub struct Page {
 #[allow(dead_code)] // Documents the parameters, which the handler checks one by one.
 pub struct ListParams {
     /// Only orders in this status.
-    #[param(value_type = Option<super::order_json::StatusName>)]
+    #[param(value_type = Option<OrderStatus>)]
     status: Option<String>,
     /// Only this user's orders (admins; others always see only their own).
     #[param(min_length = 1, max_length = 255)]
@@ -113,10 +114,7 @@ fn parse(params: &HashMap<String, String>) -> Result<ListQuery, Vec<FieldError>>
     if let Some(status) = params.get("status") {
         match status.parse::<OrderStatus>() {
             Ok(status) => query.status = Some(status),
-            Err(_) => errors.push(FieldError::new(
-                "status",
-                "must be one of Pending, Processing, Completed, Failed",
-            )),
+            Err(_) => errors.push(FieldError::new("status", one_of_the_statuses())),
         }
     }
     if let Some(user_id) = params.get("user_id") {

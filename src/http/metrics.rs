@@ -12,8 +12,8 @@ use super::auth::require_admin;
 use super::error::ApiError;
 use super::openapi::CommonProblems;
 use super::state::AppState;
+use super::status_json::OrderCounts;
 use crate::auth::Caller;
-use crate::domain::OrderStatus;
 
 /// `{"total_orders": 10, "average_processing_time": 5.2, "order_counts": {...}}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -23,19 +23,6 @@ pub struct MetricsBody {
     /// Seconds, millisecond precision; 0 when nothing is completed.
     average_processing_time: f64,
     order_counts: OrderCounts,
-}
-
-/// Every status is present, zero or not, in lifecycle order.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderCounts {
-    #[serde(rename = "Pending")]
-    pending: u64,
-    #[serde(rename = "Processing")]
-    processing: u64,
-    #[serde(rename = "Completed")]
-    completed: u64,
-    #[serde(rename = "Failed")]
-    failed: u64,
 }
 
 #[utoipa::path(
@@ -52,17 +39,10 @@ pub async fn get(
 ) -> Result<Json<MetricsBody>, ApiError> {
     require_admin(&caller)?;
     let metrics = state.store.metrics().await?;
-    let counts = metrics.counts;
-    let order_counts = OrderCounts {
-        pending: counts.get(OrderStatus::Pending),
-        processing: counts.get(OrderStatus::Processing),
-        completed: counts.get(OrderStatus::Completed),
-        failed: counts.get(OrderStatus::Failed),
-    };
     Ok(Json(MetricsBody {
         total_orders: metrics.counts.total(),
         average_processing_time: metrics.average_processing_seconds(),
-        order_counts,
+        order_counts: OrderCounts(metrics.counts),
     }))
 }
 
@@ -86,9 +66,8 @@ pub async fn prometheus(
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&caller)?;
     let counts = state.store.metrics().await?.counts;
-    for status in OrderStatus::ALL {
-        metrics::gauge!("orders_by_status", "status" => status.as_str())
-            .set(counts.get(status) as f64);
+    for (status, count) in counts.iter() {
+        metrics::gauge!("orders_by_status", "status" => status.as_str()).set(count as f64);
     }
     Ok((
         [(

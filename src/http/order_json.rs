@@ -171,7 +171,6 @@ pub struct OrderBody {
     /// The amount as a JSON number with the exact decimal value stored.
     #[schema(value_type = f64, example = 100.5)]
     total_amount: Box<RawValue>,
-    #[schema(value_type = StatusName)]
     status: OrderStatus,
     /// RFC 3339, UTC, milliseconds.
     #[schema(format = DateTime)]
@@ -191,16 +190,6 @@ pub struct OrderBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     failed_at: Option<Option<String>>,
-}
-
-/// The statuses of an order's lifecycle.
-#[derive(ToSchema)]
-#[allow(dead_code)] // Describes `OrderStatus` on the wire; never built.
-pub enum StatusName {
-    Pending,
-    Processing,
-    Completed,
-    Failed,
 }
 
 /// The body of `POST /orders`. It documents the contract; the handler reads the body
@@ -261,19 +250,12 @@ pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
 /// `{"status": "Pending"}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatusBody {
-    #[schema(value_type = StatusName)]
     status: OrderStatus,
 }
 
 impl StatusBody {
     pub fn new(status: OrderStatus) -> Self {
         Self { status }
-    }
-}
-
-impl Serialize for OrderStatus {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
     }
 }
 

@@ -226,10 +226,11 @@ impl OrderMetrics {
     /// Mean processing time of completed orders in seconds, rounded to the millisecond;
     /// 0 when none is completed.
     pub fn average_processing_seconds(&self) -> f64 {
-        if self.counts.completed == 0 {
+        let completed = self.counts.get(OrderStatus::Completed);
+        if completed == 0 {
             return 0.0;
         }
-        let mean_ms = (self.total_processing_ms as f64 / self.counts.completed as f64).round();
+        let mean_ms = (self.total_processing_ms as f64 / completed as f64).round();
         mean_ms / 1000.0
     }
 }

@@ -1,5 +1,7 @@
 //! The command line: help, settings validation, `migrate` and `seed`.
 
+use order_processor::domain::OrderStatus;
+
 use crate::binary::run;
 use crate::helpers::{TestDb, on_every_backend};
 
@@ -116,8 +118,8 @@ async fn seed_inserts_the_ten_samples_once_however_often_it_runs(db: TestDb) {
     }
     let metrics = db.store().await.metrics().await.unwrap();
     assert_eq!(metrics.counts.total(), 10);
-    assert_eq!(metrics.counts.completed, 6);
-    assert_eq!(metrics.counts.pending, 4);
+    assert_eq!(metrics.counts.get(OrderStatus::Completed), 6);
+    assert_eq!(metrics.counts.get(OrderStatus::Pending), 4);
     assert!(metrics.average_processing_seconds() > 0.0);
 }
 

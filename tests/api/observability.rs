@@ -17,6 +17,7 @@ on_every_backend!(
     readiness_fails_when_the_schema_is_behind,
     prometheus_exposes_requests_orders_attempts_retries_dead_letters_and_queue_depth,
     the_openapi_document_and_offline_docs_are_served,
+    every_documented_operation_is_routed_and_counted_under_its_template,
 );
 
 async fn every_answer_carries_a_request_id_and_keeps_the_clients(db: TestDb) {
@@ -244,7 +245,10 @@ async fn the_openapi_document_and_offline_docs_are_served(db: TestDb) {
         .values()
         .map(|item| item.as_object().unwrap().len())
         .sum();
-    assert_eq!(operations, 9, "every route documented");
+    assert_eq!(
+        operations, 10,
+        "every route documented, this document's own included"
+    );
     let ids: std::collections::HashSet<&str> = doc["paths"]
         .as_object()
         .unwrap()
@@ -252,7 +256,7 @@ async fn the_openapi_document_and_offline_docs_are_served(db: TestDb) {
         .flat_map(|item| item.as_object().unwrap().values())
         .map(|op| op["operationId"].as_str().unwrap())
         .collect();
-    assert_eq!(ids.len(), 9, "operation ids are unique");
+    assert_eq!(ids.len(), 10, "operation ids are unique");
     let page = app.get("/docs/").await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
@@ -294,4 +298,54 @@ async fn headers_up_to_8_kb_are_read_and_larger_ones_refused_with_431(db: TestDb
         .await
         .unwrap();
     assert_eq!(too_big.status(), 431);
+}
+
+/// The router, the metric labels and the OpenAPI document each come from one list of
+/// routes; this holds them to each other from outside: every operation the document
+/// names is answered by its handler (not the 404 or 405 fallbacks) and counted under
+/// its own template.
+async fn every_documented_operation_is_routed_and_counted_under_its_template(db: TestDb) {
+    // Its own process, so the counts are this test's alone.
+    let server = Server::start(&db.url, &[("PROCESSING_TIME_MS", "0")]);
+    let order_id = server.create_order(&order_body()).await;
+    let doc = server.get_json("/openapi.json").await;
+    let client = reqwest::Client::new();
+    let mut operations = Vec::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let path = template.replace("{order_id}", &order_id);
+            let mut request = client.request(method.clone(), format!("{}{path}", server.address));
+            if method == reqwest::Method::POST && template == "/orders" {
+                request = request.json(&order_body());
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or_default();
+            assert!(
+                !(status == 404 && body["detail"] == "no such resource") && status != 405,
+                "{method} {template} fell through to a fallback: {status} {body}"
+            );
+            operations.push((method, template.clone(), status));
+        }
+    }
+    assert!(operations.len() >= 10, "{operations:?}");
+    let text = reqwest::get(format!("{}/metrics/prometheus", server.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (method, template, status) in operations {
+        let series = format!(
+            r#"http_requests_total{{method="{method}",route="{template}",status="{status}"}}"#
+        );
+        // The scrape itself is counted only after it answers.
+        if template != "/metrics/prometheus" {
+            assert!(
+                sample(&text, &series).is_some_and(|n| n >= 1.0),
+                "{series} in\n{text}"
+            );
+        }
+    }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use order_processor::domain::OrderStatus;
 use serde_json::json;
 
 use crate::helpers::{Gate, Options, TestDb, on_every_backend, spawn_app_with};
@@ -34,7 +35,13 @@ async fn orders_survive_a_restart_and_pending_ones_complete_after_it(db: TestDb)
     // After a graceful stop, claims held at the gate went back to the queue.
     let store = db.store().await;
     let counts = store.metrics().await.unwrap().counts;
-    assert_eq!((counts.pending, counts.processing), (6, 0));
+    assert_eq!(
+        (
+            counts.get(OrderStatus::Pending),
+            counts.get(OrderStatus::Processing)
+        ),
+        (6, 0)
+    );
     drop(store);
 
     let app = spawn_app_with(db, Options::default()).await;

@@ -277,9 +277,9 @@ async fn metrics_count_statuses_and_sum_processing_time(db: TestDb) {
     store.import(&orders).await.unwrap();
     store.claim(1, at(20), LEASE).await.unwrap();
     let metrics = store.metrics().await.unwrap();
-    assert_eq!(metrics.counts.pending, 2);
-    assert_eq!(metrics.counts.processing, 1);
-    assert_eq!(metrics.counts.completed, 3);
+    assert_eq!(metrics.counts.get(OrderStatus::Pending), 2);
+    assert_eq!(metrics.counts.get(OrderStatus::Processing), 1);
+    assert_eq!(metrics.counts.get(OrderStatus::Completed), 3);
     assert_eq!(metrics.total_processing_ms, 7_500);
     assert_eq!(metrics.average_processing_seconds(), 2.5);
 }
@@ -327,9 +327,9 @@ async fn expect_metrics(store: &dyn Store, pending: u64, processing: u64, comple
     let counts = metrics.counts;
     assert_eq!(
         (
-            counts.pending,
-            counts.processing,
-            counts.completed,
+            counts.get(OrderStatus::Pending),
+            counts.get(OrderStatus::Processing),
+            counts.get(OrderStatus::Completed),
             metrics.total_processing_ms
         ),
         (pending, processing, completed, ms)
@@ -378,7 +378,15 @@ async fn the_last_failed_attempt_dead_letters_the_order(db: TestDb) {
     assert_eq!(failed.last_error.as_deref(), Some("out of stock"));
     assert_eq!(failed.attempts, 1);
     assert!(store.claim(1, at(100_000), LEASE).await.unwrap().is_empty());
-    assert_eq!(store.metrics().await.unwrap().counts.failed, 1);
+    assert_eq!(
+        store
+            .metrics()
+            .await
+            .unwrap()
+            .counts
+            .get(OrderStatus::Failed),
+        1
+    );
 }
 
 async fn a_stale_claim_cannot_record_a_failure(db: TestDb) {
@@ -455,7 +463,15 @@ async fn retry_requeues_only_failed_orders_with_a_fresh_budget(db: TestDb) {
     assert_eq!(retried.attempts, 0);
     assert_eq!(retried.failed_at, None);
     assert_eq!(retried.last_error.as_deref(), Some("boom"), "history kept");
-    assert_eq!(store.metrics().await.unwrap().counts.failed, 0);
+    assert_eq!(
+        store
+            .metrics()
+            .await
+            .unwrap()
+            .counts
+            .get(OrderStatus::Failed),
+        0
+    );
     let again = store.claim(1, at(50), LEASE).await.unwrap().remove(0);
     assert_eq!(again.order.attempts, 1);
 }
