@@ -168,6 +168,12 @@ pub struct ServeConfig {
     #[arg(long, env = "BODY_READ_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
     pub body_read_timeout_ms: u64,
+
+    /// Time a write to a client may wait while the client reads nothing, in
+    /// milliseconds (then the connection is closed).
+    #[arg(long, env = "WRITE_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
+    pub write_timeout_ms: u64,
 }
 
 /// Log line format.
@@ -242,6 +248,7 @@ impl ServeConfig {
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
             header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
             body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+            write_timeout: Duration::from_millis(self.write_timeout_ms),
         }
     }
 

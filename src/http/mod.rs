@@ -17,6 +17,7 @@ mod routes;
 mod serve;
 mod state;
 mod status_json;
+mod write_deadline;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

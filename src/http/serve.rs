@@ -1,5 +1,6 @@
 //! Serving the router over HTTP/1.1 with hyper: accept connections (up to a limit),
-//! run each on its own task with deadlines on receiving a request, and on shutdown
+//! run each on its own task with deadlines on receiving a request and on sending its
+//! answer, and on shutdown
 //! stop accepting and let every connection finish the request it is on.
 //!
 //! This replaces `axum::serve` for two measured reasons (bench/NOTES.md): hyper's
@@ -24,6 +25,7 @@ use tokio::sync::Semaphore;
 use tower_service::Service;
 
 use super::body_deadline::DeadlineBody;
+use super::write_deadline::WriteDeadline;
 
 /// Largest read buffer per connection: hyper's minimum, and ample for our requests.
 /// It bounds the request line and headers together (more answers 431, as nginx's
@@ -37,12 +39,15 @@ pub struct ServeLimits {
     /// Open connections at most; past it a new connection is closed as soon as it is
     /// accepted (never queued), so stalled clients cannot take every file descriptor.
     pub max_connections: usize,
-    /// Time from a connection's accept (or the end of its last request) to the end
+    /// Time from a connection's accept (or the end of its last response) to the end
     /// of a request's headers; past it hyper closes the connection.
     pub header_read_timeout: Duration,
     /// Time from the end of a request's headers to the end of its body; past it the
     /// request is answered 408 and the connection closed.
     pub body_read_timeout: Duration,
+    /// Time a write to the client may wait for room in the socket (the client not
+    /// reading); past it the connection is closed.
+    pub write_timeout: Duration,
 }
 
 impl Default for ServeLimits {
@@ -51,6 +56,7 @@ impl Default for ServeLimits {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -107,6 +113,7 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             router.clone().call(request)
         });
+        let stream = WriteDeadline::new(stream, limits.write_timeout);
         let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // A client that goes away mid-request is its own business.

@@ -108,16 +108,15 @@ fn any_value() -> impl Strategy<Value = String> {
 fn edit() -> impl Strategy<Value = Edit> {
     let index = 0usize..4;
     prop_oneof![
-        index.clone().prop_map(Edit::Drop),
-        (index.clone(), any_value()).prop_map(|(i, v)| Edit::Double(i, v)),
-        (index.clone(), any_value()).prop_map(|(i, v)| Edit::Retype(i, v)),
-        (index.clone(), 1usize..200, any::<bool>()).prop_map(|(i, d, a)| Edit::Nest(i, d, a)),
-        ("[a-z_]{1,10}", any_value()).prop_map(|(k, v)| Edit::Extra(k, v)),
+        1 => index.clone().prop_map(Edit::Drop),
+        1 => (index.clone(), any_value()).prop_map(|(i, v)| Edit::Double(i, v)),
+        1 => (index.clone(), any_value()).prop_map(|(i, v)| Edit::Retype(i, v)),
+        1 => (index.clone(), 1usize..200, any::<bool>()).prop_map(|(i, d, a)| Edit::Nest(i, d, a)),
+        1 => ("[a-z_]{1,10}", any_value()).prop_map(|(k, v)| Edit::Extra(k, v)),
         // Long strings, under and over the 64 KiB body limit.
-        (index.clone(), 200usize..5_000).prop_map(|(i, n)| Edit::Long(i, n)),
-        (index.clone(), 66_000usize..80_000).prop_map(|(i, n)| Edit::Long(i, n)),
-        (index.clone(), 66_000usize..80_000).prop_map(|(i, n)| Edit::Long(i, n)),
-        (index, any::<bool>()).prop_map(|(i, high)| Edit::LoneSurrogate(i, high)),
+        1 => (index.clone(), 200usize..5_000).prop_map(|(i, n)| Edit::Long(i, n)),
+        2 => (index.clone(), 66_000usize..80_000).prop_map(|(i, n)| Edit::Long(i, n)),
+        1 => (index, any::<bool>()).prop_map(|(i, high)| Edit::LoneSurrogate(i, high)),
     ]
 }
 
@@ -244,9 +243,15 @@ async fn check(app: &TestApp, body: &Body) -> Result<u16, TestCaseError> {
     }
     prop_assert_eq!(after, before + 1);
     let answer: Value = serde_json::from_str(&text).expect("a 201 is JSON");
-    let sent: Value = serde_json::from_slice(&bytes).expect("an accepted body is JSON");
-    prop_assert_eq!(&answer["user_id"], &sent["user_id"]);
-    prop_assert_eq!(&answer["item_ids"], &sent["item_ids"]);
+    // Each field as sent, from its own text: members the service does not read may
+    // hold what a whole-body parse refuses (a lone surrogate escape) and still be
+    // accepted, as unknown members are.
+    let sent = |name: &str| -> Value {
+        let text = body.last(name).expect("accepted with every field");
+        serde_json::from_str(text).expect("an accepted field is JSON")
+    };
+    prop_assert_eq!(&answer["user_id"], &sent("user_id"));
+    prop_assert_eq!(&answer["item_ids"], &sent("item_ids"));
     let sent_amount = body.last("total_amount").expect("accepted with an amount");
     let answered_amount = text
         .split("\"total_amount\":")

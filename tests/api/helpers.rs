@@ -40,6 +40,7 @@ pub struct Options {
     pub max_connections: u64,
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
+    pub write_timeout_ms: u64,
 }
 
 impl Default for Options {
@@ -62,6 +63,7 @@ impl Default for Options {
             max_connections: 10_000,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
+            write_timeout_ms: 30_000,
         }
     }
 }
@@ -271,6 +273,7 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
         max_connections: options.max_connections,
         header_read_timeout_ms: options.header_read_timeout_ms,
         body_read_timeout_ms: options.body_read_timeout_ms,
+        write_timeout_ms: options.write_timeout_ms,
         auth: options.auth,
         idempotency_ttl: options.idempotency_ttl,
         rate_limit_per_sec: options
