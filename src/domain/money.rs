@@ -158,10 +158,12 @@ fn parse_exponent(text: &str) -> Option<i128> {
         return None;
     }
     let digits = digits.trim_start_matches('0');
-    let magnitude = if digits.len() > MAX_EXPONENT_DIGITS {
+    let magnitude = if digits.is_empty() {
+        0
+    } else if digits.len() > MAX_EXPONENT_DIGITS {
         10_i128.pow(MAX_EXPONENT_DIGITS as u32)
     } else {
-        digits.parse().unwrap_or(0)
+        digits.parse().ok()?
     };
     Some(if negative { -magnitude } else { magnitude })
 }

@@ -24,6 +24,7 @@ pub struct DeadlineBody {
 }
 
 impl DeadlineBody {
+    /// `inner`, to be received in full by `deadline`.
     pub fn new(inner: Incoming, deadline: Instant) -> Self {
         Self {
             inner,

@@ -21,6 +21,7 @@ pub struct WriteDeadline {
 }
 
 impl WriteDeadline {
+    /// `stream`, whose writes may each wait at most `limit`.
     pub fn new(stream: TcpStream, limit: Duration) -> Self {
         Self {
             stream,
