@@ -52,7 +52,7 @@ async fn main() -> std::io::Result<()> {
     order_processor::http::serve(
         listener,
         app,
-        order_processor::http::ServeLimits::default(),
+        order_processor::config::ServeLimits::default(),
         std::future::pending(),
     )
     .await

@@ -9,7 +9,6 @@ use clap::{Args, ValueEnum};
 
 use crate::auth::AuthConfig;
 use crate::domain::RetryPolicy;
-use crate::http::ServeLimits;
 use crate::worker::WorkerSettings;
 
 /// The longest any duration setting may be: a day, far past any sensible value and
@@ -174,6 +173,34 @@ pub struct ServeConfig {
     #[arg(long, env = "WRITE_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
     pub write_timeout_ms: u64,
+}
+
+/// What one instance lets its clients hold: connections, and time to send a request.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Open connections at most; past it a new connection is closed as soon as it is
+    /// accepted (never queued), so stalled clients cannot take every file descriptor.
+    pub max_connections: usize,
+    /// Time from a connection's accept (or the end of its last response) to the end
+    /// of a request's headers; past it hyper closes the connection.
+    pub header_read_timeout: Duration,
+    /// Time from the end of a request's headers to the end of its body; past it the
+    /// request is answered 408 and the connection closed.
+    pub body_read_timeout: Duration,
+    /// Time a write to the client may wait for room in the socket (the client not
+    /// reading); past it the connection is closed.
+    pub write_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Log line format.

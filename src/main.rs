@@ -18,11 +18,11 @@ use tokio_util::sync::CancellationToken;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's settings, read at its start-up. Freed pages go back to the system after
-/// half a second rather than ten, which took a fifth off the peak resident memory
-/// under 1,000 connections. One arena rather than four per core: the process has a
-/// handful of threads, each with its own cache of free blocks in front of the arena,
-/// and every extra arena held its own partly used pages (about 2.5 MB more at that
-/// peak, and no less CPU per request; BENCHMARKS.md).
+/// half a second rather than ten, which lowered the peak resident memory under 1,000
+/// connections. One arena rather than four per core: the process has a handful of
+/// threads, each with its own cache of free blocks in front of the arena, and every
+/// extra arena held its own partly used pages (more memory at that peak, and no less
+/// CPU per request; BENCHMARKS.md has the figures).
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static MALLOC_CONF: MallocConf =
     MallocConf(c"narenas:1,dirty_decay_ms:500,muzzy_decay_ms:0".as_ptr());

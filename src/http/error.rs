@@ -3,7 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::auth::AuthError;
 use crate::domain::FieldError;
@@ -235,4 +235,43 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Problems any API route can answer besides its own.
+#[derive(IntoResponses)]
+#[expect(
+    dead_code,
+    reason = "Documents answers; built by `ApiError`, not from here."
+)]
+pub enum CommonProblems {
+    /// The bearer token is missing or invalid (only when authentication is on).
+    #[response(
+        status = 401,
+        content_type = "application/problem+json",
+        headers(("WWW-Authenticate" = String,
+                 description = "The bearer challenge (RFC 6750): the realm, and for a bad \
+                                token `error=\"invalid_token\"` with the reason"))
+    )]
+    Unauthorized(#[to_schema] Problem<'static>),
+    /// The token's user may not do this.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(#[to_schema] Problem<'static>),
+    /// Too many requests from this caller; see `Retry-After`.
+    #[response(
+        status = 429,
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64,
+                 description = "Whole seconds until this caller's next request is allowed"))
+    )]
+    TooManyRequests(#[to_schema] Problem<'static>),
+    /// Something failed on our side; the cause is logged.
+    #[response(status = 500, content_type = "application/problem+json")]
+    Internal(#[to_schema] Problem<'static>),
+    /// The database is unreachable for now; see `Retry-After`.
+    #[response(
+        status = 503,
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))
+    )]
+    Unavailable(#[to_schema] Problem<'static>),
 }

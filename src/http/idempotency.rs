@@ -3,9 +3,6 @@
 //! another body is refused (422), and a key whose first request is still running
 //! answers 409. The key is committed in the same transaction as the order.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -21,37 +18,6 @@ use crate::store::{IdempotentResponse, KeyedInsert};
 
 const HEADER: &str = "idempotency-key";
 const MAX_KEY_CHARS: usize = 255;
-
-/// Keys whose first request is being handled by this instance right now.
-#[derive(Debug, Clone, Default)]
-pub struct InFlight(Arc<Mutex<HashSet<(String, String)>>>);
-
-/// Holds a key as in flight until dropped, whatever way the request ends.
-struct InFlightGuard {
-    keys: InFlight,
-    entry: (String, String),
-}
-
-impl InFlight {
-    fn enter(&self, scope: &str, key: &str) -> Option<InFlightGuard> {
-        let entry = (scope.to_owned(), key.to_owned());
-        let fresh = self.0.lock().expect("not poisoned").insert(entry.clone());
-        fresh.then(|| InFlightGuard {
-            keys: self.clone(),
-            entry,
-        })
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        self.keys
-            .0
-            .lock()
-            .expect("not poisoned")
-            .remove(&self.entry);
-    }
-}
 
 /// The `Idempotency-Key` a request carries, if any (400 if it is malformed). Only the
 /// key is copied out of the headers, which share hyper's read buffer.
@@ -199,15 +165,5 @@ mod tests {
         assert!(key_from(&headers("")).is_err());
         assert!(key_from(&headers(&"k".repeat(256))).is_err());
         assert!(key_from(&headers(&"k".repeat(255))).is_ok());
-    }
-
-    #[test]
-    fn a_key_is_in_flight_until_its_guard_goes() {
-        let keys = InFlight::default();
-        let guard = keys.enter("u", "k").unwrap();
-        assert!(keys.enter("u", "k").is_none());
-        assert!(keys.enter("v", "k").is_some(), "scopes are separate");
-        drop(guard);
-        assert!(keys.enter("u", "k").is_some());
     }
 }

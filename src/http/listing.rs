@@ -12,8 +12,7 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::error::{ApiError, Problem};
-use super::openapi::CommonProblems;
+use super::error::{ApiError, CommonProblems, Problem};
 use super::order_json::OrderBody;
 use super::state::AppState;
 use super::status_json::one_of_the_statuses;
@@ -36,7 +35,10 @@ pub struct Page {
 /// The query of `GET /orders`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // Documents the parameters, which the handler checks one by one.
+#[expect(
+    dead_code,
+    reason = "Documents the parameters, which the handler checks one by one."
+)]
 pub struct ListParams {
     /// Only orders in this status.
     #[param(value_type = Option<OrderStatus>)]

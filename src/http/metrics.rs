@@ -8,9 +8,8 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::require_admin;
-use super::error::ApiError;
-use super::openapi::CommonProblems;
+use super::admission::require_admin;
+use super::error::{ApiError, CommonProblems};
 use super::state::AppState;
 use super::status_json::OrderCounts;
 use crate::auth::Caller;

@@ -1,13 +1,15 @@
 //! The HTTP edge: routes, shared state, the request log, and the one error shape.
 
-mod auth;
+mod admission;
 mod body_deadline;
 mod error;
 mod extract;
 mod health;
 mod idempotency;
+mod in_flight;
 mod listing;
 mod metrics;
+mod new_order_json;
 mod observe;
 mod openapi;
 mod order_json;
@@ -28,7 +30,7 @@ pub use error::ApiError;
 pub use openapi::document as openapi_document;
 pub use rate_limit::Limiter;
 use routes::Access;
-pub use serve::{ServeLimits, serve};
+pub use serve::serve;
 pub use state::{AppState, Shared};
 
 /// All routes of [`routes::ROUTES`], with unknown paths (404) and wrong methods (405)
@@ -47,7 +49,10 @@ pub fn router(state: AppState) -> Router {
     // with both off there is nothing to do per request, and handlers see
     // `Caller::Anyone`.
     if state.auth.is_some() || state.rate_limiter.is_some() {
-        admitted = admitted.route_layer(middleware::from_fn_with_state(state.clone(), auth::admit));
+        admitted = admitted.route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            admission::admit,
+        ));
     }
     Router::new()
         .merge(admitted)

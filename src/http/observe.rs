@@ -2,9 +2,9 @@
 //! fresh UUID) echoed in the answer and carried by the request's log span, one log
 //! line, and the HTTP request metrics, labelled by route template rather than raw path.
 //!
-//! It runs on every request, so it is one plain tower layer doing all of this (with
-//! `tower-http`'s pair of request-id layers in front of it, a `GET` of an order's
-//! status took 13.6-14.1 µs of CPU, and 11.6 µs without them; bench/NOTES.md), formats
+//! It runs on every request, so it is one plain tower layer doing all of this
+//! (`tower-http`'s pair of request-id layers in front of it cost a measurable share of
+//! the CPU of a `GET` of an order's status; bench/NOTES.md), formats
 //! the log line only when it is enabled, and keeps each thread's metric handles rather
 //! than looking them up every time. The id is not put on the request: nothing inside
 //! reads it but the span.

@@ -11,10 +11,10 @@ use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::{Modify, OpenApi};
 
 use super::error::{Problem, ProblemField};
-use super::{health, listing, metrics, order_json, orders, status_json};
+use super::{health, listing, metrics, new_order_json, order_json, orders, status_json};
 
 /// The whole API.
 #[derive(OpenApi)]
@@ -38,7 +38,7 @@ use super::{health, listing, metrics, order_json, orders, status_json};
         json,
     ),
     components(schemas(
-        order_json::NewOrderRequest,
+        new_order_json::NewOrderRequest,
         order_json::OrderBody,
         order_json::StatusBody,
         crate::domain::OrderStatus,
@@ -116,42 +116,6 @@ fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     ]
     .into_iter()
     .flatten()
-}
-
-/// Problems any API route can answer besides its own.
-#[derive(IntoResponses)]
-#[allow(dead_code)] // Documents answers; built by `ApiError`, not from here.
-pub enum CommonProblems {
-    /// The bearer token is missing or invalid (only when authentication is on).
-    #[response(
-        status = 401,
-        content_type = "application/problem+json",
-        headers(("WWW-Authenticate" = String,
-                 description = "The bearer challenge (RFC 6750): the realm, and for a bad \
-                                token `error=\"invalid_token\"` with the reason"))
-    )]
-    Unauthorized(#[to_schema] Problem<'static>),
-    /// The token's user may not do this.
-    #[response(status = 403, content_type = "application/problem+json")]
-    Forbidden(#[to_schema] Problem<'static>),
-    /// Too many requests from this caller; see `Retry-After`.
-    #[response(
-        status = 429,
-        content_type = "application/problem+json",
-        headers(("Retry-After" = u64,
-                 description = "Whole seconds until this caller's next request is allowed"))
-    )]
-    TooManyRequests(#[to_schema] Problem<'static>),
-    /// Something failed on our side; the cause is logged.
-    #[response(status = 500, content_type = "application/problem+json")]
-    Internal(#[to_schema] Problem<'static>),
-    /// The database is unreachable for now; see `Retry-After`.
-    #[response(
-        status = 503,
-        content_type = "application/problem+json",
-        headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))
-    )]
-    Unavailable(#[to_schema] Problem<'static>),
 }
 
 /// The document, as served.

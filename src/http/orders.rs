@@ -7,14 +7,12 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::auth::require_admin;
-use super::error::ApiError;
-#[allow(unused_imports)] // Named by the OpenAPI annotations only.
-use super::error::Problem;
+use super::admission::require_admin;
+use super::error::{ApiError, CommonProblems, Problem};
 use super::extract::JsonBody;
 use super::idempotency::{self, IdempotencyKey};
-use super::openapi::CommonProblems;
-use super::order_json::{NewOrderRequest, OrderBody, RawBody, StatusBody, parse_new_order};
+use super::new_order_json::{NewOrderRequest, RawBody, parse_new_order};
+use super::order_json::{OrderBody, StatusBody};
 use super::state::AppState;
 use crate::auth::Caller;
 use crate::domain::{Order, OrderId, now};

@@ -1,14 +1,13 @@
 //! Serving the router over HTTP/1.1 with hyper: accept connections (up to a limit),
 //! run each on its own task with deadlines on receiving a request and on sending its
-//! answer, and on shutdown
-//! stop accepting and let every connection finish the request it is on.
+//! answer, and on shutdown stop accepting and let every connection finish the request
+//! it is on.
 //!
-//! This replaces `axum::serve` for two measured reasons (bench/NOTES.md): hyper's
-//! read buffer can be capped (`max_buf_size`), where `axum::serve` lets it grow to
-//! about 14.5 KB per connection, and serving HTTP/1.1 alone skips the protocol
-//! sniffing of hyper-util's auto builder. With 1,000 connections the no-database
-//! ceiling held 19-27 MB of anonymous memory under `axum::serve` and 11-15 MB here,
-//! and answered 106k-119k rather than 100k-106k requests per second.
+//! This replaces `axum::serve` for two measured reasons (figures in bench/NOTES.md):
+//! hyper's read buffer can be capped (`max_buf_size`), where `axum::serve` lets it grow
+//! well past it per connection, and serving HTTP/1.1 alone skips the protocol sniffing
+//! of hyper-util's auto builder. With 1,000 connections the no-database ceiling held
+//! less memory here, and answered more requests per second.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,40 +25,13 @@ use tower_service::Service;
 
 use super::body_deadline::DeadlineBody;
 use super::write_deadline::WriteDeadline;
+use crate::config::ServeLimits;
 
 /// Largest read buffer per connection: hyper's minimum, and ample for our requests.
 /// It bounds the request line and headers together (more answers 431, as nginx's
 /// default does past 8 KB for one header line); bodies stream past it, and their size
 /// is limited separately.
 const MAX_READ_BUFFER: usize = 8 * 1024;
-
-/// What one instance lets its clients hold: connections, and time to send a request.
-#[derive(Debug, Clone, Copy)]
-pub struct ServeLimits {
-    /// Open connections at most; past it a new connection is closed as soon as it is
-    /// accepted (never queued), so stalled clients cannot take every file descriptor.
-    pub max_connections: usize,
-    /// Time from a connection's accept (or the end of its last response) to the end
-    /// of a request's headers; past it hyper closes the connection.
-    pub header_read_timeout: Duration,
-    /// Time from the end of a request's headers to the end of its body; past it the
-    /// request is answered 408 and the connection closed.
-    pub body_read_timeout: Duration,
-    /// Time a write to the client may wait for room in the socket (the client not
-    /// reading); past it the connection is closed.
-    pub write_timeout: Duration,
-}
-
-impl Default for ServeLimits {
-    fn default() -> Self {
-        Self {
-            max_connections: 10_000,
-            header_read_timeout: Duration::from_secs(30),
-            body_read_timeout: Duration::from_secs(30),
-            write_timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for the
 /// requests in progress (idle keep-alive connections are closed at once). Each

@@ -4,7 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::idempotency::InFlight;
+use super::in_flight::InFlight;
 use super::rate_limit::Limiter;
 use crate::auth::Authenticator;
 use crate::store::Store;

@@ -83,10 +83,10 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         // The writer's page cache: what it touches are the right-hand edges of the table
         // and its indexes (ids and queue keys grow with time), and a full group commit
-        // of 1,024 orders writes about 100 pages (400 KiB, measured by the log's growth),
-        // so it never spills. 1 MiB rather than SQLite's 2 MiB default took about 1 MB off
+        // of 1,024 orders writes far fewer pages than it holds (measured by the log's
+        // growth), so it never spills. 1 MiB rather than SQLite's 2 MiB default lowered
         // the peak resident memory under 1,000 connections with no change in CPU per
-        // insert (BENCHMARKS.md).
+        // insert (BENCHMARKS.md has the figures).
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         // Start from an empty log: a large one left by a bulk load or an unclean stop
         // makes every read search a large WAL index until the next write resets it.
