@@ -11,6 +11,7 @@ mod retry;
 pub use money::{Money, MoneyError};
 pub use new_order::{FieldError, ItemIds, NewOrder, UserId};
 pub use order::{
-    Order, OrderId, OrderStatus, StatusCounts, Timestamp, UnknownStatus, from_millis, now,
+    Cause, Order, OrderId, OrderStatus, StatusCounts, TRANSITIONS, Timestamp, Transition,
+    UnknownStatus, from_millis, now,
 };
 pub use retry::{AfterFailure, RetryPolicy};

@@ -25,4 +25,5 @@ mod shutdown;
 mod slow_clients;
 mod sqlite_upgrade;
 mod store_conformance;
+mod store_transitions;
 mod validation;
