@@ -1,5 +1,6 @@
-//! Spawning the app for tests: in-process on `127.0.0.1:0`, or as the real binary,
-//! each on a fresh SQLite database in its own temporary directory.
+//! Test databases and the app: a fresh SQLite file in its own temporary directory or a
+//! fresh PostgreSQL schema (`TestDb`), the macro that runs a test once per backend
+//! (`on_every_backend!`), and the app spawned in-process on `127.0.0.1:0`.
 
 use std::sync::Arc;
 use std::time::Duration;

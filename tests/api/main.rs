@@ -1,5 +1,7 @@
-//! The integration-test binary: every test talks to the real app over real HTTP, on a
-//! fresh SQLite file of its own.
+//! The integration-test binary. API tests talk to the real app over real HTTP (in this
+//! process, or as the real binary); store tests call the `Store` trait directly. Most
+//! run once per backend through `on_every_backend!`: on a fresh SQLite file, and on a
+//! fresh PostgreSQL schema when `TEST_DATABASE_URL` is set.
 
 mod access;
 mod auth;
@@ -25,5 +27,4 @@ mod shutdown;
 mod slow_clients;
 mod sqlite_upgrade;
 mod store_conformance;
-mod store_transitions;
 mod validation;

@@ -1,0 +1,83 @@
+//! The running totals behind `/metrics`, through every kind of change.
+
+use order_processor::domain::OrderStatus;
+use order_processor::store::Store;
+
+use super::{LEASE, at, order};
+use crate::helpers::{TestDb, on_every_backend};
+
+on_every_backend!(
+    metrics_count_statuses_and_sum_processing_time,
+    metrics_follow_every_kind_of_change,
+);
+
+async fn metrics_count_statuses_and_sum_processing_time(db: TestDb) {
+    let store = db.store().await;
+    let empty = store.metrics().await.unwrap();
+    assert_eq!(empty.counts.total(), 0);
+    assert_eq!(empty.average_processing_seconds(), 0.0);
+    let mut orders = Vec::new();
+    for (n, processing_ms) in [(1, 1_000), (2, 2_000), (3, 4_500)] {
+        let mut done = order(n, "u");
+        done.status = OrderStatus::Completed;
+        done.completed_at = Some(at(n + processing_ms));
+        done.attempts = 1;
+        orders.push(done);
+    }
+    orders.push(order(10, "u"));
+    orders.push(order(11, "u"));
+    orders.push(order(12, "u"));
+    store.import(&orders).await.unwrap();
+    store.claim(1, at(20), LEASE).await.unwrap();
+    let metrics = store.metrics().await.unwrap();
+    assert_eq!(metrics.counts.get(OrderStatus::Pending), 2);
+    assert_eq!(metrics.counts.get(OrderStatus::Processing), 1);
+    assert_eq!(metrics.counts.get(OrderStatus::Completed), 3);
+    assert_eq!(metrics.total_processing_ms, 7_500);
+    assert_eq!(metrics.average_processing_seconds(), 2.5);
+}
+
+async fn metrics_follow_every_kind_of_change(db: TestDb) {
+    let store = db.store().await;
+    for n in 0..6 {
+        store.insert(&order(n, "u")).await.unwrap();
+    }
+    expect_metrics(store.as_ref(), 6, 0, 0, 0).await;
+    let claims = store.claim(4, at(1_000), LEASE).await.unwrap();
+    expect_metrics(store.as_ref(), 2, 4, 0, 0).await;
+    store.complete(&claims[0], at(1_500)).await.unwrap();
+    expect_metrics(store.as_ref(), 2, 3, 1, 1_500).await;
+    store.complete(&claims[0], at(9_000)).await.unwrap();
+    expect_metrics(store.as_ref(), 2, 3, 1, 1_500).await;
+    store.release(&claims[1]).await.unwrap();
+    expect_metrics(store.as_ref(), 3, 2, 1, 1_500).await;
+    store.rescue_expired(at(1_000 + 30_001), 5).await.unwrap();
+    expect_metrics(store.as_ref(), 5, 0, 1, 1_500).await;
+    let again = store.claim(10, at(40_000), LEASE).await.unwrap();
+    assert_eq!(again.len(), 5);
+    for claim in &again {
+        store.complete(claim, at(40_000)).await.unwrap();
+    }
+    // Orders 1..=5 were created at T0+1..T0+5 ms and completed at T0+40,000 ms.
+    let total: i64 = 1_500
+        + again
+            .iter()
+            .map(|c| 40_000 - (c.order.created_at - at(0)).num_milliseconds())
+            .sum::<i64>();
+    expect_metrics(store.as_ref(), 0, 0, 6, total).await;
+}
+
+/// Asserts (pending, processing, completed, total processing ms).
+async fn expect_metrics(store: &dyn Store, pending: u64, processing: u64, completed: u64, ms: i64) {
+    let metrics = store.metrics().await.unwrap();
+    let counts = metrics.counts;
+    assert_eq!(
+        (
+            counts.get(OrderStatus::Pending),
+            counts.get(OrderStatus::Processing),
+            counts.get(OrderStatus::Completed),
+            metrics.total_processing_ms
+        ),
+        (pending, processing, completed, ms)
+    );
+}

@@ -1,0 +1,48 @@
+//! The store conformance suite: written once, run against every backend (each file's
+//! tests through `on_every_backend!`, the one list of backends). Any change of store
+//! behaviour extends it. One file per concern of the `Store` trait.
+
+mod failures;
+mod keys;
+mod listing;
+mod metrics;
+mod orders;
+mod queue;
+mod transitions;
+
+use std::time::Duration;
+
+use order_processor::domain::{
+    ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis,
+};
+use order_processor::store::Rescued;
+
+pub const T0: i64 = 1_768_471_200_000;
+
+pub fn at(offset_ms: i64) -> Timestamp {
+    from_millis(T0 + offset_ms)
+}
+
+pub fn order(n: i64, user: &str) -> Order {
+    Order {
+        id: OrderId::new_at(at(n)),
+        user_id: UserId::parse(user.into()).unwrap(),
+        item_ids: ItemIds::parse(vec![format!("item{n}"), "shared".into()]).unwrap(),
+        total_amount: Money::from_cents(100 + n).unwrap(),
+        status: OrderStatus::Pending,
+        created_at: at(n),
+        completed_at: None,
+        attempts: 0,
+        last_error: None,
+        failed_at: None,
+    }
+}
+
+pub fn requeued(requeued: u64) -> Rescued {
+    Rescued {
+        requeued,
+        dead_lettered: 0,
+    }
+}
+
+pub const LEASE: Duration = Duration::from_secs(30);

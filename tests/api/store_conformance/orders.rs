@@ -1,0 +1,79 @@
+//! Orders in and out: insert and read back, import, migrations run twice, a taken id.
+
+use order_processor::domain::{ItemIds, OrderId, OrderStatus, UserId};
+
+use super::keys::keyed;
+use super::{at, order};
+use crate::helpers::{TestDb, on_every_backend};
+
+on_every_backend!(
+    insert_then_get_round_trips_every_field,
+    unknown_ids_are_absent,
+    import_adds_only_orders_not_yet_stored,
+    migrations_can_run_again,
+    a_taken_order_id_fails_that_order_alone,
+);
+
+async fn insert_then_get_round_trips_every_field(db: TestDb) {
+    let store = db.store().await;
+    let mut new = order(1, "'); DROP TABLE orders;-- Zoë 🛒");
+    new.item_ids = ItemIds::parse(vec!["<script>".into(), "b".into(), "a".into()]).unwrap();
+    store.insert(&new).await.unwrap();
+    assert_eq!(store.get(new.id).await.unwrap(), Some(new.clone()));
+    assert_eq!(
+        store.status(new.id).await.unwrap(),
+        Some(OrderStatus::Pending)
+    );
+}
+
+async fn unknown_ids_are_absent(db: TestDb) {
+    let store = db.store().await;
+    let id = OrderId::new_at(at(0));
+    assert_eq!(store.get(id).await.unwrap(), None);
+    assert_eq!(store.status(id).await.unwrap(), None);
+}
+
+async fn import_adds_only_orders_not_yet_stored(db: TestDb) {
+    let store = db.store().await;
+    let mut done = order(1, "u");
+    done.status = OrderStatus::Completed;
+    done.completed_at = Some(at(2_000));
+    done.attempts = 1;
+    let orders = vec![done.clone(), order(2, "u")];
+    assert_eq!(store.import(&orders).await.unwrap(), 2);
+    assert_eq!(store.import(&orders).await.unwrap(), 0);
+    assert_eq!(store.get(done.id).await.unwrap(), Some(done));
+    assert_eq!(store.metrics().await.unwrap().counts.total(), 2);
+}
+
+async fn migrations_can_run_again(db: TestDb) {
+    let store = db.store().await;
+    store.insert(&order(1, "u")).await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(store.metrics().await.unwrap().counts.total(), 1);
+}
+
+async fn a_taken_order_id_fails_that_order_alone(db: TestDb) {
+    let store = db.store().await;
+    let (first, other) = (order(1, "alice"), order(2, "bob"));
+    store.insert(&first).await.unwrap();
+    let mut again = first.clone();
+    again.user_id = UserId::parse("mallory".into()).unwrap();
+    // Sent together, so that they may share a group commit.
+    let (taken, fine) = tokio::join!(store.insert(&again), store.insert(&other));
+    assert!(taken.is_err(), "a second order with a taken id is refused");
+    fine.unwrap();
+    assert_eq!(store.get(first.id).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.get(other.id).await.unwrap(), Some(other));
+
+    // With an idempotency key, the refused order leaves no key behind.
+    let refused = store
+        .insert_keyed(&again, &keyed(&again, "k-taken", 3), at(0))
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(
+        store.find_keyed("alice", "k-taken", at(0)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.metrics().await.unwrap().counts.total(), 2);
+}
