@@ -36,6 +36,12 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
+    /// A status without its running-totals row would be counted into nothing.
+    #[error(
+        "the running totals (order_stats) have no row for {0}: the migration that adds a \
+         status must add its row"
+    )]
+    MissingStatusTotals(String),
     #[error("the database schema is at migration {applied:?}; this build needs {needed}")]
     SchemaBehind { applied: Option<i64>, needed: i64 },
     #[error(
@@ -117,6 +123,26 @@ mod tests {
         assert!(err.to_string().contains("in-memory"), "{err}");
     }
 }
+
+/// Checks, after migrating, that the running totals hold a row for every status (the
+/// statuses `present` in `order_stats`): fails loudly rather than letting a new status
+/// count into nothing.
+fn check_status_totals(present: &[String]) -> Result<(), StoreError> {
+    let missing: Vec<&str> = OrderStatus::ALL
+        .iter()
+        .map(|status| status.as_str())
+        .filter(|name| !present.iter().any(|p| p == name))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::MissingStatusTotals(missing.join(", ")))
+    }
+}
+
+/// The statement that lists the statuses with a running-totals row; the same on both
+/// backends.
+const STATUSES_WITH_TOTALS: &str = "SELECT DISTINCT status FROM order_stats";
 
 /// Errors that say "not now" rather than "never": lost or refused connections, an
 /// exhausted pool, a server shutting down, SQLite's lock held past the busy timeout.

@@ -213,7 +213,10 @@ impl Store for PostgresStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         // The migrator takes an advisory lock, so instances starting together are safe.
         MIGRATOR.run(&self.pool).await?;
-        Ok(())
+        let present: Vec<String> = sqlx::query_scalar(super::STATUSES_WITH_TOTALS)
+            .fetch_all(&self.pool)
+            .await?;
+        super::check_status_totals(&present)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

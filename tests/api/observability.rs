@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::binary::Server;
-use crate::helpers::{Options, TestDb, eventually, on_every_backend, order_body, spawn_app_with};
+use crate::helpers::{
+    Options, TestDb, eventually, execute, on_every_backend, order_body, spawn_app_with,
+};
 use crate::proxy::Proxy;
 
 on_every_backend!(
@@ -157,17 +159,6 @@ async fn readiness_fails_while_the_database_is_unreachable_and_returns_with_it()
 }
 
 /// Runs one statement on the test database, behind the app's back.
-async fn execute(url: &str, sql: &str) {
-    use sqlx::Connection;
-    if url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query(sql).execute(&mut conn).await.unwrap();
-    } else {
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query(sql).execute(&mut conn).await.unwrap();
-    }
-}
-
 /// The value of one sample line, `name{labels} value`.
 fn sample(exposition: &str, series: &str) -> Option<f64> {
     exposition

@@ -118,9 +118,15 @@ impl Store for SqliteStore {
             .max_connections(1)
             .connect_with(options)
             .await?;
-        let migrated = MIGRATOR.run(&pool).await;
+        let migrated = match MIGRATOR.run(&pool).await {
+            Ok(()) => sqlx::query_scalar(super::STATUSES_WITH_TOTALS)
+                .fetch_all(&pool)
+                .await
+                .map_err(StoreError::from),
+            Err(err) => Err(err.into()),
+        };
         pool.close().await;
-        Ok(migrated?)
+        super::check_status_totals(&migrated?)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

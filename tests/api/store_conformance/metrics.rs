@@ -4,9 +4,11 @@ use order_processor::domain::OrderStatus;
 use order_processor::store::Store;
 
 use super::{LEASE, at, order};
-use crate::helpers::{TestDb, on_every_backend};
+use crate::helpers::{TestDb, count_rows, execute, on_every_backend};
 
 on_every_backend!(
+    every_status_has_its_running_totals_row_after_migration,
+    a_status_without_its_totals_row_fails_migration_loudly,
     metrics_count_statuses_and_sum_processing_time,
     metrics_follow_every_kind_of_change,
 );
@@ -80,4 +82,19 @@ async fn expect_metrics(store: &dyn Store, pending: u64, processing: u64, comple
         ),
         (pending, processing, completed, ms)
     );
+}
+
+async fn every_status_has_its_running_totals_row_after_migration(db: TestDb) {
+    db.store().await;
+    for status in OrderStatus::ALL {
+        let sql = format!("SELECT COUNT(*) FROM order_stats WHERE status = '{status}'");
+        assert!(count_rows(&db.url, &sql).await >= 1, "{status} has its row");
+    }
+}
+
+async fn a_status_without_its_totals_row_fails_migration_loudly(db: TestDb) {
+    let store = db.store().await;
+    execute(&db.url, "DELETE FROM order_stats WHERE status = 'Failed'").await;
+    let err = store.migrate().await.expect_err("a status without its row");
+    assert!(err.to_string().contains("no row for Failed"), "{err}");
 }
