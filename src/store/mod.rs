@@ -1,9 +1,12 @@
-//! Persistence: the `Store` trait every backend implements, and the types it speaks.
-//! All SQL lives below this module, one module per backend.
+//! Persistence: the traits every backend implements (by concern: the backend itself,
+//! orders, the queue, idempotency keys), and the types they speak. All SQL lives
+//! below this module, one folder per backend with the same files in each.
 
-mod batch;
+mod claims;
+mod decode;
+mod error;
+mod group_commit;
 mod postgres;
-mod rows;
 mod sqlite;
 
 use std::sync::Arc;
@@ -15,157 +18,9 @@ use uuid::Uuid;
 
 use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, StatusCounts, Timestamp};
 
-pub use batch::BatchError;
+pub use error::{BoxError, SharedFailure, StoreError};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-
-/// A failure of the storage layer. Client mistakes never reach here: they are
-/// refused before anything is written.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database cannot be reached or is refusing work for now (down, restarting,
-    /// pool exhausted, locked): worth retrying later.
-    #[error("database unavailable")]
-    Unavailable(#[source] BoxError),
-    #[error("database error")]
-    Database(#[source] BoxError),
-    /// A write that was part of a group commit, and the batch's failure.
-    #[error("batched write failed: {0:?}")]
-    Batch(BatchError),
-    #[error("migration failed")]
-    Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("stored row is invalid: {0}")]
-    Corrupt(String),
-    /// A status without its running-totals row would be counted into nothing.
-    #[error(
-        "the running totals (order_stats) have no row for {0}: the migration that adds a \
-         status must add its row"
-    )]
-    MissingStatusTotals(String),
-    #[error("the database schema is at migration {applied:?}; this build needs {needed}")]
-    SchemaBehind { applied: Option<i64>, needed: i64 },
-    #[error(
-        "DATABASE_URL names an in-memory SQLite database; the service needs a file \
-         (sqlite://PATH)"
-    )]
-    InMemory,
-    #[error("DATABASE_URL must start with sqlite:// or postgres:// (it starts with {0:?})")]
-    UnsupportedUrl(String),
-}
-
-/// The cause of a database error, whichever driver raised it.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
-        if is_transient(&err) {
-            Self::Unavailable(Box::new(err))
-        } else {
-            Self::Database(Box::new(err))
-        }
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(err: rusqlite::Error) -> Self {
-        // The write lock held past the busy timeout (another process writing): not now,
-        // rather than never.
-        let busy = matches!(
-            err.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        );
-        if busy {
-            Self::Unavailable(Box::new(err))
-        } else {
-            Self::Database(Box::new(err))
-        }
-    }
-}
-
-impl StoreError {
-    /// Whether retrying later may succeed.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Self::Unavailable(_) | Self::Batch(BatchError::Unavailable(_))
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_of_other_databases_are_refused_without_echoing_credentials() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let Err(err) = runtime.block_on(connect("mysql://root:secret@db/orders", 1)) else {
-            panic!("mysql is not supported");
-        };
-        let message = err.to_string();
-        assert!(
-            message.contains("DATABASE_URL") && message.contains("mysql:"),
-            "{message}"
-        );
-        assert!(!message.contains("secret"));
-    }
-
-    #[test]
-    fn an_in_memory_sqlite_database_is_refused() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let Err(err) = runtime.block_on(connect("sqlite::memory:", 1)) else {
-            panic!("an in-memory database would lose acknowledged orders");
-        };
-        assert!(err.to_string().contains("in-memory"), "{err}");
-    }
-}
-
-/// Checks, after migrating, that the running totals hold a row for every status (the
-/// statuses `present` in `order_stats`): fails loudly rather than letting a new status
-/// count into nothing.
-fn check_status_totals(present: &[String]) -> Result<(), StoreError> {
-    let missing: Vec<&str> = OrderStatus::ALL
-        .iter()
-        .map(|status| status.as_str())
-        .filter(|name| !present.iter().any(|p| p == name))
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(StoreError::MissingStatusTotals(missing.join(", ")))
-    }
-}
-
-/// The statement that lists the statuses with a running-totals row; the same on both
-/// backends.
-const STATUSES_WITH_TOTALS: &str = "SELECT DISTINCT status FROM order_stats";
-
-/// Errors that say "not now" rather than "never": lost or refused connections, an
-/// exhausted pool, a server shutting down, SQLite's lock held past the busy timeout.
-fn is_transient(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // PostgreSQL: 08xxx connection exceptions, 57P0x shutdown/cannot connect now,
-            // 53xxx insufficient resources. SQLite reports extended codes, whose low
-            // byte is the primary one: 5 BUSY, 6 LOCKED.
-            let sqlite_primary = code.parse::<u32>().ok().map(|c| c & 0xff);
-            code.starts_with("08")
-                || code.starts_with("57P")
-                || code.starts_with("53")
-                || matches!(sqlite_primary, Some(5 | 6))
-        }),
-        _ => false,
-    }
-}
 
 /// A batch of orders claimed by one worker pool, each moved to `Processing`.
 ///
@@ -261,9 +116,9 @@ impl OrderMetrics {
     }
 }
 
-/// The system of record for orders, which is also the work queue.
+/// What every backend does besides holding orders: wake-ups, migrations, readiness.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Backend: Send + Sync + 'static {
     /// Notified when work may be waiting: an order committed through this store, one
     /// returned to the queue, or (where the backend can tell) either of those in
     /// another instance. Workers still poll as a fallback.
@@ -274,30 +129,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// `Ok` when the database answers and every migration this build knows is applied.
     async fn ready(&self) -> Result<(), StoreError>;
+}
 
+/// Orders in and out: writing new ones, reading them, the running totals, listings.
+#[async_trait]
+pub trait Orders: Send + Sync + 'static {
     /// Commits a new `Pending` order durably before returning.
     async fn insert(&self, order: &Order) -> Result<(), StoreError>;
-
-    /// Commits a new order together with its idempotency key, in one transaction, unless
-    /// a key with the same scope and name created after `live_since` exists (an older,
-    /// expired one is replaced).
-    async fn insert_keyed(
-        &self,
-        order: &Order,
-        response: &IdempotentResponse,
-        live_since: Timestamp,
-    ) -> Result<KeyedInsert, StoreError>;
-
-    /// The stored answer for a key, if it was created after `live_since`.
-    async fn find_keyed(
-        &self,
-        scope: &str,
-        key: &str,
-        live_since: Timestamp,
-    ) -> Result<Option<IdempotentResponse>, StoreError>;
-
-    /// Deletes keys created before `before`; returns how many.
-    async fn prune_keys(&self, before: Timestamp) -> Result<u64, StoreError>;
 
     /// Inserts orders whose ids are not yet stored, as they are (any status);
     /// returns how many were new. Used by `seed`, so running it twice adds nothing.
@@ -312,6 +150,13 @@ pub trait Store: Send + Sync + 'static {
     /// Counts by status and the processing-time sum, from one snapshot.
     async fn metrics(&self) -> Result<OrderMetrics, StoreError>;
 
+    /// Orders newest first, filtered, at most `query.limit`.
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError>;
+}
+
+/// The work queue: claims under leases and what ends them, and operator retries.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
     /// Claims up to `limit` `Pending` orders that are due at `now`, longest due first:
     /// each becomes `Processing` with `attempts` incremented and a lease ending `lease`
     /// after `now`, in one short committed transaction.
@@ -348,12 +193,40 @@ pub trait Store: Send + Sync + 'static {
         max_attempts: u32,
     ) -> Result<Rescued, StoreError>;
 
-    /// Orders newest first, filtered, at most `query.limit`.
-    async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError>;
-
     /// Puts a `Failed` order back to `Pending`, due at `now`, with its attempts reset.
     async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError>;
 }
+
+/// Idempotency keys, each committed with its order.
+#[async_trait]
+pub trait Keys: Send + Sync + 'static {
+    /// Commits a new order together with its idempotency key, in one transaction, unless
+    /// a key with the same scope and name created after `live_since` exists (an older,
+    /// expired one is replaced).
+    async fn insert_keyed(
+        &self,
+        order: &Order,
+        response: &IdempotentResponse,
+        live_since: Timestamp,
+    ) -> Result<KeyedInsert, StoreError>;
+
+    /// The stored answer for a key, if it was created after `live_since`.
+    async fn find_keyed(
+        &self,
+        scope: &str,
+        key: &str,
+        live_since: Timestamp,
+    ) -> Result<Option<IdempotentResponse>, StoreError>;
+
+    /// Deletes keys created before `before`; returns how many.
+    async fn prune_keys(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// The system of record for orders, which is also the work queue: every concern in
+/// one object. Each backend implements the four traits, one file per concern.
+pub trait Store: Backend + Orders + Queue + Keys {}
+
+impl<T: Backend + Orders + Queue + Keys> Store for T {}
 
 /// Opens the store a database URL names: `sqlite://PATH` or `postgres://...`.
 /// `max_connections` sizes the connection pool (for SQLite, the reader pool).
@@ -392,5 +265,37 @@ pub async fn connect_with_retry(
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_of_other_databases_are_refused_without_echoing_credentials() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let Err(err) = runtime.block_on(connect("mysql://root:secret@db/orders", 1)) else {
+            panic!("mysql is not supported");
+        };
+        let message = err.to_string();
+        assert!(
+            message.contains("DATABASE_URL") && message.contains("mysql:"),
+            "{message}"
+        );
+        assert!(!message.contains("secret"));
+    }
+
+    #[test]
+    fn an_in_memory_sqlite_database_is_refused() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let Err(err) = runtime.block_on(connect("sqlite::memory:", 1)) else {
+            panic!("an in-memory database would lose acknowledged orders");
+        };
+        assert!(err.to_string().contains("in-memory"), "{err}");
     }
 }

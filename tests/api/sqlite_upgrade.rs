@@ -8,7 +8,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use order_processor::domain::{ItemIds, Money, Order, OrderId, OrderStatus, UserId, now};
-use order_processor::store::{ListQuery, SqliteStore, Store};
+use order_processor::store::{Backend, ListQuery, Orders, SqliteStore};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::open;
-use crate::store::{BatchError, StoreError};
+use crate::store::StoreError;
 
 /// How long a reader waits when SQLite says busy (only while a WAL is being
 /// recovered or reset): short, because a point read holds a runtime thread meanwhile.
@@ -71,7 +71,7 @@ impl Readers {
         let readers = self.clone();
         tokio::task::spawn_blocking(move || readers.read(read))
             .await
-            .map_err(|err| StoreError::Batch(BatchError::Failed(format!("read failed: {err}"))))?
+            .map_err(|err| StoreError::ReadFailed(err.to_string()))?
     }
 }
 

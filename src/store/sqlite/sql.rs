@@ -7,7 +7,7 @@ use rusqlite::types::Value;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Row, params};
 
 use crate::domain::{Order, OrderId, OrderStatus, Timestamp, from_millis};
-use crate::store::rows::{StoredOrder, corrupt};
+use crate::store::decode::{StoredOrder, corrupt};
 use crate::store::{ListQuery, StoreError};
 
 /// The columns `order_from_row` reads, in its order.

@@ -11,8 +11,10 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::sql::{insert_new_orders, millis};
 use crate::domain::Order;
-use crate::store::rows::{Completion, claim_outcome, corrupt};
-use crate::store::{BatchError, ClaimOutcome, StoreError};
+use crate::store::claims::{Completion, claim_outcome};
+use crate::store::decode::corrupt;
+use crate::store::group_commit::{Reply, answer};
+use crate::store::{ClaimOutcome, StoreError};
 
 /// Most group-committed writes in one transaction: bounds how long a commit takes,
 /// and so how long the requests behind it wait.
@@ -91,9 +93,7 @@ impl Writer {
 
 /// The writer dropped the answer: it panicked on this write, or it has stopped.
 fn stopped() -> StoreError {
-    StoreError::Batch(BatchError::Failed(
-        "the SQLite writer failed this write or has stopped".into(),
-    ))
+    StoreError::WriterStopped
 }
 
 fn write_until_closed(
@@ -136,7 +136,7 @@ fn write_until_closed(
     }
 }
 
-type Replies<T, R> = Vec<(T, oneshot::Sender<Result<R, StoreError>>)>;
+type Replies<T, R> = Vec<(T, Reply<R>)>;
 
 /// One transaction for the whole group; returns whether any order was added.
 fn commit_group(
@@ -158,29 +158,26 @@ fn commit_group(
         tx.commit()?;
         Ok((inserted, completed))
     })();
+    let insert_replies = inserts.into_iter().map(|(_, reply)| reply);
+    let completion_replies = completions.into_iter().map(|(_, reply)| reply);
     match written {
         Ok((inserted, completed)) => {
             let added = inserted.iter().any(|new| *new);
-            for ((_, reply), new) in inserts.into_iter().zip(inserted) {
-                let _ = reply.send(if new {
-                    Ok(())
-                } else {
-                    Err(corrupt("an order id was already taken"))
-                });
+            // A taken id fails that order alone, not the others committed with it.
+            let inserted = inserted
+                .into_iter()
+                .map(|new| new.then_some(()).ok_or(()))
+                .collect::<Vec<_>>();
+            for (reply, inserted) in insert_replies.zip(inserted) {
+                let _ = reply.send(inserted.map_err(|()| corrupt("an order id was already taken")));
             }
-            for ((_, reply), outcome) in completions.into_iter().zip(completed) {
-                let _ = reply.send(Ok(outcome));
-            }
+            answer(completion_replies, Ok(completed));
             added
         }
         Err(err) => {
-            let shared = BatchError::from(&StoreError::from(err));
-            for (_, reply) in inserts {
-                let _ = reply.send(Err(StoreError::Batch(shared.clone())));
-            }
-            for (_, reply) in completions {
-                let _ = reply.send(Err(StoreError::Batch(shared.clone())));
-            }
+            let err = StoreError::from(err);
+            answer(insert_replies, Err(&err));
+            answer(completion_replies, Err(&err));
             false
         }
     }

@@ -1,0 +1,74 @@
+//! What both backends' queues share above the SQL: when a lease ends, what a failed
+//! attempt writes, and how the rows an update touched become outcomes.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{ClaimOutcome, Rescued, RetryOutcome};
+use crate::domain::{AfterFailure, OrderId, OrderStatus, Timestamp, from_millis};
+
+/// One completion in a group commit: the order, the claim token, the time.
+pub(super) type Completion = (OrderId, Uuid, Timestamp);
+
+/// Each completion's outcome, from the ids the guarded update returned.
+pub(super) fn completion_outcomes(
+    batch: &[Completion],
+    applied: &std::collections::HashSet<OrderId>,
+) -> Vec<ClaimOutcome> {
+    batch
+        .iter()
+        .map(|(id, _, _)| {
+            if applied.contains(id) {
+                ClaimOutcome::Applied
+            } else {
+                ClaimOutcome::ClaimLost
+            }
+        })
+        .collect()
+}
+
+/// When a lease taken at `now` ends.
+pub(super) fn lease_end(now: Timestamp, lease: Duration) -> Timestamp {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
+    from_millis(now.timestamp_millis().saturating_add(lease_ms))
+}
+
+/// A guarded single-row update either applied or found the claim gone.
+pub(super) fn claim_outcome(rows_affected: u64) -> ClaimOutcome {
+    if rows_affected == 1 {
+        ClaimOutcome::Applied
+    } else {
+        ClaimOutcome::ClaimLost
+    }
+}
+
+/// What a failed attempt writes: the status it moves to, when the order may be claimed
+/// again, and (for a dead letter) when it failed.
+pub(super) fn failure_fields(
+    after: AfterFailure,
+    now: Timestamp,
+) -> (&'static str, Timestamp, Option<Timestamp>) {
+    match after {
+        AfterFailure::RetryAt(at) => ("Pending", at, None),
+        AfterFailure::DeadLetter => ("Failed", now, Some(now)),
+    }
+}
+
+/// The message stored when a lease runs out under a worker.
+pub(super) const LEASE_EXPIRED: &str = "lease expired: the worker stopped before finishing";
+
+/// Counts a rescue's `RETURNING status` rows.
+pub(super) fn rescued_from_statuses(statuses: &[String]) -> Rescued {
+    let dead_lettered = statuses.iter().filter(|s| *s == "Failed").count() as u64;
+    Rescued {
+        requeued: statuses.len() as u64 - dead_lettered,
+        dead_lettered,
+    }
+}
+
+/// The retry outcome when the guarded update changed nothing: the order's status
+/// says why.
+pub(super) fn not_retried(status: Option<OrderStatus>) -> RetryOutcome {
+    status.map_or(RetryOutcome::NotFound, RetryOutcome::NotFailed)
+}

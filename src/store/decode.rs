@@ -1,0 +1,75 @@
+//! Turning what a backend stored back into domain types, the same way on every backend:
+//! each backend reads its own column types into these, and nothing it reads passes
+//! unchecked.
+
+use super::{OrderMetrics, StoreError};
+use crate::domain::{ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId};
+
+/// The columns every backend reads, as every backend can decode them.
+pub(super) struct StoredOrder {
+    pub id: OrderId,
+    pub user_id: String,
+    pub item_ids: Vec<String>,
+    pub amount_cents: i64,
+    pub status: String,
+    pub created_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub failed_at: Option<Timestamp>,
+}
+
+impl StoredOrder {
+    /// The order, refusing values the domain would never have written.
+    pub fn into_order(self) -> Result<Order, StoreError> {
+        Ok(Order {
+            id: self.id,
+            user_id: UserId::parse(self.user_id).map_err(|e| corrupt(e.message))?,
+            item_ids: ItemIds::parse(self.item_ids).map_err(|e| corrupt(e.message))?,
+            total_amount: Money::from_cents(self.amount_cents)
+                .ok_or_else(|| corrupt("amount out of range"))?,
+            status: self.status.parse().map_err(corrupt)?,
+            created_at: self.created_at,
+            completed_at: self.completed_at,
+            attempts: u32::try_from(self.attempts).map_err(corrupt)?,
+            last_error: self.last_error,
+            failed_at: self.failed_at,
+        })
+    }
+}
+
+/// A stored value the domain rejects: the database was changed behind our back.
+pub(super) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+/// Metrics from per-status totals: (status, orders, processing milliseconds).
+pub(super) fn metrics_from_totals(
+    totals: impl IntoIterator<Item = (String, i64, i64)>,
+) -> Result<OrderMetrics, StoreError> {
+    let mut metrics = OrderMetrics::default();
+    for (status, orders, processing_ms) in totals {
+        let status: OrderStatus = status.parse().map_err(corrupt)?;
+        metrics
+            .counts
+            .add(status, u64::try_from(orders).map_err(corrupt)?);
+        if status == OrderStatus::Completed {
+            metrics.total_processing_ms = processing_ms;
+        }
+    }
+    Ok(metrics)
+}
+
+/// `Ok` when every migration this build embeds is applied (a newer database, during a
+/// rolling deploy, is fine: migrations only add).
+pub(super) fn schema_current(
+    migrator: &sqlx::migrate::Migrator,
+    applied: Option<i64>,
+) -> Result<(), StoreError> {
+    let needed = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    if applied.is_some_and(|applied| applied >= needed) {
+        Ok(())
+    } else {
+        Err(StoreError::SchemaBehind { applied, needed })
+    }
+}

@@ -1,0 +1,122 @@
+//! Connecting: the pool, the LISTEN connection that wakes workers, migrations and
+//! readiness.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::batcher::Batcher;
+use super::queue::complete_batch;
+use super::sql::insert_orders;
+use super::{ACQUIRE_TIMEOUT, CHANNEL, MIGRATOR, PostgresStore};
+use crate::domain::Order;
+use crate::store::claims::Completion;
+use crate::store::decode::schema_current;
+use crate::store::{Backend, StoreError};
+
+impl PostgresStore {
+    /// Connects a pool of up to `max_connections`, plus one listening connection.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("order-processor");
+        let pool = PgPoolOptions::new()
+            // The listener holds one pooled connection for good; the rest serve queries.
+            .max_connections(max_connections.max(1) + 1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before each use: a dead connection fails its query, which is
+            // handled like any outage, and a round trip per request is saved.
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(CHANNEL).await?;
+        let new_work = Arc::new(Notify::new());
+        let listener = tokio::spawn(forward_notifications(listener, new_work.clone()));
+        let inserts = Batcher::spawn({
+            let pool = pool.clone();
+            move |orders: Arc<Vec<Order>>| {
+                let pool = pool.clone();
+                async move {
+                    // Each caller learns whether its own row went in: a taken id fails
+                    // that order alone, not the others committed with it.
+                    let mut insert = insert_orders(&orders);
+                    insert.push(" RETURNING id");
+                    let added: HashSet<Uuid> = insert
+                        .build_query_scalar()
+                        .fetch_all(&pool)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    Ok(orders
+                        .iter()
+                        .map(|order| added.contains(order.id.as_uuid()))
+                        .collect())
+                }
+            }
+        });
+        let completions = Batcher::spawn({
+            let pool = pool.clone();
+            move |batch: Arc<Vec<Completion>>| {
+                let pool = pool.clone();
+                async move { complete_batch(&pool, &batch).await }
+            }
+        });
+        Ok(Self {
+            pool,
+            new_work,
+            listener,
+            inserts,
+            completions,
+        })
+    }
+}
+
+/// Wakes a worker for every notification. `PgListener` reconnects and re-subscribes
+/// by itself; notifications sent while it was cut off are lost, so a reconnect wakes
+/// a worker too, and the workers' poll covers anything else.
+async fn forward_notifications(mut listener: PgListener, new_work: Arc<Notify>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(_)) => {
+                delay = Duration::from_millis(100);
+                new_work.notify_one();
+            }
+            Ok(None) => new_work.notify_one(),
+            Err(err) => {
+                tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresStore {
+    fn new_work(&self) -> Arc<Notify> {
+        self.new_work.clone()
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // The migrator takes an advisory lock, so instances starting together are safe.
+        MIGRATOR.run(&self.pool).await?;
+        let present: Vec<String> = sqlx::query_scalar(crate::store::error::STATUSES_WITH_TOTALS)
+            .fetch_all(&self.pool)
+            .await?;
+        crate::store::error::check_status_totals(&present)
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success = true")
+                .fetch_one(&self.pool)
+                .await?;
+        schema_current(&MIGRATOR, applied)
+    }
+}

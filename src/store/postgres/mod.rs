@@ -1,0 +1,51 @@
+//! The PostgreSQL backend, for many instances on one database: claims with
+//! `FOR UPDATE SKIP LOCKED`, cross-instance wake-ups with LISTEN/NOTIFY.
+//!
+//! One file per concern, as in every backend: `connect` (pool, listener, migrations,
+//! readiness), `orders`, `queue`, `keys`, and `sql` (columns and row decoding);
+//! `batcher` is this backend's group commit.
+
+mod batcher;
+mod connect;
+mod keys;
+mod orders;
+mod queue;
+mod sql;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgPool;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::ClaimOutcome;
+use super::claims::Completion;
+use crate::domain::Order;
+use batcher::Batcher;
+
+/// The channel the migration's triggers notify when work appears.
+const CHANNEL: &str = "order_processor_new_work";
+/// How long a request waits for a pooled connection before answering 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// This backend's migrations, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Orders in a PostgreSQL database shared by any number of instances.
+pub struct PostgresStore {
+    pool: PgPool,
+    new_work: Arc<Notify>,
+    /// New orders, group-committed: one statement and one commit per batch.
+    inserts: Batcher<Order, bool>,
+    /// Completions, group-committed the same way.
+    completions: Batcher<Completion, ClaimOutcome>,
+    /// Forwards NOTIFYs from every instance into `new_work`; stopped on drop.
+    listener: JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}

@@ -1,0 +1,88 @@
+//! Orders in and out: new orders (group-committed), imports, reads, the running
+//! totals and listings.
+
+use async_trait::async_trait;
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::PostgresStore;
+use super::sql::{ORDER_COLUMNS, insert_orders, order_from_row, orders_from_rows};
+use crate::domain::{Order, OrderId, OrderStatus};
+use crate::store::decode::{corrupt, metrics_from_totals};
+use crate::store::{ListQuery, OrderMetrics, Orders, StoreError};
+
+#[async_trait]
+impl Orders for PostgresStore {
+    async fn insert(&self, order: &Order) -> Result<(), StoreError> {
+        if !self.inserts.submit(order.clone()).await? {
+            return Err(corrupt("an order id was already taken"));
+        }
+        // Wake a local worker without waiting for the NOTIFY round trip.
+        self.new_work.notify_one();
+        Ok(())
+    }
+
+    async fn import(&self, orders: &[Order]) -> Result<u64, StoreError> {
+        if orders.is_empty() {
+            return Ok(0);
+        }
+        let done = insert_orders(orders).build().execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    async fn status(&self, id: OrderId) -> Result<Option<OrderStatus>, StoreError> {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        status.map(|s| s.parse().map_err(corrupt)).transpose()
+    }
+
+    async fn metrics(&self) -> Result<OrderMetrics, StoreError> {
+        // Triggers keep per-shard totals in the transaction of every change; summing
+        // the shards in one statement is one snapshot, whatever other instances write.
+        let rows = sqlx::query(
+            "SELECT status, sum(orders)::bigint AS n, sum(processing_ms)::bigint AS processing_ms \
+             FROM order_stats GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let totals = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("status")?,
+                    row.try_get("n")?,
+                    row.try_get("processing_ms")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        metrics_from_totals(totals)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError> {
+        let mut sql: QueryBuilder<Postgres> =
+            QueryBuilder::new(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE true"));
+        if let Some(status) = query.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(user_id) = &query.user_id {
+            sql.push(" AND user_id = ").push_bind(user_id.clone());
+        }
+        if let Some(before) = query.before {
+            sql.push(" AND id < ").push_bind(*before.as_uuid());
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        orders_from_rows(&rows)
+    }
+}

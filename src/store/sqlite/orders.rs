@@ -1,0 +1,71 @@
+//! Orders in and out: new orders (group-committed by the writer), imports, reads,
+//! the running totals and listings.
+
+use async_trait::async_trait;
+use rusqlite::{TransactionBehavior, params_from_iter};
+
+use super::SqliteStore;
+use super::sql::{ORDER_COLUMNS, insert_new_orders, list_statement, orders_from, status_of};
+use crate::domain::{Order, OrderId, OrderStatus};
+use crate::store::decode::metrics_from_totals;
+use crate::store::{ListQuery, OrderMetrics, Orders, StoreError};
+
+#[async_trait]
+impl Orders for SqliteStore {
+    async fn insert(&self, order: &Order) -> Result<(), StoreError> {
+        self.writer.insert(order.clone()).await
+    }
+
+    async fn import(&self, orders: &[Order]) -> Result<u64, StoreError> {
+        if orders.is_empty() {
+            return Ok(0);
+        }
+        let orders = orders.to_vec();
+        let added = self
+            .writer
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let added = insert_new_orders(&tx, &orders)?;
+                tx.commit()?;
+                Ok(added.iter().filter(|new| **new).count() as u64)
+            })
+            .await?;
+        self.new_work.notify_one();
+        Ok(added)
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        self.readers.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"))?;
+            Ok(orders_from(&mut stmt, [id.to_string()])?.pop())
+        })
+    }
+
+    async fn status(&self, id: OrderId) -> Result<Option<OrderStatus>, StoreError> {
+        self.readers.read(|conn| status_of(conn, id))
+    }
+
+    async fn metrics(&self) -> Result<OrderMetrics, StoreError> {
+        // Kept in the transaction of every change (triggers for changes, the store for
+        // new orders), and one statement is one snapshot: counts and sums agree.
+        let totals = self.readers.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT status, orders, processing_ms FROM order_stats")?;
+            let totals = stmt
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(totals)
+        })?;
+        metrics_from_totals(totals)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError> {
+        let (sql, values) = list_statement(query);
+        self.readers
+            .read_blocking(move |conn| {
+                orders_from(&mut conn.prepare_cached(&sql)?, params_from_iter(values))
+            })
+            .await
+    }
+}

@@ -1,0 +1,172 @@
+//! The queue: claims, completions (group-committed by the writer), failed attempts,
+//! releases, lease rescue and operator retries.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::params;
+use uuid::Uuid;
+
+use super::SqliteStore;
+use super::sql::{ORDER_COLUMNS, millis, orders_from, status_of};
+use crate::domain::{AfterFailure, OrderId, Timestamp};
+use crate::store::claims::{
+    LEASE_EXPIRED, claim_outcome, failure_fields, lease_end, not_retried, rescued_from_statuses,
+};
+use crate::store::{Claim, ClaimOutcome, Queue, Rescued, RetryOutcome, StoreError};
+
+#[async_trait]
+impl Queue for SqliteStore {
+    async fn claim(
+        &self,
+        limit: usize,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let token = Uuid::new_v4();
+        let lease_expires_at = lease_end(now, lease);
+        let mut orders = self
+            .writer
+            .run(move |conn| {
+                // The partial index is named: without statistics the planner once
+                // walked every Pending order through another index and sorted them.
+                let mut stmt = conn.prepare_cached(&format!(
+                    "UPDATE orders SET status = 'Processing', claim_token = ?1, \
+                            lease_expires_at = ?2, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM orders INDEXED BY orders_pending \
+                                  WHERE status = 'Pending' AND available_at <= ?3 \
+                                  ORDER BY available_at, id LIMIT ?4) \
+                     RETURNING {ORDER_COLUMNS}"
+                ))?;
+                orders_from(
+                    &mut stmt,
+                    params![
+                        token.to_string(),
+                        millis(lease_expires_at),
+                        millis(now),
+                        i64::try_from(limit).unwrap_or(i64::MAX),
+                    ],
+                )
+            })
+            .await?;
+        // RETURNING gives no order guarantee; hand work out oldest first.
+        orders.sort_by_key(|order| order.id);
+        Ok(orders
+            .into_iter()
+            .map(|order| Claim {
+                order,
+                token,
+                lease_expires_at,
+            })
+            .collect())
+    }
+
+    async fn complete(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError> {
+        self.writer
+            .complete((claim.order.id, claim.token, now))
+            .await
+    }
+
+    async fn fail(
+        &self,
+        claim: &Claim,
+        error: &str,
+        after: AfterFailure,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let (status, available_at, failed_at) = failure_fields(after, now);
+        let (id, token, error) = (claim.order.id, claim.token, error.to_owned());
+        self.writer
+            .run(move |conn| {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE orders SET status = ?1, available_at = ?2, failed_at = ?3, \
+                                last_error = ?4, claim_token = NULL, lease_expires_at = NULL \
+                         WHERE id = ?5 AND status = 'Processing' AND claim_token = ?6",
+                    )?
+                    .execute(params![
+                        status,
+                        millis(available_at),
+                        failed_at.map(millis),
+                        error,
+                        id.to_string(),
+                        token.to_string(),
+                    ])?;
+                Ok(claim_outcome(changed as u64))
+            })
+            .await
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+        let (id, token) = (claim.order.id, claim.token);
+        let outcome = self
+            .writer
+            .run(move |conn| {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE orders SET status = 'Pending', claim_token = NULL, \
+                                lease_expires_at = NULL \
+                         WHERE id = ?1 AND status = 'Processing' AND claim_token = ?2",
+                    )?
+                    .execute([id.to_string(), token.to_string()])?;
+                Ok(claim_outcome(changed as u64))
+            })
+            .await?;
+        self.new_work.notify_one();
+        Ok(outcome)
+    }
+
+    async fn rescue_expired(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<Rescued, StoreError> {
+        let statuses = self
+            .writer
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "UPDATE orders INDEXED BY orders_processing_lease SET \
+                         status = CASE WHEN attempts >= ?1 THEN 'Failed' ELSE 'Pending' END, \
+                         failed_at = CASE WHEN attempts >= ?1 THEN ?2 END, \
+                         available_at = ?2, last_error = ?3, claim_token = NULL, \
+                         lease_expires_at = NULL \
+                     WHERE status = 'Processing' AND lease_expires_at < ?2 \
+                     RETURNING status",
+                )?;
+                let statuses = stmt
+                    .query_map(
+                        params![i64::from(max_attempts), millis(now), LEASE_EXPIRED],
+                        |row| row.get::<_, String>(0),
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(statuses)
+            })
+            .await?;
+        let rescued = rescued_from_statuses(&statuses);
+        if rescued.requeued > 0 {
+            self.new_work.notify_one();
+        }
+        Ok(rescued)
+    }
+
+    async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError> {
+        let retried = self
+            .writer
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "UPDATE orders SET status = 'Pending', attempts = 0, failed_at = NULL, \
+                            available_at = ?1 \
+                     WHERE id = ?2 AND status = 'Failed' RETURNING {ORDER_COLUMNS}"
+                ))?;
+                orders_from(&mut stmt, params![millis(now), id.to_string()])
+            })
+            .await?;
+        match retried.into_iter().next() {
+            Some(order) => {
+                self.new_work.notify_one();
+                Ok(RetryOutcome::Retried(order))
+            }
+            None => Ok(not_retried(self.readers.read(|conn| status_of(conn, id))?)),
+        }
+    }
+}
