@@ -5,13 +5,15 @@ mod money;
 #[cfg(test)]
 mod money_properties;
 mod new_order;
+mod number_text;
 mod order;
 mod retry;
+mod transitions;
 
 pub use money::{Money, MoneyError};
 pub use new_order::{FieldError, ItemIds, NewOrder, UserId};
 pub use order::{
-    Cause, Order, OrderId, OrderStatus, StatusCounts, TRANSITIONS, Timestamp, Transition,
-    UnknownStatus, from_millis, now,
+    Order, OrderId, OrderStatus, StatusCounts, Timestamp, UnknownStatus, from_millis, now,
 };
 pub use retry::{AfterFailure, RetryPolicy};
+pub use transitions::{Cause, TRANSITIONS, Transition};

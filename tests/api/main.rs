@@ -8,6 +8,7 @@ mod auth;
 mod binary;
 mod body_properties;
 mod helpers;
+mod test_db;
 
 mod cli;
 mod contract;
