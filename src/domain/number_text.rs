@@ -4,7 +4,7 @@
 
 /// The parts of a JSON number's text: `-`? integer (`.` fraction)? ([eE] exponent)?.
 pub(super) struct NumberText<'a> {
-    pub negative: bool,
+    pub(super) negative: bool,
     integer: &'a str,
     fraction: &'a str,
     /// Saturated at ±10^30: past any power that matters, and no sum below overflows.
@@ -14,9 +14,9 @@ pub(super) struct NumberText<'a> {
 /// Where a number's significant digits lie in its run of digits, and the power of
 /// ten that scales them.
 pub(super) struct Significant {
-    pub first: usize,
-    pub count: usize,
-    pub power: i128,
+    pub(super) first: usize,
+    pub(super) count: usize,
+    pub(super) power: i128,
 }
 
 /// Exponent digits beyond which an exponent counts as ±10^30.
@@ -25,7 +25,7 @@ const MAX_EXPONENT_DIGITS: usize = 30;
 impl<'a> NumberText<'a> {
     /// Checks the grammar of a JSON number (leading zeros in the integer part are let
     /// through, as the decimal parser used before did); `None` if it is not one.
-    pub fn parse(text: &'a str) -> Option<Self> {
+    pub(super) fn parse(text: &'a str) -> Option<Self> {
         let (negative, rest) = match text.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, text),
@@ -47,12 +47,12 @@ impl<'a> NumberText<'a> {
     }
 
     /// Every digit, integer then fraction, without the point.
-    pub fn digits(&self) -> impl DoubleEndedIterator<Item = u8> + '_ {
+    pub(super) fn digits(&self) -> impl DoubleEndedIterator<Item = u8> + '_ {
         self.integer.bytes().chain(self.fraction.bytes())
     }
 
     /// `None` for zero (in any notation).
-    pub fn significant(&self) -> Option<Significant> {
+    pub(super) fn significant(&self) -> Option<Significant> {
         let total = self.integer.len() + self.fraction.len();
         let first = self.digits().position(|d| d != b'0')?;
         let trailing_zeros = self.digits().rev().position(|d| d != b'0')?;

@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 pub struct InFlight(Arc<Mutex<HashSet<(String, String)>>>);
 
 /// Holds a key as in flight until dropped, whatever way the request ends.
-pub struct InFlightGuard {
+pub(super) struct InFlightGuard {
     keys: InFlight,
     entry: (String, String),
 }
 
 impl InFlight {
     /// Marks the key as in flight, or `None` if it already is.
-    pub fn enter(&self, scope: &str, key: &str) -> Option<InFlightGuard> {
+    pub(super) fn enter(&self, scope: &str, key: &str) -> Option<InFlightGuard> {
         let entry = (scope.to_owned(), key.to_owned());
         let fresh = self.0.lock().expect("not poisoned").insert(entry.clone());
         fresh.then(|| InFlightGuard {

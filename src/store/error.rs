@@ -1,7 +1,5 @@
 //! The storage layer's errors: what went wrong, and whether retrying later may help.
 
-use crate::domain::OrderStatus;
-
 /// A failure of the storage layer. Client mistakes never reach here: they are
 /// refused before anything is written.
 #[derive(Debug, thiserror::Error)]
@@ -124,23 +122,3 @@ fn is_transient(err: &sqlx::Error) -> bool {
         _ => false,
     }
 }
-
-/// Checks, after migrating, that the running totals hold a row for every status (the
-/// statuses `present` in `order_stats`): fails loudly rather than letting a new status
-/// count into nothing.
-pub(super) fn check_status_totals(present: &[String]) -> Result<(), StoreError> {
-    let missing: Vec<&str> = OrderStatus::ALL
-        .iter()
-        .map(|status| status.as_str())
-        .filter(|name| !present.iter().any(|p| p == name))
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(StoreError::MissingStatusTotals(missing.join(", ")))
-    }
-}
-
-/// The statement that lists the statuses with a running-totals row; the same on both
-/// backends.
-pub(super) const STATUSES_WITH_TOTALS: &str = "SELECT DISTINCT status FROM order_stats";

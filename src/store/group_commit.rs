@@ -1,6 +1,9 @@
-//! Group commit, shared by both backends above their SQL: writes that queue while one
-//! group is being committed form the next group (up to a limit), and each caller is
-//! answered only after the commit, with its own result or with the group's failure.
+//! Group commit above the SQL: writes that queue while one group is being committed
+//! form the next group (up to a limit), and each caller is answered only after the
+//! commit, with its own result or with the group's failure. The PostgreSQL batcher
+//! uses both halves; the SQLite writer forms its own groups (its limit counts only
+//! inserts and completions, not the other writes queued beside them) and answers
+//! through `answer`.
 
 use tokio::sync::oneshot;
 

@@ -158,7 +158,6 @@ async fn readiness_fails_while_the_database_is_unreachable_and_returns_with_it()
     assert_eq!(app.get_json("/readyz").await["status"], "ready");
 }
 
-/// Runs one statement on the test database, behind the app's back.
 /// The value of one sample line, `name{labels} value`.
 fn sample(exposition: &str, series: &str) -> Option<f64> {
     exposition

@@ -15,9 +15,9 @@ use super::batcher::Batcher;
 use super::queue::complete_batch;
 use super::sql::insert_orders;
 use super::{ACQUIRE_TIMEOUT, CHANNEL, MIGRATOR, PostgresStore};
-use crate::domain::Order;
+use crate::domain::{Order, OrderStatus};
 use crate::store::claims::Completion;
-use crate::store::decode::schema_current;
+use crate::store::decode::{STATUSES_WITH_TOTALS, check_status_totals, schema_current};
 use crate::store::{Backend, StoreError};
 
 impl PostgresStore {
@@ -106,10 +106,23 @@ impl Backend for PostgresStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         // The migrator takes an advisory lock, so instances starting together are safe.
         MIGRATOR.run(&self.pool).await?;
-        let present: Vec<String> = sqlx::query_scalar(crate::store::error::STATUSES_WITH_TOTALS)
+        // A zero row for every status, so none is missing (the triggers upsert per shard
+        // anyway). In status order, the order the triggers lock rows in, so this cannot
+        // deadlock with instances already writing.
+        let mut statuses = OrderStatus::ALL.map(OrderStatus::as_str);
+        statuses.sort_unstable();
+        sqlx::query(
+            "INSERT INTO order_stats (status, shard, orders, processing_ms) \
+             SELECT status, 0, 0, 0 FROM unnest($1::text[]) AS s (status) ORDER BY status \
+             ON CONFLICT (status, shard) DO NOTHING",
+        )
+        .bind(&statuses[..])
+        .execute(&self.pool)
+        .await?;
+        let present: Vec<String> = sqlx::query_scalar(STATUSES_WITH_TOTALS)
             .fetch_all(&self.pool)
             .await?;
-        crate::store::error::check_status_totals(&present)
+        check_status_totals(&present)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use super::readers::Readers;
 use super::writer::Writer;
 use super::{BUSY_TIMEOUT, MIGRATOR, SqliteStore, WRITER_CACHE_KIB, open};
-use crate::store::decode::{corrupt, schema_current};
+use crate::store::decode::{STATUSES_WITH_TOTALS, check_status_totals, corrupt, schema_current};
 use crate::store::{Backend, StoreError};
 
 impl SqliteStore {
@@ -72,14 +72,14 @@ impl Backend for SqliteStore {
             .connect_with(options)
             .await?;
         let migrated = match MIGRATOR.run(&pool).await {
-            Ok(()) => sqlx::query_scalar(crate::store::error::STATUSES_WITH_TOTALS)
+            Ok(()) => sqlx::query_scalar(STATUSES_WITH_TOTALS)
                 .fetch_all(&pool)
                 .await
                 .map_err(StoreError::from),
             Err(err) => Err(err.into()),
         };
         pool.close().await;
-        crate::store::error::check_status_totals(&migrated?)
+        check_status_totals(&migrated?)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -24,11 +24,8 @@ const MAX_GROUP: usize = 1024;
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 enum Command {
-    Insert(Order, oneshot::Sender<Result<(), StoreError>>),
-    Complete(
-        Completion,
-        oneshot::Sender<Result<ClaimOutcome, StoreError>>,
-    ),
+    Insert(Order, Reply<()>),
+    Complete(Completion, Reply<ClaimOutcome>),
     Run(Job),
 }
 
