@@ -169,25 +169,22 @@ async fn stalled_clients_are_closed_by_the_timeouts_while_others_are_answered_at
         "opening took {opened:?}; the test needs it quick"
     );
 
-    // Answered as if nothing were held: well inside 100 ms as a rule, and never near
-    // the timeouts (a server blocked by stalled clients would answer only after them).
-    let mut took = Vec::new();
+    // Answered as if nothing were held: each within 100 ms (a server held up by
+    // stalled clients would answer only after their timeouts).
     for _ in 0..5 {
         let asked = Instant::now();
         let created = app.create_order(&order_body()).await;
-        took.push(asked.elapsed());
+        let posted = asked.elapsed();
         let id = created["order_id"].as_str().expect("id");
         let asked = Instant::now();
         app.get_json(&format!("/orders/{id}")).await;
-        took.push(asked.elapsed());
+        let got = asked.elapsed();
+        assert!(
+            posted < Duration::from_millis(100) && got < Duration::from_millis(100),
+            "POST took {posted:?} and GET {got:?} beside {} stalled connections",
+            2 * EACH
+        );
     }
-    took.sort();
-    let (median, slowest) = (took[took.len() / 2], took[took.len() - 1]);
-    assert!(
-        median < Duration::from_millis(100) && slowest < timeout / 2,
-        "POST and GET took {took:?} beside {} stalled connections",
-        2 * EACH
-    );
 
     let closes = stalled
         .into_iter()
