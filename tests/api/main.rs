@@ -5,6 +5,7 @@
 
 mod access;
 mod auth;
+mod auth_keys;
 mod binary;
 mod body_properties;
 mod helpers;
@@ -19,7 +20,9 @@ mod lifecycle;
 mod listing;
 mod load;
 mod loadtest;
+mod metrics;
 mod observability;
+mod openapi;
 mod proxy;
 mod rate_limit;
 mod restart;

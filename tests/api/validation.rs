@@ -1,4 +1,6 @@
 //! Bad requests: each gets the right 4xx in the problem shape, and nothing is stored.
+//! One table of cases, kept whole (so it is longer than most files): a reader sees
+//! every kind of bad input in one place.
 
 use serde_json::Value;
 

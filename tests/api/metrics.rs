@@ -1,0 +1,104 @@
+//! `GET /metrics`: the reference's shape, every status present, counts and the mean
+//! processing time from known data.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use order_processor::domain::{ItemIds, Money, Order, OrderId, OrderStatus, UserId, from_millis};
+use serde_json::json;
+
+use crate::helpers::{
+    Gate, Options, TestDb, eventually, on_every_backend, spawn_app, spawn_app_with,
+};
+
+on_every_backend!(
+    metrics_of_an_empty_service_are_zero_with_every_status,
+    metrics_match_known_data,
+    average_processing_time_keeps_millisecond_precision,
+);
+
+async fn metrics_of_an_empty_service_are_zero_with_every_status(db: TestDb) {
+    let app = spawn_app(db).await;
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metrics,
+        json!({
+            "total_orders": 0,
+            "average_processing_time": 0.0,
+            "order_counts": {"Pending": 0, "Processing": 0, "Completed": 0, "Failed": 0}
+        })
+    );
+    assert!(metrics["total_orders"].is_u64());
+    assert!(metrics["average_processing_time"].is_number());
+}
+
+async fn metrics_match_known_data(db: TestDb) {
+    let gate = Arc::new(Gate::default());
+    let app = spawn_app_with(
+        db,
+        Options {
+            processor: Some(gate.clone()),
+            concurrency: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    let completed = [1_000, 2_500, 4_001];
+    let mut orders: Vec<Order> = completed
+        .iter()
+        .zip(0..)
+        .map(|(ms, minute)| known_order(minute, OrderStatus::Completed, Some(*ms)))
+        .collect();
+    orders.push(known_order(10, OrderStatus::Pending, None));
+    orders.push(known_order(11, OrderStatus::Pending, None));
+    app.store.import(&orders).await.unwrap();
+
+    // With one worker held at the gate, one order is Processing and one Pending.
+    eventually(Duration::from_secs(5), "one order processing", || async {
+        app.metrics().await["order_counts"]["Processing"] == 1
+    })
+    .await;
+    let metrics = app.metrics().await;
+    assert_eq!(metrics["total_orders"], 5);
+    assert_eq!(
+        metrics["order_counts"],
+        json!({"Pending": 1, "Processing": 1, "Completed": 3, "Failed": 0})
+    );
+    // (1.000 + 2.500 + 4.001) / 3 = 2.500333... -> 2.5 s, millisecond precision.
+    assert_eq!(metrics["average_processing_time"], json!(2.5));
+    gate.open();
+}
+
+async fn average_processing_time_keeps_millisecond_precision(db: TestDb) {
+    let app = spawn_app_with(
+        db,
+        Options {
+            concurrency: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    let orders = [
+        known_order(0, OrderStatus::Completed, Some(1_234)),
+        known_order(1, OrderStatus::Completed, Some(2_000)),
+    ];
+    app.store.import(&orders).await.unwrap();
+    assert_eq!(app.metrics().await["average_processing_time"], json!(1.617));
+}
+
+/// An order with known times, stored directly, so the expected figures are exact.
+fn known_order(minute: i64, status: OrderStatus, processing_ms: Option<i64>) -> Order {
+    let created = 1_768_471_200_000 + minute * 60_000;
+    Order {
+        id: OrderId::new_at(from_millis(created)),
+        user_id: UserId::parse("known".into()).unwrap(),
+        item_ids: ItemIds::parse(vec!["i".into()]).unwrap(),
+        total_amount: Money::from_cents(100).unwrap(),
+        status,
+        created_at: from_millis(created),
+        completed_at: processing_ms.map(|ms| from_millis(created + ms)),
+        attempts: u32::from(processing_ms.is_some()),
+        last_error: None,
+        failed_at: None,
+    }
+}
