@@ -1,12 +1,15 @@
 //! Identity: verifying bearer JWTs (HS256 with a shared secret, or RS256/ES256 with a
-//! public key) into a `Caller`, and minting development tokens with the secret.
+//! public key) into a `Caller`; minting development tokens is in `mint`.
+
+mod mint;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+pub use mint::mint;
 
 /// The scope that lets a token read every order, metrics, and retry dead letters.
 pub const ADMIN_SCOPE: &str = "orders:admin";
@@ -123,23 +126,6 @@ struct Identity {
     scope: Option<String>,
 }
 
-/// The claims `token` writes.
-#[derive(Debug, Serialize)]
-struct Claims {
-    sub: String,
-    exp: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    nbf: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    iat: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    scope: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    iss: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    aud: Option<String>,
-}
-
 /// Verifies bearer tokens against the one configured key and algorithm.
 #[derive(Clone)]
 pub struct Authenticator {
@@ -227,36 +213,7 @@ fn describe(err: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
-/// Mints an HS256 token for `user` with the configured secret (and issuer/audience).
-pub fn mint(
-    config: &AuthConfig,
-    user: &str,
-    admin: bool,
-    ttl: Duration,
-) -> Result<String, AuthConfigError> {
-    let secret = config
-        .auth_jwt_secret
-        .as_deref()
-        .ok_or(AuthConfigError::NoSecret)?;
-    check_secret(secret)?;
-    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default();
-    let claims = Claims {
-        sub: user.to_owned(),
-        exp: now + ttl.as_secs(),
-        nbf: Some(now),
-        iat: Some(now),
-        scope: admin.then(|| ADMIN_SCOPE.to_owned()),
-        iss: config.auth_jwt_issuer.clone(),
-        aud: config.auth_jwt_audience.clone(),
-    };
-    let key = EncodingKey::from_secret(secret.as_bytes());
-    Ok(jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &key,
-    )?)
-}
-
+/// Refuses an HS256 secret shorter than [`MIN_SECRET_BYTES`].
 fn check_secret(secret: &str) -> Result<(), AuthConfigError> {
     if secret.len() < MIN_SECRET_BYTES {
         return Err(AuthConfigError::ShortSecret(secret.len()));
@@ -266,6 +223,8 @@ fn check_secret(secret: &str) -> Result<(), AuthConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn with_secret(secret: &str) -> AuthConfig {
