@@ -37,14 +37,15 @@ pub use state::{AppState, Shared};
 /// answered in the problem shape like every other error.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.body_limit;
-    let (mut admitted, mut open) = (Router::new(), Router::new());
-    for route in routes::ROUTES {
-        let side = match route.access {
-            Access::Admitted => &mut admitted,
-            Access::Open => &mut open,
-        };
-        *side = std::mem::take(side).route(route.template, (route.handlers)());
-    }
+    let routes = |access| {
+        routes::ROUTES
+            .iter()
+            .filter(|route| route.access == access)
+            .fold(Router::new(), |router, route| {
+                router.route(route.template, (route.handlers)())
+            })
+    };
+    let (mut admitted, open) = (routes(Access::Admitted), routes(Access::Open));
     // Admitted routes learn their caller (or answer 401) and are rate-limited by it;
     // with both off there is nothing to do per request, and handlers see
     // `Caller::Anyone`.

@@ -43,6 +43,12 @@ pub(super) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
+/// A new order whose id is already stored: never a client's doing (ids are made here),
+/// so the database holds what we did not write.
+pub(super) fn id_taken() -> StoreError {
+    corrupt("an order id was already taken")
+}
+
 /// Metrics from per-status totals: (status, orders, processing milliseconds).
 pub(super) fn metrics_from_totals(
     totals: impl IntoIterator<Item = (String, i64, i64)>,

@@ -6,7 +6,7 @@ use sqlx::Row;
 use super::PostgresStore;
 use super::sql::insert_orders;
 use crate::domain::{Order, OrderId, Timestamp};
-use crate::store::decode::corrupt;
+use crate::store::decode::{corrupt, id_taken};
 use crate::store::{IdempotentResponse, KeyedInsert, Keys, StoreError};
 
 #[async_trait]
@@ -48,7 +48,7 @@ impl Keys for PostgresStore {
             .await?;
         if added.rows_affected() != 1 {
             // Dropping the transaction rolls the key back with it.
-            return Err(corrupt("an order id was already taken"));
+            return Err(id_taken());
         }
         tx.commit().await?;
         self.new_work.notify_one();

@@ -7,14 +7,14 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use super::PostgresStore;
 use super::sql::{ORDER_COLUMNS, insert_orders, order_from_row, orders_from_rows};
 use crate::domain::{Order, OrderId, OrderStatus};
-use crate::store::decode::{corrupt, metrics_from_totals};
+use crate::store::decode::{corrupt, id_taken, metrics_from_totals};
 use crate::store::{ListQuery, OrderMetrics, Orders, StoreError};
 
 #[async_trait]
 impl Orders for PostgresStore {
     async fn insert(&self, order: &Order) -> Result<(), StoreError> {
         if !self.inserts.submit(order.clone()).await? {
-            return Err(corrupt("an order id was already taken"));
+            return Err(id_taken());
         }
         // Wake a local worker without waiting for the NOTIFY round trip.
         self.new_work.notify_one();

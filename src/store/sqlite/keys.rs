@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use super::SqliteStore;
 use super::sql::{insert_new_orders, millis};
 use crate::domain::{Order, OrderId, Timestamp, from_millis};
-use crate::store::decode::corrupt;
+use crate::store::decode::{corrupt, id_taken};
 use crate::store::{IdempotentResponse, KeyedInsert, Keys, StoreError};
 
 #[async_trait]
@@ -50,7 +50,7 @@ impl Keys for SqliteStore {
                     return Ok(KeyedInsert::KeyTaken);
                 }
                 if insert_new_orders(&tx, [&order])? != [true] {
-                    return Err(corrupt("an order id was already taken"));
+                    return Err(id_taken());
                 }
                 tx.commit()?;
                 Ok(KeyedInsert::Inserted)

@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::sql::{insert_new_orders, millis};
 use crate::domain::Order;
 use crate::store::claims::{Completion, claim_outcome};
-use crate::store::decode::corrupt;
+use crate::store::decode::id_taken;
 use crate::store::group_commit::{Reply, answer};
 use crate::store::{ClaimOutcome, StoreError};
 
@@ -161,12 +161,8 @@ fn commit_group(
         Ok((inserted, completed)) => {
             let added = inserted.iter().any(|new| *new);
             // A taken id fails that order alone, not the others committed with it.
-            let inserted = inserted
-                .into_iter()
-                .map(|new| new.then_some(()).ok_or(()))
-                .collect::<Vec<_>>();
-            for (reply, inserted) in insert_replies.zip(inserted) {
-                let _ = reply.send(inserted.map_err(|()| corrupt("an order id was already taken")));
+            for (reply, new) in insert_replies.zip(inserted) {
+                let _ = reply.send(if new { Ok(()) } else { Err(id_taken()) });
             }
             answer(completion_replies, Ok(completed));
             added
