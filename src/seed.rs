@@ -50,6 +50,9 @@ pub fn sample_orders() -> Vec<Order> {
                 attempts: u32::from(processing_secs.is_some()),
                 last_error: None,
                 failed_at: None,
+                next_attempt_at: processing_secs.is_none().then(|| from_millis(created_ms)),
+                cancelled_at: None,
+                cancel_reason: None,
             }
         })
         .collect()

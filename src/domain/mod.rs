@@ -1,6 +1,7 @@
 //! The order domain: identifiers, statuses and their legal transitions, money, and
 //! the parsing of a client's new order. No HTTP, no SQL, nothing async.
 
+mod event;
 mod money;
 #[cfg(test)]
 mod money_properties;
@@ -10,10 +11,12 @@ mod order;
 mod retry;
 mod transitions;
 
+pub use event::{CancelReason, EventType, OrderEvent, UnknownEventType};
 pub use money::{Money, MoneyError};
 pub use new_order::{FieldError, ItemIds, NewOrder, UserId};
 pub use order::{
     Order, OrderId, OrderStatus, StatusCounts, Timestamp, UnknownStatus, from_millis, now,
+    uuid_v7_at,
 };
 pub use retry::{AfterFailure, RetryPolicy};
 pub use transitions::{Cause, TRANSITIONS, Transition};

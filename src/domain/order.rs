@@ -22,6 +22,13 @@ pub fn from_millis(ms: i64) -> Timestamp {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
+/// A random UUIDv7 whose timestamp part is `at`: unique, and sorting by time.
+pub fn uuid_v7_at(at: Timestamp) -> Uuid {
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or_default();
+    let random: [u8; 10] = *Uuid::new_v4().as_bytes().first_chunk().expect("16 >= 10");
+    uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid()
+}
+
 /// An order's identifier: a UUIDv7, so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OrderId(Uuid);
@@ -29,9 +36,7 @@ pub struct OrderId(Uuid);
 impl OrderId {
     /// A new id whose timestamp part is `at`.
     pub fn new_at(at: Timestamp) -> Self {
-        let ms = u64::try_from(at.timestamp_millis()).unwrap_or_default();
-        let random: [u8; 10] = *Uuid::new_v4().as_bytes().first_chunk().expect("16 >= 10");
-        Self(uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid())
+        Self(uuid_v7_at(at))
     }
 
     /// Wraps an existing UUID (as read back from storage).
@@ -64,13 +69,15 @@ impl fmt::Display for OrderId {
 /// `Pending` -> `Processing` (claimed by a worker under a lease) -> `Completed`.
 /// A failed attempt, a released claim or an expired lease goes back to `Pending`
 /// (after a backoff, for a failure), until the attempts run out: then `Failed`, the
-/// dead-letter state, which only an operator's retry moves back to `Pending`.
+/// dead-letter state, which only an operator's retry moves back to `Pending`. A
+/// `Pending` or `Failed` order can be `Cancelled`, for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OrderStatus {
     Pending,
     Processing,
     Completed,
     Failed,
+    Cancelled,
 }
 
 /// A status text that names no status.
@@ -80,11 +87,12 @@ pub struct UnknownStatus(pub String);
 
 impl OrderStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [OrderStatus; 4] = [
+    pub const ALL: [OrderStatus; 5] = [
         Self::Pending,
         Self::Processing,
         Self::Completed,
         Self::Failed,
+        Self::Cancelled,
     ];
 
     /// The status's place in [`Self::ALL`].
@@ -99,7 +107,14 @@ impl OrderStatus {
             Self::Processing => "Processing",
             Self::Completed => "Completed",
             Self::Failed => "Failed",
+            Self::Cancelled => "Cancelled",
         }
+    }
+
+    /// Whether nothing can move an order on from this status (the transition table
+    /// has no way out of it).
+    pub fn is_terminal(self) -> bool {
+        !super::TRANSITIONS.iter().any(|t| t.from == self)
     }
 }
 
@@ -145,6 +160,13 @@ pub struct Order {
     pub last_error: Option<String>,
     /// Set when the order became `Failed` (dead-lettered).
     pub failed_at: Option<Timestamp>,
+    /// While `Pending`, the earliest time a worker may claim it: its creation, or the
+    /// end of a failed attempt's backoff. `None` in every other status.
+    pub next_attempt_at: Option<Timestamp>,
+    /// Set when the order became `Cancelled`.
+    pub cancelled_at: Option<Timestamp>,
+    /// Why it was cancelled, if the canceller said.
+    pub cancel_reason: Option<String>,
 }
 
 impl Order {
@@ -161,6 +183,9 @@ impl Order {
             attempts: 0,
             last_error: None,
             failed_at: None,
+            next_attempt_at: Some(now),
+            cancelled_at: None,
+            cancel_reason: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The order state machine: which transitions exist and what causes each, in one table
 //! that the store conformance suite holds every backend to.
 
-use super::OrderStatus;
+use super::{EventType, OrderStatus};
 
 /// What moves an order from one status to another: one store operation each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,11 +22,13 @@ pub enum Cause {
     RescueAndDeadLetter,
     /// An operator puts a dead letter back in the queue with a fresh budget.
     OperatorRetry,
+    /// The shop (or an operator) calls off an order that is not being worked on.
+    Cancel,
 }
 
 impl Cause {
     /// Every cause; the conformance suite applies each to an order in every status.
-    pub const ALL: [Cause; 8] = [
+    pub const ALL: [Cause; 9] = [
         Self::Claim,
         Self::Complete,
         Self::FailAndRetry,
@@ -35,6 +37,7 @@ impl Cause {
         Self::RescueAndRequeue,
         Self::RescueAndDeadLetter,
         Self::OperatorRetry,
+        Self::Cancel,
     ];
 
     /// Where this cause takes an order in `from`, or `None` if it does not apply there
@@ -44,6 +47,19 @@ impl Cause {
             .iter()
             .find(|t| t.cause == self && t.from == from)
             .map(|t| t.to)
+    }
+
+    /// The event this cause writes to the order's log when it applies.
+    pub fn event_type(self) -> EventType {
+        match self {
+            Self::Claim => EventType::Processing,
+            Self::Complete => EventType::Completed,
+            Self::FailAndRetry => EventType::AttemptFailed,
+            Self::FailAndDeadLetter | Self::RescueAndDeadLetter => EventType::Failed,
+            Self::Release | Self::RescueAndRequeue => EventType::Requeued,
+            Self::OperatorRetry => EventType::Retried,
+            Self::Cancel => EventType::Cancelled,
+        }
     }
 }
 
@@ -75,6 +91,8 @@ pub const TRANSITIONS: &[Transition] = {
         transition(Processing, RescueAndRequeue, Pending),
         transition(Processing, RescueAndDeadLetter, Failed),
         transition(Failed, OperatorRetry, Pending),
+        transition(Pending, Cancel, Cancelled),
+        transition(Failed, Cancel, Cancelled),
     ]
 };
 
@@ -92,7 +110,7 @@ mod tests {
     }
 
     #[test]
-    fn every_status_is_reachable_and_only_completed_is_terminal() {
+    fn every_status_is_reachable_and_only_completed_and_cancelled_are_terminal() {
         let mut reached = vec![OrderStatus::Pending];
         while let Some(next) = TRANSITIONS
             .iter()
@@ -103,7 +121,9 @@ mod tests {
         assert_eq!(reached.len(), OrderStatus::ALL.len(), "reached {reached:?}");
         for status in OrderStatus::ALL {
             let way_out = TRANSITIONS.iter().any(|t| t.from == status);
-            assert_eq!(way_out, status != OrderStatus::Completed, "{status}");
+            let terminal = matches!(status, OrderStatus::Completed | OrderStatus::Cancelled);
+            assert_eq!(way_out, !terminal, "{status}");
+            assert_eq!(status.is_terminal(), terminal, "{status}");
         }
     }
 
@@ -114,6 +134,8 @@ mod tests {
         assert_eq!(Cause::Complete.applied_to(Pending), None);
         assert_eq!(Cause::OperatorRetry.applied_to(Failed), Some(Pending));
         assert_eq!(Cause::OperatorRetry.applied_to(Completed), None);
+        assert_eq!(Cause::Cancel.applied_to(Failed), Some(Cancelled));
+        assert_eq!(Cause::Cancel.applied_to(Processing), None);
         let listed = Cause::ALL
             .iter()
             .filter(|c| TRANSITIONS.iter().any(|t| t.cause == **c));

@@ -22,18 +22,43 @@ impl FromRequest<AppState> for JsonBody {
         if !is_json(req.headers().get(header::CONTENT_TYPE)) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(state.body_limit),
-                _ if is_read_timeout(&rejection) => ApiError::BodyReadTimeout,
-                _ => ApiError::UnreadableBody,
-            }
-        })?;
+        let bytes = read(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::MalformedJson("the body is empty".into()));
         }
         Ok(Self(bytes))
     }
+}
+
+/// A request body that may be absent: none at all, or only whitespace, is `None`;
+/// anything else must be a JSON body as [`JsonBody`] requires.
+pub struct OptionalJsonBody(pub Option<JsonBody>);
+
+impl FromRequest<AppState> for OptionalJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let json = is_json(req.headers().get(header::CONTENT_TYPE));
+        let bytes = read(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            Ok(Self(None))
+        } else if !json {
+            Err(ApiError::UnsupportedMediaType)
+        } else {
+            Ok(Self(Some(JsonBody(bytes))))
+        }
+    }
+}
+
+/// The whole body, within the size limit and the time limit.
+async fn read(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(state.body_limit),
+            _ if is_read_timeout(&rejection) => ApiError::BodyReadTimeout,
+            _ => ApiError::UnreadableBody,
+        })
 }
 
 impl JsonBody {

@@ -3,6 +3,7 @@
 mod admission;
 mod body_deadline;
 mod error;
+mod events;
 mod extract;
 mod health;
 mod idempotency;

@@ -14,7 +14,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{Problem, ProblemField};
-use super::{health, listing, metrics, new_order_json, order_json, orders, status_json};
+use super::{events, health, listing, metrics, new_order_json, order_json, orders, status_json};
 
 /// The whole API.
 #[derive(OpenApi)]
@@ -22,7 +22,8 @@ use super::{health, listing, metrics, new_order_json, order_json, orders, status
     info(
         title = "order-processor",
         description = "Order-processing backend: create orders, follow them through a \
-                       durable queue and a worker pool, read metrics, handle dead letters.",
+                       durable queue and a worker pool, cancel them, read their history of \
+                       events, read metrics, handle dead letters.",
         license(name = "MIT"),
     ),
     paths(
@@ -31,6 +32,9 @@ use super::{health, listing, metrics, new_order_json, order_json, orders, status
         orders::get,
         orders::status,
         orders::retry,
+        orders::cancel,
+        events::history,
+        events::feed,
         metrics::get,
         metrics::prometheus,
         health::healthz,
@@ -41,7 +45,12 @@ use super::{health, listing, metrics, new_order_json, order_json, orders, status
         new_order_json::NewOrderRequest,
         order_json::OrderBody,
         order_json::StatusBody,
+        order_json::EventBody,
+        order_json::History,
+        order_json::EventPage,
+        orders::CancelRequest,
         crate::domain::OrderStatus,
+        crate::domain::EventType,
         listing::Page,
         metrics::MetricsBody,
         status_json::OrderCounts,

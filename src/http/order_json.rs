@@ -1,15 +1,14 @@
-//! The shapes the API answers orders with: the whole order, the creation answer, and
-//! the status alone.
+//! The shapes the API answers orders with: the whole order, the creation answer, the
+//! status alone, and an event of the order's log (whose `data` is the whole order).
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use crate::domain::{Order, OrderStatus};
+use crate::domain::{EventType, Order, OrderEvent, OrderStatus};
 
-/// An order as the API shows it. `completed_at`, `attempts`, `last_error` and
-/// `failed_at` appear on the full view; the creation answer keeps the reference's
-/// exact field set.
+/// An order as the API shows it. The fields from `completed_at` on appear on the full
+/// view; the creation answer keeps the reference's exact field set.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Order)]
 pub struct OrderBody {
@@ -40,6 +39,19 @@ pub struct OrderBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     failed_at: Option<Option<String>>,
+    /// While `Pending`, the earliest time a worker may take it up: its creation, or the
+    /// end of a failed attempt's backoff; `null` in every other status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    next_attempt_at: Option<Option<String>>,
+    /// When the order was cancelled; `null` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    cancelled_at: Option<Option<String>>,
+    /// The reason given when it was cancelled, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    cancel_reason: Option<Option<String>>,
 }
 
 impl OrderBody {
@@ -56,6 +68,9 @@ impl OrderBody {
             attempts: None,
             last_error: None,
             failed_at: None,
+            next_attempt_at: None,
+            cancelled_at: None,
+            cancel_reason: None,
         }
     }
 
@@ -66,6 +81,9 @@ impl OrderBody {
             attempts: Some(order.attempts),
             last_error: Some(order.last_error.clone()),
             failed_at: Some(order.failed_at.map(rfc3339)),
+            next_attempt_at: Some(order.next_attempt_at.map(rfc3339)),
+            cancelled_at: Some(order.cancelled_at.map(rfc3339)),
+            cancel_reason: Some(order.cancel_reason.clone()),
             ..Self::created(order)
         }
     }
@@ -84,5 +102,73 @@ pub struct StatusBody {
 impl StatusBody {
     pub fn new(status: OrderStatus) -> Self {
         Self { status }
+    }
+}
+
+/// One event of an order's log.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Event)]
+pub struct EventBody {
+    /// A UUIDv7, the same wherever the event is delivered: deduplicate by it.
+    #[schema(format = Uuid)]
+    event_id: String,
+    #[schema(format = Uuid)]
+    order_id: String,
+    /// 1, 2, 3... per order, without gaps.
+    seq: u32,
+    #[serde(rename = "type")]
+    event_type: EventType,
+    /// RFC 3339, UTC, milliseconds.
+    #[schema(format = DateTime)]
+    occurred_at: String,
+    /// Orders all events of all orders; page `GET /events` by it.
+    position: i64,
+    /// The order as `GET /orders/{order_id}` showed it right after the change.
+    data: OrderBody,
+}
+
+impl EventBody {
+    pub fn new(event: &OrderEvent) -> Self {
+        Self {
+            event_id: event.event_id.hyphenated().to_string(),
+            order_id: event.order_id.to_string(),
+            seq: event.seq,
+            event_type: event.event_type,
+            occurred_at: rfc3339(event.occurred_at),
+            position: event.position,
+            data: OrderBody::full(&event.order),
+        }
+    }
+}
+
+/// `{"events": [...]}`: an order's history, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    events: Vec<EventBody>,
+}
+
+impl History {
+    pub fn new(events: &[OrderEvent]) -> Self {
+        Self {
+            events: events.iter().map(EventBody::new).collect(),
+        }
+    }
+}
+
+/// A page of every order's events, by position.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    events: Vec<EventBody>,
+    /// Pass as `after` for the next page: the last position answered, or the `after`
+    /// asked when nothing newer has committed yet.
+    next_after: i64,
+}
+
+impl EventPage {
+    pub fn new(events: &[OrderEvent], after: i64) -> Self {
+        Self {
+            events: events.iter().map(EventBody::new).collect(),
+            next_after: events.last().map_or(after, |event| event.position),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `/orders/...` handlers: create an order, read it, read its status, retry a dead
-//! letter. Each checks who may do what, then delegates to the domain and the store.
+//! letter, cancel. Each checks who may do what, then delegates to the domain and the
+//! store.
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -9,14 +10,14 @@ use axum::response::{IntoResponse, Response};
 
 use super::admission::require_admin;
 use super::error::{ApiError, CommonProblems, Problem};
-use super::extract::JsonBody;
+use super::extract::{JsonBody, OptionalJsonBody};
 use super::idempotency::{self, IdempotencyKey};
 use super::new_order_json::{NewOrderRequest, RawBody, parse_new_order};
 use super::order_json::{OrderBody, StatusBody};
 use super::state::AppState;
 use crate::auth::Caller;
-use crate::domain::{Order, OrderId, now};
-use crate::store::RetryOutcome;
+use crate::domain::{CancelReason, Cause, FieldError, Order, OrderId, TRANSITIONS, now};
+use crate::store::{CancelOutcome, RetryOutcome};
 
 /// `POST /orders`: validates, commits the order as `Pending`, then answers 201.
 #[utoipa::path(
@@ -102,7 +103,7 @@ pub async fn get(
 
 /// The order, if it exists and the caller may see it: someone else's order is a 404
 /// exactly like a missing one, so ids cannot be probed.
-async fn visible_order(
+pub(super) async fn visible_order(
     state: &AppState,
     caller: &Caller,
     id: OrderId,
@@ -176,9 +177,92 @@ pub async fn retry(
     }
 }
 
+/// The body of `POST /orders/{order_id}/cancel`; optional.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "Documents the body, which the handler reads member by member."
+)]
+pub struct CancelRequest {
+    /// Why the order is called off: at most 500 characters, no NUL.
+    #[schema(max_length = 500)]
+    reason: Option<String>,
+}
+
+/// `POST /orders/{order_id}/cancel`: a `Pending` or `Failed` order becomes `Cancelled`
+/// for good; an order already `Cancelled` is answered as it is.
+#[utoipa::path(
+    post,
+    path = "/orders/{order_id}/cancel",
+    operation_id = "cancel_order",
+    tag = "orders",
+    params(("order_id" = String, Path, description = "The order's id (a UUID)")),
+    request_body(content = Option<CancelRequest>, content_type = "application/json",
+                 description = "Optional: `{\"reason\": \"...\"}`"),
+    responses(
+        (status = 200, description = "`Cancelled` (now, or already: then unchanged)", body = OrderBody),
+        (status = 400, description = "A body that is not a JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is being processed, or is done", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body that is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid `reason`", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: OptionalJsonBody,
+) -> Result<Json<OrderBody>, ApiError> {
+    let reason = match &body.0 {
+        Some(body) => cancel_reason(body)?,
+        None => None,
+    };
+    let (order_id, id) = parse_id(path)?;
+    visible_order(&state, &caller, id, &order_id).await?;
+    match state.store.cancel(id, reason.as_ref(), now()).await? {
+        CancelOutcome::Cancelled(order) | CancelOutcome::AlreadyCancelled(order) => {
+            Ok(Json(OrderBody::full(&order)))
+        }
+        CancelOutcome::NotCancellable(status) => {
+            let allowed: Vec<&str> = TRANSITIONS
+                .iter()
+                .filter(|t| t.cause == Cause::Cancel)
+                .map(|t| t.from.as_str())
+                .collect();
+            Err(ApiError::Conflict(format!(
+                "order {order_id} is {status}; only an order that is {} can be cancelled",
+                allowed.join(" or ")
+            )))
+        }
+        CancelOutcome::NotFound => Err(not_found(&order_id)),
+    }
+}
+
+/// The `reason` member of a cancel's body: absent or `null` for none, else a string
+/// within the domain's limits. Other members are ignored, as on every body.
+fn cancel_reason(body: &JsonBody) -> Result<Option<CancelReason>, ApiError> {
+    let members = body.parse::<serde_json::Map<String, serde_json::Value>>()?;
+    match members.get("reason") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => CancelReason::parse(text.clone())
+            .map(Some)
+            .map_err(|err| ApiError::Validation(vec![err])),
+        Some(_) => Err(ApiError::Validation(vec![FieldError::new(
+            "reason",
+            "must be a string",
+        )])),
+    }
+}
+
 /// A malformed id (even one that is not UTF-8 once decoded) names no order, so it is
 /// a 404 like an unknown one.
-fn parse_id(path: Result<Path<String>, PathRejection>) -> Result<(String, OrderId), ApiError> {
+pub(super) fn parse_id(
+    path: Result<Path<String>, PathRejection>,
+) -> Result<(String, OrderId), ApiError> {
     let Ok(Path(text)) = path else {
         return Err(ApiError::NotFound("no such order".into()));
     };

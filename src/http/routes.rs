@@ -5,7 +5,7 @@
 use axum::routing::{MethodRouter, get, post};
 
 use super::state::AppState;
-use super::{health, listing, metrics, openapi, orders};
+use super::{events, health, listing, metrics, openapi, orders};
 
 /// Whether a route learns its caller (401 without a valid token, when authentication
 /// is on) and is rate-limited, or is open to anyone (probes, the document).
@@ -44,6 +44,21 @@ pub const ROUTES: &[Route] = &[
         template: "/orders/{order_id}/retry",
         access: Access::Admitted,
         handlers: || post(orders::retry),
+    },
+    Route {
+        template: "/orders/{order_id}/cancel",
+        access: Access::Admitted,
+        handlers: || post(orders::cancel),
+    },
+    Route {
+        template: "/orders/{order_id}/events",
+        access: Access::Admitted,
+        handlers: || get(events::history),
+    },
+    Route {
+        template: "/events",
+        access: Access::Admitted,
+        handlers: || get(events::feed),
     },
     Route {
         template: "/metrics",

@@ -1,5 +1,6 @@
-//! Order statuses on the wire: their OpenAPI enum and the `order_counts` object, both
-//! built from `OrderStatus::ALL`, so a new status appears in each without an edit here.
+//! Order statuses and event types on the wire: their OpenAPI enums and the
+//! `order_counts` object, built from `OrderStatus::ALL` and `EventType::ALL`, so a new
+//! status or type appears in each without an edit here.
 
 use std::borrow::Cow;
 
@@ -8,7 +9,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::domain::{OrderStatus, StatusCounts};
+use crate::domain::{EventType, OrderStatus, StatusCounts};
 
 /// The statuses of an order's lifecycle, as a string enum.
 impl PartialSchema for OrderStatus {
@@ -25,6 +26,23 @@ impl ToSchema for OrderStatus {
     // The component's name since the first published document.
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("StatusName")
+    }
+}
+
+/// The types of events an order's log holds, as a string enum.
+impl PartialSchema for EventType {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("The types of events an order's log holds."))
+            .enum_values(Some(EventType::ALL.map(EventType::as_str)))
+            .into()
+    }
+}
+
+impl ToSchema for EventType {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EventTypeName")
     }
 }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{ClaimOutcome, Rescued, RetryOutcome};
-use crate::domain::{AfterFailure, OrderId, OrderStatus, Timestamp, from_millis};
+use super::{CancelOutcome, ClaimOutcome, Rescued, RetryOutcome};
+use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, Timestamp, from_millis};
 
 /// One completion in a group commit: the order, the claim token, the time.
 pub(super) type Completion = (OrderId, Uuid, Timestamp);
@@ -71,4 +71,16 @@ pub(super) fn rescued_from_statuses(statuses: &[String]) -> Rescued {
 /// says why.
 pub(super) fn not_retried(status: Option<OrderStatus>) -> RetryOutcome {
     status.map_or(RetryOutcome::NotFound, RetryOutcome::NotFailed)
+}
+
+/// The cancel outcome when the guarded update changed nothing: the order as it is
+/// says why.
+pub(super) fn not_cancelled(current: Option<Order>) -> CancelOutcome {
+    match current {
+        None => CancelOutcome::NotFound,
+        Some(order) if order.status == OrderStatus::Cancelled => {
+            CancelOutcome::AlreadyCancelled(order)
+        }
+        Some(order) => CancelOutcome::NotCancellable(order.status),
+    }
 }

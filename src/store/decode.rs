@@ -3,7 +3,9 @@
 //! unchecked.
 
 use super::{OrderMetrics, StoreError};
-use crate::domain::{ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId};
+use uuid::Uuid;
+
+use crate::domain::{ItemIds, Money, Order, OrderEvent, OrderId, OrderStatus, Timestamp, UserId};
 
 /// The columns every backend reads, as every backend can decode them.
 pub(super) struct StoredOrder {
@@ -17,23 +19,54 @@ pub(super) struct StoredOrder {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub failed_at: Option<Timestamp>,
+    pub available_at: Timestamp,
+    pub cancelled_at: Option<Timestamp>,
+    pub cancel_reason: Option<String>,
 }
 
 impl StoredOrder {
     /// The order, refusing values the domain would never have written.
     pub fn into_order(self) -> Result<Order, StoreError> {
+        let status: OrderStatus = self.status.parse().map_err(corrupt)?;
         Ok(Order {
             id: self.id,
             user_id: UserId::parse(self.user_id).map_err(|e| corrupt(e.message))?,
             item_ids: ItemIds::parse(self.item_ids).map_err(|e| corrupt(e.message))?,
             total_amount: Money::from_cents(self.amount_cents)
                 .ok_or_else(|| corrupt("amount out of range"))?,
-            status: self.status.parse().map_err(corrupt)?,
+            status,
             created_at: self.created_at,
             completed_at: self.completed_at,
             attempts: u32::try_from(self.attempts).map_err(corrupt)?,
             last_error: self.last_error,
             failed_at: self.failed_at,
+            next_attempt_at: (status == OrderStatus::Pending).then_some(self.available_at),
+            cancelled_at: self.cancelled_at,
+            cancel_reason: self.cancel_reason,
+        })
+    }
+}
+
+/// An event's own columns, as every backend can decode them; its order is read
+/// beside it (the order's fixed columns from `orders`, the rest from the event).
+pub(super) struct StoredEvent {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub seq: i64,
+    pub event_type: String,
+    pub occurred_at: Timestamp,
+}
+
+impl StoredEvent {
+    pub fn into_event(self, order: Order) -> Result<OrderEvent, StoreError> {
+        Ok(OrderEvent {
+            event_id: self.event_id,
+            order_id: order.id,
+            seq: u32::try_from(self.seq).map_err(corrupt)?,
+            event_type: self.event_type.parse().map_err(corrupt)?,
+            occurred_at: self.occurred_at,
+            position: self.position,
+            order,
         })
     }
 }

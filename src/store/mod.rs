@@ -1,5 +1,5 @@
 //! Persistence: the traits every backend implements (by concern: the backend itself,
-//! orders, the queue, idempotency keys), and the types they speak. All SQL lives
+//! orders, the queue, idempotency keys, the event log), and the types they speak. All SQL lives
 //! below this module, one folder per backend with the same files in each.
 
 mod claims;
@@ -16,7 +16,9 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, StatusCounts, Timestamp};
+use crate::domain::{
+    AfterFailure, CancelReason, Order, OrderEvent, OrderId, OrderStatus, StatusCounts, Timestamp,
+};
 
 pub use error::{BoxError, SharedFailure, StoreError};
 pub use postgres::PostgresStore;
@@ -59,6 +61,18 @@ pub enum RetryOutcome {
     Retried(Order),
     /// The order is not `Failed`; nothing changed.
     NotFailed(OrderStatus),
+    NotFound,
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The order is `Cancelled` now, and its `order.cancelled` event written.
+    Cancelled(Order),
+    /// It was `Cancelled` already: nothing changed, whatever the reason given.
+    AlreadyCancelled(Order),
+    /// Its status allows no cancel (it is being processed, or done).
+    NotCancellable(OrderStatus),
     NotFound,
 }
 
@@ -124,6 +138,10 @@ pub trait Backend: Send + Sync + 'static {
     /// another instance. Workers still poll as a fallback.
     fn new_work(&self) -> Arc<Notify>;
 
+    /// Notified when events may have been added to the log, by this instance or (where
+    /// the backend can tell) by another. Readers of the log still poll as a fallback.
+    fn new_events(&self) -> Arc<Notify>;
+
     /// Applies this backend's migrations; safe to run on every start.
     async fn migrate(&self) -> Result<(), StoreError>;
 
@@ -180,9 +198,9 @@ pub trait Queue: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError>;
 
-    /// Returns a claimed order to `Pending` at once (an attempt interrupted by a stop,
+    /// Returns a claimed order to `Pending` at `now` (an attempt interrupted by a stop,
     /// not a failure), if the claim is still current.
-    async fn release(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError>;
+    async fn release(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError>;
 
     /// Takes back every `Processing` order whose lease ended before `now`: to `Pending`,
     /// or to `Failed` if it has had `max_attempts` attempts (an order that kills its
@@ -195,6 +213,28 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Puts a `Failed` order back to `Pending`, due at `now`, with its attempts reset.
     async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError>;
+
+    /// Moves a `Pending` or `Failed` order to `Cancelled` at `now`, keeping `reason`.
+    /// A claim cannot take it meanwhile: either the cancel or the claim wins.
+    async fn cancel(
+        &self,
+        id: OrderId,
+        reason: Option<&CancelReason>,
+        now: Timestamp,
+    ) -> Result<CancelOutcome, StoreError>;
+}
+
+/// The event log: every change of an order is one event, written in the transaction
+/// of the change (by the operations above); these read it.
+#[async_trait]
+pub trait Events: Send + Sync + 'static {
+    /// One order's events with a position after `after` (0 for all), in `seq` order.
+    async fn order_events(&self, id: OrderId, after: i64) -> Result<Vec<OrderEvent>, StoreError>;
+
+    /// Up to `limit` events of every order with a position after `after`, in position
+    /// order. Safe to page by: an event that is not in an answer yet will never have a
+    /// position at or below the last one answered.
+    async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<OrderEvent>, StoreError>;
 }
 
 /// Idempotency keys, each committed with its order.
@@ -223,10 +263,10 @@ pub trait Keys: Send + Sync + 'static {
 }
 
 /// The system of record for orders, which is also the work queue: every concern in
-/// one object. Each backend implements the four traits, one file per concern.
-pub trait Store: Backend + Orders + Queue + Keys {}
+/// one object. Each backend implements the five traits, one file per concern.
+pub trait Store: Backend + Orders + Queue + Keys + Events {}
 
-impl<T: Backend + Orders + Queue + Keys> Store for T {}
+impl<T: Backend + Orders + Queue + Keys + Events> Store for T {}
 
 /// Opens the store a database URL names: `sqlite://PATH` or `postgres://...`.
 /// `max_connections` sizes the connection pool (for SQLite, the reader pool).

@@ -182,7 +182,7 @@ impl WorkerPool {
             .map(|(_, claim)| claim)
             .collect();
         for claim in unfinished {
-            match self.store.release(&claim).await {
+            match self.store.release(&claim, now()).await {
                 Ok(_) => {
                     info!(order_id = %claim.order.id, "returned unfinished order to the queue")
                 }

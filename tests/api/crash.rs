@@ -100,6 +100,20 @@ async fn a_killed_server_loses_nothing_and_completes_nothing_twice(db: TestDb) {
         // Only the orders a worker held when the process died were started twice.
         let expected_attempts = if in_flight.contains(id) { 2 } else { 1 };
         assert_eq!(order.attempts, expected_attempts, "{id}");
+        let once = ["order.created", "order.processing"];
+        let expected: Vec<&str> = if in_flight.contains(id) {
+            // The lease ran out under the dead process: requeued, then done.
+            once.into_iter()
+                .chain(["order.requeued", "order.processing", "order.completed"])
+                .collect()
+        } else {
+            once.into_iter().chain(["order.completed"]).collect()
+        };
+        assert_eq!(
+            crate::events::event_types(&*store, id).await,
+            expected,
+            "{id}"
+        );
     }
     let rescued = second_logs
         .iter()

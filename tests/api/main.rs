@@ -11,9 +11,11 @@ mod body_properties;
 mod helpers;
 mod test_db;
 
+mod cancel;
 mod cli;
 mod contract;
 mod crash;
+mod events;
 mod failures;
 mod idempotency;
 mod lifecycle;

@@ -25,7 +25,8 @@ async fn metrics_of_an_empty_service_are_zero_with_every_status(db: TestDb) {
         json!({
             "total_orders": 0,
             "average_processing_time": 0.0,
-            "order_counts": {"Pending": 0, "Processing": 0, "Completed": 0, "Failed": 0}
+            "order_counts": {"Pending": 0, "Processing": 0, "Completed": 0, "Failed": 0,
+                             "Cancelled": 0}
         })
     );
     assert!(metrics["total_orders"].is_u64());
@@ -62,7 +63,7 @@ async fn metrics_match_known_data(db: TestDb) {
     assert_eq!(metrics["total_orders"], 5);
     assert_eq!(
         metrics["order_counts"],
-        json!({"Pending": 1, "Processing": 1, "Completed": 3, "Failed": 0})
+        json!({"Pending": 1, "Processing": 1, "Completed": 3, "Failed": 0, "Cancelled": 0})
     );
     // (1.000 + 2.500 + 4.001) / 3 = 2.500333... -> 2.5 s, millisecond precision.
     assert_eq!(metrics["average_processing_time"], json!(2.5));
@@ -100,5 +101,8 @@ fn known_order(minute: i64, status: OrderStatus, processing_ms: Option<i64>) -> 
         attempts: u32::from(processing_ms.is_some()),
         last_error: None,
         failed_at: None,
+        next_attempt_at: (status == OrderStatus::Pending).then_some(from_millis(created)),
+        cancelled_at: None,
+        cancel_reason: None,
     }
 }

@@ -52,6 +52,11 @@ async fn sigterm_returns_unfinished_orders_to_the_queue_and_exits_zero(db: TestD
         "handed back, not left Processing"
     );
     assert_eq!(order.attempts, 1);
+    assert_eq!(
+        crate::events::event_types(&*db.store().await, &id).await,
+        ["order.created", "order.processing", "order.requeued"],
+        "the hand-back is logged"
+    );
 }
 
 async fn sigterm_lets_in_flight_processing_finish_within_the_grace_period(db: TestDb) {

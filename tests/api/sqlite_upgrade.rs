@@ -135,5 +135,8 @@ fn sample(status: OrderStatus, user: &str) -> Order {
         attempts: 0,
         last_error: None,
         failed_at: None,
+        next_attempt_at: (status == OrderStatus::Pending).then_some(created_at),
+        cancelled_at: None,
+        cancel_reason: None,
     }
 }

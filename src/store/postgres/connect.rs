@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::batcher::Batcher;
 use super::queue::complete_batch;
 use super::sql::insert_orders;
-use super::{ACQUIRE_TIMEOUT, CHANNEL, MIGRATOR, PostgresStore};
+use super::{ACQUIRE_TIMEOUT, CHANNEL, EVENTS_CHANNEL, MIGRATOR, PostgresStore};
 use crate::domain::{Order, OrderStatus};
 use crate::store::claims::Completion;
 use crate::store::decode::{STATUSES_WITH_TOTALS, check_status_totals, schema_current};
@@ -34,9 +34,14 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(CHANNEL).await?;
+        listener.listen_all([CHANNEL, EVENTS_CHANNEL]).await?;
         let new_work = Arc::new(Notify::new());
-        let listener = tokio::spawn(forward_notifications(listener, new_work.clone()));
+        let new_events = Arc::new(Notify::new());
+        let listener = tokio::spawn(forward_notifications(
+            listener,
+            new_work.clone(),
+            new_events.clone(),
+        ));
         let inserts = Batcher::spawn({
             let pool = pool.clone();
             move |orders: Arc<Vec<Order>>| {
@@ -44,9 +49,7 @@ impl PostgresStore {
                 async move {
                     // Each caller learns whether its own row went in: a taken id fails
                     // that order alone, not the others committed with it.
-                    let mut insert = insert_orders(&orders);
-                    insert.push(" RETURNING id");
-                    let added: HashSet<Uuid> = insert
+                    let added: HashSet<Uuid> = insert_orders(&orders)
                         .build_query_scalar()
                         .fetch_all(&pool)
                         .await?
@@ -69,6 +72,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             new_work,
+            new_events,
             listener,
             inserts,
             completions,
@@ -76,18 +80,30 @@ impl PostgresStore {
     }
 }
 
-/// Wakes a worker for every notification. `PgListener` reconnects and re-subscribes
-/// by itself; notifications sent while it was cut off are lost, so a reconnect wakes
-/// a worker too, and the workers' poll covers anything else.
-async fn forward_notifications(mut listener: PgListener, new_work: Arc<Notify>) {
+/// Wakes a worker for every notification of new work, and the log's readers for every
+/// one of new events. `PgListener` reconnects and re-subscribes by itself;
+/// notifications sent while it was cut off are lost, so a reconnect wakes both, and
+/// the polls of workers and readers cover anything else.
+async fn forward_notifications(
+    mut listener: PgListener,
+    new_work: Arc<Notify>,
+    new_events: Arc<Notify>,
+) {
     let mut delay = Duration::from_millis(100);
     loop {
         match listener.try_recv().await {
-            Ok(Some(_)) => {
+            Ok(Some(notification)) => {
                 delay = Duration::from_millis(100);
-                new_work.notify_one();
+                if notification.channel() == EVENTS_CHANNEL {
+                    new_events.notify_one();
+                } else {
+                    new_work.notify_one();
+                }
             }
-            Ok(None) => new_work.notify_one(),
+            Ok(None) => {
+                new_work.notify_one();
+                new_events.notify_one();
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
                 tokio::time::sleep(delay).await;
@@ -101,6 +117,10 @@ async fn forward_notifications(mut listener: PgListener, new_work: Arc<Notify>) 
 impl Backend for PostgresStore {
     fn new_work(&self) -> Arc<Notify> {
         self.new_work.clone()
+    }
+
+    fn new_events(&self) -> Arc<Notify> {
+        self.new_events.clone()
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

@@ -42,11 +42,11 @@ impl Keys for PostgresStore {
         if key.rows_affected() == 0 {
             return Ok(KeyedInsert::KeyTaken);
         }
-        let added = insert_orders(std::slice::from_ref(order))
-            .build()
-            .execute(&mut *tx)
+        let added: Vec<uuid::Uuid> = insert_orders(std::slice::from_ref(order))
+            .build_query_scalar()
+            .fetch_all(&mut *tx)
             .await?;
-        if added.rows_affected() != 1 {
+        if added.len() != 1 {
             // Dropping the transaction rolls the key back with it.
             return Err(id_taken());
         }

@@ -2,11 +2,13 @@
 //! `FOR UPDATE SKIP LOCKED`, cross-instance wake-ups with LISTEN/NOTIFY.
 //!
 //! One file per concern, as in every backend: `connect` (pool, listener, migrations,
-//! readiness), `orders`, `queue`, `keys`, and `sql` (columns and row decoding);
+//! readiness), `orders`, `queue`, `keys`, `events`, and `sql` (columns, row decoding
+//! and the clause that logs events);
 //! `batcher` is this backend's group commit.
 
 mod batcher;
 mod connect;
+mod events;
 mod keys;
 mod orders;
 mod queue;
@@ -26,6 +28,8 @@ use batcher::Batcher;
 
 /// The channel the migration's triggers notify when work appears.
 const CHANNEL: &str = "order_processor_new_work";
+/// The channel the event log's trigger notifies when events commit.
+const EVENTS_CHANNEL: &str = "order_processor_events";
 /// How long a request waits for a pooled connection before answering 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -36,6 +40,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct PostgresStore {
     pool: PgPool,
     new_work: Arc<Notify>,
+    new_events: Arc<Notify>,
     /// New orders, group-committed: one statement and one commit per batch.
     inserts: Batcher<Order, bool>,
     /// Completions, group-committed the same way.

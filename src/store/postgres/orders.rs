@@ -25,8 +25,11 @@ impl Orders for PostgresStore {
         if orders.is_empty() {
             return Ok(0);
         }
-        let done = insert_orders(orders).build().execute(&self.pool).await?;
-        Ok(done.rows_affected())
+        let added: Vec<uuid::Uuid> = insert_orders(orders)
+            .build_query_scalar()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(added.len() as u64)
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {

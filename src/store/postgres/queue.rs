@@ -1,5 +1,7 @@
 //! The queue: claims with `FOR UPDATE SKIP LOCKED`, completions (group-committed),
-//! failed attempts, releases, lease rescue and operator retries.
+//! failed attempts, releases, lease rescue, operator retries and cancels. Each change
+//! is one statement that also writes its events (`log_changes`), so the change and its
+//! events commit together.
 
 use std::time::Duration;
 
@@ -8,13 +10,32 @@ use sqlx::postgres::PgPool;
 use uuid::Uuid;
 
 use super::PostgresStore;
-use super::sql::{ORDER_COLUMNS, order_from_row, orders_from_rows};
-use crate::domain::{AfterFailure, OrderId, Timestamp};
+use super::sql::{
+    CHANGED_COLUMNS, NEXT_EVENT, ORDER_COLUMNS, literal, log_changes, order_from_row,
+    orders_from_rows,
+};
+use crate::domain::{AfterFailure, CancelReason, Cause, EventType, OrderId, Timestamp};
 use crate::store::claims::{
     Completion, LEASE_EXPIRED, claim_outcome, completion_outcomes, failure_fields, lease_end,
-    not_retried, rescued_from_statuses,
+    not_cancelled, not_retried, rescued_from_statuses,
 };
-use crate::store::{Claim, ClaimOutcome, Orders, Queue, Rescued, RetryOutcome, StoreError};
+use crate::store::{
+    CancelOutcome, Claim, ClaimOutcome, Orders, Queue, Rescued, RetryOutcome, StoreError,
+};
+
+/// Most leases one rescue takes back: each statement's events must fit the 4,095
+/// positions of one transaction (migration 0005); a larger backlog takes several.
+const RESCUE_BATCH: i64 = 1_000;
+
+/// `WITH changed AS (<change> RETURNING ...), logged AS (...) SELECT <ORDER_COLUMNS>`:
+/// the change, its events, and the changed orders as the answer.
+fn logged(change: &str, event_type: &str, occurred_at: &str) -> String {
+    format!(
+        "WITH changed AS ({change} RETURNING {CHANGED_COLUMNS}), {} \
+         SELECT {ORDER_COLUMNS} FROM changed",
+        log_changes(event_type, occurred_at)
+    )
+}
 
 #[async_trait]
 impl Queue for PostgresStore {
@@ -30,13 +51,16 @@ impl Queue for PostgresStore {
         // instead of waiting on them, and never take the same order. The picked ids go
         // to the update as an array, so each row is found by its primary key: joined
         // to a CTE instead, the planner hashed the whole table for every claim.
-        let sql = format!(
-            "UPDATE orders o SET status = 'Processing', claim_token = $1, \
-                    lease_expires_at = $2, attempts = o.attempts + 1 \
-             WHERE o.status = 'Pending' AND o.id = ANY(ARRAY( \
-                 SELECT id FROM orders WHERE status = 'Pending' AND available_at <= $3 \
-                 ORDER BY available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)) \
-             RETURNING {ORDER_COLUMNS}"
+        let sql = logged(
+            &format!(
+                "UPDATE orders o SET status = 'Processing', claim_token = $1, \
+                        lease_expires_at = $2, attempts = o.attempts + 1, {NEXT_EVENT} \
+                 WHERE o.status = 'Pending' AND o.id = ANY(ARRAY( \
+                     SELECT id FROM orders WHERE status = 'Pending' AND available_at <= $3 \
+                     ORDER BY available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED))"
+            ),
+            &literal(EventType::Processing),
+            "$3::timestamptz",
         );
         let rows = sqlx::query(&sql)
             .bind(token)
@@ -71,32 +95,51 @@ impl Queue for PostgresStore {
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
         let (status, available_at, failed_at) = failure_fields(after, now);
-        let done = sqlx::query(
-            "UPDATE orders SET status = $1, available_at = $2, failed_at = $3, last_error = $4, \
-                    claim_token = NULL, lease_expires_at = NULL \
-             WHERE id = $5 AND status = 'Processing' AND claim_token = $6",
-        )
-        .bind(status)
-        .bind(available_at)
-        .bind(failed_at)
-        .bind(error)
-        .bind(claim.order.id.as_uuid())
-        .bind(claim.token)
-        .execute(&self.pool)
-        .await?;
-        Ok(claim_outcome(done.rows_affected()))
+        let event = match after {
+            AfterFailure::RetryAt(_) => Cause::FailAndRetry,
+            AfterFailure::DeadLetter => Cause::FailAndDeadLetter,
+        }
+        .event_type();
+        let sql = logged(
+            &format!(
+                "UPDATE orders SET status = $1, available_at = $2, failed_at = $3, \
+                        last_error = $4, claim_token = NULL, lease_expires_at = NULL, \
+                        {NEXT_EVENT} \
+                 WHERE id = $5 AND status = 'Processing' AND claim_token = $6"
+            ),
+            &literal(event),
+            "$7::timestamptz",
+        );
+        let changed = sqlx::query(&sql)
+            .bind(status)
+            .bind(available_at)
+            .bind(failed_at)
+            .bind(error)
+            .bind(claim.order.id.as_uuid())
+            .bind(claim.token)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(claim_outcome(changed.len() as u64))
     }
 
-    async fn release(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
-        let done = sqlx::query(
-            "UPDATE orders SET status = 'Pending', claim_token = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND status = 'Processing' AND claim_token = $2",
-        )
-        .bind(claim.order.id.as_uuid())
-        .bind(claim.token)
-        .execute(&self.pool)
-        .await?;
-        Ok(claim_outcome(done.rows_affected()))
+    async fn release(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError> {
+        let sql = logged(
+            &format!(
+                "UPDATE orders SET status = 'Pending', claim_token = NULL, \
+                        lease_expires_at = NULL, {NEXT_EVENT} \
+                 WHERE id = $1 AND status = 'Processing' AND claim_token = $2"
+            ),
+            &literal(EventType::Requeued),
+            "$3::timestamptz",
+        );
+        let changed = sqlx::query(&sql)
+            .bind(claim.order.id.as_uuid())
+            .bind(claim.token)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(claim_outcome(changed.len() as u64))
     }
 
     async fn rescue_expired(
@@ -104,27 +147,52 @@ impl Queue for PostgresStore {
         now: Timestamp,
         max_attempts: u32,
     ) -> Result<Rescued, StoreError> {
-        let statuses: Vec<String> = sqlx::query_scalar(
-            "UPDATE orders SET \
+        let event_type = format!(
+            "CASE WHEN status = 'Failed' THEN {} ELSE {} END",
+            literal(Cause::RescueAndDeadLetter.event_type()),
+            literal(Cause::RescueAndRequeue.event_type()),
+        );
+        let sql = format!(
+            "WITH changed AS (UPDATE orders SET \
                  status = CASE WHEN attempts >= $1 THEN 'Failed' ELSE 'Pending' END, \
                  failed_at = CASE WHEN attempts >= $1 THEN $2 END, \
-                 available_at = $2, last_error = $3, claim_token = NULL, lease_expires_at = NULL \
-             WHERE status = 'Processing' AND lease_expires_at < $2 \
-             RETURNING status",
-        )
-        .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
-        .bind(now)
-        .bind(LEASE_EXPIRED)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rescued_from_statuses(&statuses))
+                 available_at = $2, last_error = $3, claim_token = NULL, lease_expires_at = NULL, \
+                 {NEXT_EVENT} \
+             WHERE id = ANY(ARRAY(SELECT id FROM orders \
+                                  WHERE status = 'Processing' AND lease_expires_at < $2 \
+                                  LIMIT $4 FOR UPDATE SKIP LOCKED)) \
+             AND status = 'Processing' AND lease_expires_at < $2 \
+             RETURNING {CHANGED_COLUMNS}), {} \
+             SELECT status FROM changed",
+            log_changes(&event_type, "$2::timestamptz"),
+        );
+        let mut rescued = Rescued::default();
+        loop {
+            let statuses: Vec<String> = sqlx::query_scalar(&sql)
+                .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+                .bind(now)
+                .bind(LEASE_EXPIRED)
+                .bind(RESCUE_BATCH)
+                .fetch_all(&self.pool)
+                .await?;
+            let batch = rescued_from_statuses(&statuses);
+            rescued.requeued += batch.requeued;
+            rescued.dead_lettered += batch.dead_lettered;
+            if (statuses.len() as i64) < RESCUE_BATCH {
+                return Ok(rescued);
+            }
+        }
     }
 
     async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError> {
-        let sql = format!(
-            "UPDATE orders SET status = 'Pending', attempts = 0, failed_at = NULL, \
-                    available_at = $1 \
-             WHERE id = $2 AND status = 'Failed' RETURNING {ORDER_COLUMNS}"
+        let sql = logged(
+            &format!(
+                "UPDATE orders SET status = 'Pending', attempts = 0, failed_at = NULL, \
+                        available_at = $1, {NEXT_EVENT} \
+                 WHERE id = $2 AND status = 'Failed'"
+            ),
+            &literal(EventType::Retried),
+            "$1::timestamptz",
         );
         let row = sqlx::query(&sql)
             .bind(now)
@@ -139,10 +207,47 @@ impl Queue for PostgresStore {
             None => Ok(not_retried(self.status(id).await?)),
         }
     }
+
+    async fn cancel(
+        &self,
+        id: OrderId,
+        reason: Option<&CancelReason>,
+        now: Timestamp,
+    ) -> Result<CancelOutcome, StoreError> {
+        // A claim holding the row makes this wait, then re-check the status it left:
+        // the claim or the cancel wins, never both.
+        let sql = logged(
+            &format!(
+                "UPDATE orders SET status = 'Cancelled', cancelled_at = $1, cancel_reason = $2, \
+                        failed_at = NULL, {NEXT_EVENT} \
+                 WHERE id = $3 AND status IN ('Pending', 'Failed')"
+            ),
+            &literal(EventType::Cancelled),
+            "$1::timestamptz",
+        );
+        loop {
+            let row = sqlx::query(&sql)
+                .bind(now)
+                .bind(reason.map(CancelReason::as_str))
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(row) = row {
+                return Ok(CancelOutcome::Cancelled(order_from_row(&row)?));
+            }
+            // Read after the update, the order may have moved on again (a failed
+            // attempt back to Pending): then the cancel is tried again on what it is now.
+            match not_cancelled(self.get(id).await?) {
+                CancelOutcome::NotCancellable(status)
+                    if Cause::Cancel.applied_to(status).is_some() => {}
+                outcome => return Ok(outcome),
+            }
+        }
+    }
 }
 
-/// Completes a batch of claims in one guarded statement; only rows whose claim is
-/// still current change, and `RETURNING` says which.
+/// Completes a batch of claims in one guarded statement that also logs their events;
+/// only rows whose claim is still current change, and `RETURNING` says which.
 ///
 /// The batch goes in as three arrays, so every batch size is one statement text (one
 /// prepared statement and plan per connection, where a `VALUES` list was a new one per
@@ -154,18 +259,26 @@ pub(super) async fn complete_batch(
     let ids: Vec<Uuid> = batch.iter().map(|(id, _, _)| *id.as_uuid()).collect();
     let tokens: Vec<Uuid> = batch.iter().map(|(_, token, _)| *token).collect();
     let times: Vec<Timestamp> = batch.iter().map(|(_, _, at)| *at).collect();
-    let applied: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE orders SET status = 'Completed', completed_at = v.completed_at, \
-                claim_token = NULL, lease_expires_at = NULL \
+    let sql = format!(
+        "WITH changed AS (UPDATE orders SET status = 'Completed', completed_at = v.completed_at, \
+                claim_token = NULL, lease_expires_at = NULL, {NEXT_EVENT} \
          FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS v (id, token, completed_at) \
          WHERE orders.id = v.id AND orders.claim_token = v.token \
-         AND orders.status = 'Processing' RETURNING orders.id",
-    )
-    .bind(ids)
-    .bind(tokens)
-    .bind(times)
-    .fetch_all(pool)
-    .await?;
+         AND orders.status = 'Processing' RETURNING {}), {} \
+         SELECT id FROM changed",
+        CHANGED_COLUMNS
+            .split(", ")
+            .map(|column| format!("orders.{column}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        log_changes(&literal(EventType::Completed), "completed_at"),
+    );
+    let applied: Vec<Uuid> = sqlx::query_scalar(&sql)
+        .bind(ids)
+        .bind(tokens)
+        .bind(times)
+        .fetch_all(pool)
+        .await?;
     let applied = applied.into_iter().map(OrderId::from_uuid).collect();
     Ok(completion_outcomes(batch, &applied))
 }

@@ -1,15 +1,52 @@
-//! This backend's columns and row decoding, and the insert every write of new orders
-//! shares.
+//! This backend's columns and row decoding, the insert every write of new orders
+//! shares, and the clause that logs a change's events in its statement.
 
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 
-use crate::domain::{Order, OrderId};
+use crate::domain::{EventType, Order, OrderEvent, OrderId};
 use crate::store::StoreError;
-use crate::store::decode::StoredOrder;
+use crate::store::decode::{StoredEvent, StoredOrder};
 
 pub(super) const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, created_at, \
-     completed_at, attempts, last_error, failed_at";
+     completed_at, attempts, last_error, failed_at, available_at, cancelled_at, cancel_reason";
+
+/// What a change's `RETURNING` gives, for its events and its answer.
+pub(super) const CHANGED_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, \
+     created_at, completed_at, attempts, last_error, failed_at, available_at, cancelled_at, \
+     cancel_reason, last_seq";
+
+/// What every change of an order also sets: the next `seq`, and the transaction that
+/// writes its event (which a trigger holds to increasing, migration 0005).
+pub(super) const NEXT_EVENT: &str = "last_seq = last_seq + 1, event_xid = pg_current_xact_id()";
+
+/// An event and its order: the columns of `ORDER_COLUMNS` (the fixed ones from
+/// `orders`, the rest from the event), then the event's own.
+pub(super) const EVENT_SELECT: &str = "SELECT o.id, o.user_id, o.item_ids, o.amount_cents, \
+     e.status, o.created_at, e.completed_at, e.attempts, e.last_error, e.failed_at, \
+     e.available_at, e.cancelled_at, e.cancel_reason, \
+     e.position, e.event_id, e.seq, e.type, e.occurred_at \
+     FROM order_events e JOIN orders o ON o.id = e.order_id";
+
+/// The data-modifying `WITH` entry that writes one event per row of the entry
+/// `changed` (which returns `CHANGED_COLUMNS`), in the same statement and so the same
+/// transaction; `event_type` and `occurred_at` are SQL over `changed`'s rows.
+pub(super) fn log_changes(event_type: &str, occurred_at: &str) -> String {
+    format!(
+        "logged AS (INSERT INTO order_events (position, event_id, order_id, seq, type, \
+             occurred_at, status, attempts, last_error, completed_at, failed_at, available_at, \
+             cancelled_at, cancel_reason) \
+         SELECT order_event_position(row_number() OVER ()), order_event_id({occurred_at}), id, \
+                last_seq, {event_type}, {occurred_at}, status, attempts, last_error, \
+                completed_at, failed_at, available_at, cancelled_at, cancel_reason \
+         FROM changed)"
+    )
+}
+
+/// An event type as SQL text.
+pub(super) fn literal(event_type: EventType) -> String {
+    format!("'{}'", event_type.as_str())
+}
 
 /// Reads a row of `ORDER_COLUMNS`.
 pub(super) fn order_from_row(row: &PgRow) -> Result<Order, StoreError> {
@@ -24,6 +61,9 @@ pub(super) fn order_from_row(row: &PgRow) -> Result<Order, StoreError> {
         attempts: i64::from(row.try_get::<i32, _>("attempts")?),
         last_error: row.try_get("last_error")?,
         failed_at: row.try_get("failed_at")?,
+        available_at: row.try_get("available_at")?,
+        cancelled_at: row.try_get("cancelled_at")?,
+        cancel_reason: row.try_get("cancel_reason")?,
     }
     .into_order()
 }
@@ -32,11 +72,25 @@ pub(super) fn orders_from_rows(rows: &[PgRow]) -> Result<Vec<Order>, StoreError>
     rows.iter().map(order_from_row).collect()
 }
 
-/// `INSERT` of whole orders (any status), skipping ids already stored.
+/// Reads a row of `EVENT_SELECT`.
+pub(super) fn event_from_row(row: &PgRow) -> Result<OrderEvent, StoreError> {
+    StoredEvent {
+        position: row.try_get("position")?,
+        event_id: row.try_get("event_id")?,
+        seq: i64::from(row.try_get::<i32, _>("seq")?),
+        event_type: row.try_get("type")?,
+        occurred_at: row.try_get("occurred_at")?,
+    }
+    .into_event(order_from_row(row)?)
+}
+
+/// One statement that inserts whole orders (any status), skipping ids already stored,
+/// and writes an `order.created` event for each new one; it answers the new ids.
 pub(super) fn insert_orders(orders: &[Order]) -> QueryBuilder<'_, Postgres> {
     let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
-        "INSERT INTO orders (id, user_id, item_ids, amount_cents, status, created_at, \
-         completed_at, attempts, last_error, failed_at, available_at) ",
+        "WITH changed AS (INSERT INTO orders (id, user_id, item_ids, amount_cents, status, \
+         created_at, completed_at, attempts, last_error, failed_at, available_at, cancelled_at, \
+         cancel_reason, last_seq, event_xid) ",
     );
     query.push_values(orders, |mut row, order| {
         row.push_bind(*order.id.as_uuid())
@@ -49,8 +103,14 @@ pub(super) fn insert_orders(orders: &[Order]) -> QueryBuilder<'_, Postgres> {
             .push_bind(i32::try_from(order.attempts).unwrap_or(i32::MAX))
             .push_bind(order.last_error.clone())
             .push_bind(order.failed_at)
-            .push_bind(order.created_at);
+            .push_bind(order.created_at)
+            .push_bind(order.cancelled_at)
+            .push_bind(order.cancel_reason.clone())
+            .push_unseparated(", 1, pg_current_xact_id()");
     });
-    query.push(" ON CONFLICT (id) DO NOTHING");
+    query.push(format!(
+        " ON CONFLICT (id) DO NOTHING RETURNING {CHANGED_COLUMNS}), {} SELECT id FROM changed",
+        log_changes(&literal(EventType::Created), "created_at")
+    ));
     query
 }

@@ -45,13 +45,15 @@ impl SqliteStore {
         // makes every read search a large WAL index until the next write resets it.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         let new_work = Arc::<Notify>::default();
-        let writer = Writer::start(conn, new_work.clone())
+        let new_events = Arc::<Notify>::default();
+        let writer = Writer::start(conn, new_work.clone(), new_events.clone())
             .map_err(|err| StoreError::Unavailable(Box::new(err)))?;
         Ok(Self {
             readers: Readers::open(path.clone(), read_connections as usize)?,
             path,
             writer,
             new_work,
+            new_events,
         })
     }
 }
@@ -60,6 +62,10 @@ impl SqliteStore {
 impl Backend for SqliteStore {
     fn new_work(&self) -> Arc<Notify> {
         self.new_work.clone()
+    }
+
+    fn new_events(&self) -> Arc<Notify> {
+        self.new_events.clone()
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

@@ -8,11 +8,13 @@
 //! migration history format.
 //!
 //! One file per concern, as in every backend: `connect` (settings, migrations,
-//! readiness), `orders`, `queue`, `keys`, and `sql` (statements and row decoding);
+//! readiness), `orders`, `queue`, `keys`, `events`, and `sql` (statements and row
+//! decoding);
 //! `writer` (the one writing connection's thread, with its group commit) and `readers`
 //! are this backend's own.
 
 mod connect;
+mod events;
 mod keys;
 mod orders;
 mod queue;
@@ -47,6 +49,7 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     new_work: Arc<Notify>,
+    new_events: Arc<Notify>,
 }
 
 /// Opens a connection with the settings every connection of this backend shares.

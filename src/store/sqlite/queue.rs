@@ -1,19 +1,23 @@
 //! The queue: claims, completions (group-committed by the writer), failed attempts,
-//! releases, lease rescue and operator retries.
+//! releases, lease rescue, operator retries and cancels; each change writes its event
+//! in its transaction.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{Transaction, params};
 use uuid::Uuid;
 
 use super::SqliteStore;
-use super::sql::{ORDER_COLUMNS, millis, orders_from, status_of};
-use crate::domain::{AfterFailure, OrderId, Timestamp};
-use crate::store::claims::{
-    LEASE_EXPIRED, claim_outcome, failure_fields, lease_end, not_retried, rescued_from_statuses,
+use super::sql::{ORDER_COLUMNS, millis, orders_from, record_event, status_of};
+use crate::domain::{
+    AfterFailure, CancelReason, Cause, EventType, OrderId, OrderStatus, Timestamp,
 };
-use crate::store::{Claim, ClaimOutcome, Queue, Rescued, RetryOutcome, StoreError};
+use crate::store::claims::{
+    LEASE_EXPIRED, claim_outcome, failure_fields, lease_end, not_cancelled, not_retried,
+    rescued_from_statuses,
+};
+use crate::store::{CancelOutcome, Claim, ClaimOutcome, Queue, Rescued, RetryOutcome, StoreError};
 
 #[async_trait]
 impl Queue for SqliteStore {
@@ -27,18 +31,19 @@ impl Queue for SqliteStore {
         let lease_expires_at = lease_end(now, lease);
         let mut orders = self
             .writer
-            .run(move |conn| {
+            .transaction(move |tx| {
                 // The partial index is named: without statistics the planner once
                 // walked every Pending order through another index and sorted them.
-                let mut stmt = conn.prepare_cached(&format!(
+                let mut stmt = tx.prepare_cached(&format!(
                     "UPDATE orders SET status = 'Processing', claim_token = ?1, \
-                            lease_expires_at = ?2, attempts = attempts + 1 \
+                            lease_expires_at = ?2, attempts = attempts + 1, \
+                            last_seq = last_seq + 1 \
                      WHERE id IN (SELECT id FROM orders INDEXED BY orders_pending \
                                   WHERE status = 'Pending' AND available_at <= ?3 \
                                   ORDER BY available_at, id LIMIT ?4) \
                      RETURNING {ORDER_COLUMNS}"
                 ))?;
-                orders_from(
+                let orders = orders_from(
                     &mut stmt,
                     params![
                         token.to_string(),
@@ -46,7 +51,11 @@ impl Queue for SqliteStore {
                         millis(now),
                         i64::try_from(limit).unwrap_or(i64::MAX),
                     ],
-                )
+                )?;
+                for order in &orders {
+                    record_event(tx, order.id, EventType::Processing, now)?;
+                }
+                Ok(orders)
             })
             .await?;
         // RETURNING gives no order guarantee; hand work out oldest first.
@@ -75,13 +84,19 @@ impl Queue for SqliteStore {
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
         let (status, available_at, failed_at) = failure_fields(after, now);
+        let event = match after {
+            AfterFailure::RetryAt(_) => Cause::FailAndRetry,
+            AfterFailure::DeadLetter => Cause::FailAndDeadLetter,
+        }
+        .event_type();
         let (id, token, error) = (claim.order.id, claim.token, error.to_owned());
         self.writer
-            .run(move |conn| {
-                let changed = conn
+            .transaction(move |tx| {
+                let changed = tx
                     .prepare_cached(
                         "UPDATE orders SET status = ?1, available_at = ?2, failed_at = ?3, \
-                                last_error = ?4, claim_token = NULL, lease_expires_at = NULL \
+                                last_error = ?4, claim_token = NULL, lease_expires_at = NULL, \
+                                last_seq = last_seq + 1 \
                          WHERE id = ?5 AND status = 'Processing' AND claim_token = ?6",
                     )?
                     .execute(params![
@@ -92,24 +107,24 @@ impl Queue for SqliteStore {
                         id.to_string(),
                         token.to_string(),
                     ])?;
-                Ok(claim_outcome(changed as u64))
+                record_if_changed(tx, changed, id, event, now)
             })
             .await
     }
 
-    async fn release(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+    async fn release(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError> {
         let (id, token) = (claim.order.id, claim.token);
         let outcome = self
             .writer
-            .run(move |conn| {
-                let changed = conn
+            .transaction(move |tx| {
+                let changed = tx
                     .prepare_cached(
                         "UPDATE orders SET status = 'Pending', claim_token = NULL, \
-                                lease_expires_at = NULL \
+                                lease_expires_at = NULL, last_seq = last_seq + 1 \
                          WHERE id = ?1 AND status = 'Processing' AND claim_token = ?2",
                     )?
                     .execute([id.to_string(), token.to_string()])?;
-                Ok(claim_outcome(changed as u64))
+                record_if_changed(tx, changed, id, EventType::Requeued, now)
             })
             .await?;
         self.new_work.notify_one();
@@ -123,22 +138,33 @@ impl Queue for SqliteStore {
     ) -> Result<Rescued, StoreError> {
         let statuses = self
             .writer
-            .run(move |conn| {
-                let mut stmt = conn.prepare_cached(
+            .transaction(move |tx| {
+                let mut stmt = tx.prepare_cached(
                     "UPDATE orders INDEXED BY orders_processing_lease SET \
                          status = CASE WHEN attempts >= ?1 THEN 'Failed' ELSE 'Pending' END, \
                          failed_at = CASE WHEN attempts >= ?1 THEN ?2 END, \
                          available_at = ?2, last_error = ?3, claim_token = NULL, \
-                         lease_expires_at = NULL \
+                         lease_expires_at = NULL, last_seq = last_seq + 1 \
                      WHERE status = 'Processing' AND lease_expires_at < ?2 \
-                     RETURNING status",
+                     RETURNING id, status",
                 )?;
-                let statuses = stmt
+                let rescued = stmt
                     .query_map(
                         params![i64::from(max_attempts), millis(now), LEASE_EXPIRED],
-                        |row| row.get::<_, String>(0),
+                        |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
                     )?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
+                let mut statuses = Vec::with_capacity(rescued.len());
+                for (id, status) in rescued {
+                    let event = if status == OrderStatus::Failed.as_str() {
+                        Cause::RescueAndDeadLetter
+                    } else {
+                        Cause::RescueAndRequeue
+                    };
+                    let id = id.parse().map_err(crate::store::decode::corrupt)?;
+                    record_event(tx, id, event.event_type(), now)?;
+                    statuses.push(status);
+                }
                 Ok(statuses)
             })
             .await?;
@@ -152,13 +178,17 @@ impl Queue for SqliteStore {
     async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError> {
         let retried = self
             .writer
-            .run(move |conn| {
-                let mut stmt = conn.prepare_cached(&format!(
+            .transaction(move |tx| {
+                let mut stmt = tx.prepare_cached(&format!(
                     "UPDATE orders SET status = 'Pending', attempts = 0, failed_at = NULL, \
-                            available_at = ?1 \
+                            available_at = ?1, last_seq = last_seq + 1 \
                      WHERE id = ?2 AND status = 'Failed' RETURNING {ORDER_COLUMNS}"
                 ))?;
-                orders_from(&mut stmt, params![millis(now), id.to_string()])
+                let retried = orders_from(&mut stmt, params![millis(now), id.to_string()])?;
+                if !retried.is_empty() {
+                    record_event(tx, id, EventType::Retried, now)?;
+                }
+                Ok(retried)
             })
             .await?;
         match retried.into_iter().next() {
@@ -169,4 +199,52 @@ impl Queue for SqliteStore {
             None => Ok(not_retried(self.readers.read(|conn| status_of(conn, id))?)),
         }
     }
+
+    async fn cancel(
+        &self,
+        id: OrderId,
+        reason: Option<&CancelReason>,
+        now: Timestamp,
+    ) -> Result<CancelOutcome, StoreError> {
+        let reason = reason.map(|r| r.as_str().to_owned());
+        let (cancelled, current) = self
+            .writer
+            .transaction(move |tx| {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "UPDATE orders SET status = 'Cancelled', cancelled_at = ?1, \
+                            cancel_reason = ?2, failed_at = NULL, last_seq = last_seq + 1 \
+                     WHERE id = ?3 AND (status = 'Pending' OR status = 'Failed') \
+                     RETURNING {ORDER_COLUMNS}"
+                ))?;
+                let cancelled =
+                    orders_from(&mut stmt, params![millis(now), reason, id.to_string()])?;
+                if !cancelled.is_empty() {
+                    record_event(tx, id, EventType::Cancelled, now)?;
+                    return Ok((cancelled, Vec::new()));
+                }
+                // In the same transaction, so the answer says why this cancel lost.
+                let mut current = tx
+                    .prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"))?;
+                Ok((Vec::new(), orders_from(&mut current, [id.to_string()])?))
+            })
+            .await?;
+        Ok(match cancelled.into_iter().next() {
+            Some(order) => CancelOutcome::Cancelled(order),
+            None => not_cancelled(current.into_iter().next()),
+        })
+    }
+}
+
+/// Writes the event of a guarded single-row change if it applied.
+fn record_if_changed(
+    tx: &Transaction<'_>,
+    changed: usize,
+    id: OrderId,
+    event: EventType,
+    now: Timestamp,
+) -> Result<ClaimOutcome, StoreError> {
+    if changed == 1 {
+        record_event(tx, id, event, now)?;
+    }
+    Ok(claim_outcome(changed as u64))
 }

@@ -6,18 +6,41 @@ use std::str::FromStr;
 use rusqlite::types::Value;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Row, params};
 
-use crate::domain::{Order, OrderId, OrderStatus, Timestamp, from_millis};
-use crate::store::decode::{StoredOrder, corrupt};
+use crate::domain::{
+    EventType, Order, OrderEvent, OrderId, OrderStatus, Timestamp, from_millis, uuid_v7_at,
+};
+use crate::store::decode::{StoredEvent, StoredOrder, corrupt};
 use crate::store::{ListQuery, StoreError};
 
 /// The columns `order_from_row` reads, in its order.
 pub(super) const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, created_at, \
-     completed_at, attempts, last_error, failed_at";
+     completed_at, attempts, last_error, failed_at, available_at, cancelled_at, cancel_reason";
 
-/// Inserts one whole order (any status) unless its id is already stored.
+/// Inserts one whole order (any status) unless its id is already stored; its first
+/// event is numbered 1.
 pub(super) const INSERT_ORDER: &str = "INSERT INTO orders (id, user_id, item_ids, amount_cents, \
-     status, created_at, completed_at, attempts, last_error, failed_at, available_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6) ON CONFLICT (id) DO NOTHING";
+     status, created_at, completed_at, attempts, last_error, failed_at, available_at, \
+     cancelled_at, cancel_reason, last_seq) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6, ?11, ?12, 1) \
+     ON CONFLICT (id) DO NOTHING";
+
+/// Writes the event of the change just made to an order (which numbered it in
+/// `last_seq`), with the order as the change left it.
+const INSERT_EVENT: &str = "INSERT INTO order_events (event_id, order_id, seq, type, \
+     occurred_at, status, attempts, last_error, completed_at, failed_at, available_at, \
+     cancelled_at, cancel_reason) \
+     SELECT ?1, id, last_seq, ?2, ?3, status, attempts, last_error, completed_at, failed_at, \
+            available_at, cancelled_at, cancel_reason \
+     FROM orders WHERE id = ?4";
+
+/// An event and its order, in the order `event_from_row` reads them: the columns of
+/// `ORDER_COLUMNS` (the fixed ones from `orders`, the rest from the event), then the
+/// event's own.
+pub(super) const EVENT_SELECT: &str = "SELECT o.id, o.user_id, o.item_ids, o.amount_cents, \
+     e.status, o.created_at, e.completed_at, e.attempts, e.last_error, e.failed_at, \
+     e.available_at, e.cancelled_at, e.cancel_reason, \
+     e.position, e.event_id, e.seq, e.type, e.occurred_at \
+     FROM order_events e JOIN orders o ON o.id = e.order_id";
 
 pub(super) fn millis(at: Timestamp) -> i64 {
     at.timestamp_millis()
@@ -41,8 +64,54 @@ pub(super) fn order_from_row(row: &Row<'_>) -> Result<Order, StoreError> {
         attempts: row.get(7)?,
         last_error: row.get(8)?,
         failed_at: time(9)?,
+        available_at: from_millis(row.get(10)?),
+        cancelled_at: time(11)?,
+        cancel_reason: row.get(12)?,
     }
     .into_order()
+}
+
+/// Reads a row of `EVENT_SELECT`.
+pub(super) fn event_from_row(row: &Row<'_>) -> Result<OrderEvent, StoreError> {
+    let order = order_from_row(row)?;
+    let event_id: String = row.get(14)?;
+    StoredEvent {
+        position: row.get(13)?,
+        event_id: uuid::Uuid::try_parse(&event_id).map_err(corrupt)?,
+        seq: row.get(15)?,
+        event_type: row.get(16)?,
+        occurred_at: from_millis(row.get(17)?),
+    }
+    .into_event(order)
+}
+
+/// Runs a prepared `EVENT_SELECT` and decodes every row.
+pub(super) fn events_from(
+    stmt: &mut CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<OrderEvent>, StoreError> {
+    let mut rows = stmt.query(params)?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        events.push(event_from_row(row)?);
+    }
+    Ok(events)
+}
+
+/// Writes the event of a change just made to order `id`, in the caller's transaction.
+pub(super) fn record_event(
+    conn: &Connection,
+    id: OrderId,
+    event_type: EventType,
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(INSERT_EVENT)?.execute(params![
+        uuid_v7_at(at).to_string(),
+        event_type.as_str(),
+        millis(at),
+        id.to_string(),
+    ])?;
+    Ok(())
 }
 
 /// Runs a prepared statement and decodes every row as an order.
@@ -72,13 +141,14 @@ where
         .clone()
         .map(|order| Ok(insert_order(&mut insert, order)? == 1))
         .collect::<rusqlite::Result<Vec<bool>>>()?;
-    count_new_orders(
-        conn,
-        orders
-            .zip(&added)
-            .filter(|(_, new)| **new)
-            .map(|(order, _)| order),
-    )?;
+    let new_orders = orders
+        .zip(&added)
+        .filter(|(_, new)| **new)
+        .map(|(order, _)| order);
+    for order in new_orders.clone() {
+        record_event(conn, order.id, EventType::Created, order.created_at)?;
+    }
+    count_new_orders(conn, new_orders)?;
     Ok(added)
 }
 
@@ -95,6 +165,8 @@ fn insert_order(stmt: &mut CachedStatement<'_>, order: &Order) -> rusqlite::Resu
         i64::from(order.attempts),
         order.last_error.as_deref(),
         order.failed_at.map(millis),
+        order.cancelled_at.map(millis),
+        order.cancel_reason.as_deref(),
     ])
 }
 
@@ -147,6 +219,7 @@ pub(super) fn list_statement(query: &ListQuery) -> (String, Vec<Value>) {
         (Some(OrderStatus::Pending), false) => Some("orders_pending"),
         (Some(OrderStatus::Completed), false) => Some("orders_completed"),
         (Some(OrderStatus::Failed), false) => Some("orders_failed"),
+        (Some(OrderStatus::Cancelled), false) => Some("orders_cancelled"),
         // The table itself, which is in id order.
         (None, false) => None,
     };

@@ -6,11 +6,11 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::sql::{insert_new_orders, millis};
-use crate::domain::Order;
+use super::sql::{insert_new_orders, millis, record_event};
+use crate::domain::{EventType, Order};
 use crate::store::claims::{Completion, claim_outcome};
 use crate::store::decode::id_taken;
 use crate::store::group_commit::{Reply, answer};
@@ -37,17 +37,21 @@ pub(super) struct Writer {
 
 /// Guarded: only a claim that is still current completes its order.
 pub(super) const COMPLETE: &str = "UPDATE orders SET status = 'Completed', completed_at = ?3, \
-     claim_token = NULL, lease_expires_at = NULL \
+     claim_token = NULL, lease_expires_at = NULL, last_seq = last_seq + 1 \
      WHERE id = ?1 AND claim_token = ?2 AND status = 'Processing'";
 
 impl Writer {
     /// Starts the writer thread on `conn`; `new_work` is notified after every commit
-    /// that added orders.
-    pub fn start(conn: Connection, new_work: Arc<Notify>) -> std::io::Result<Self> {
+    /// that added orders, `new_events` after every write (each may have logged events).
+    pub fn start(
+        conn: Connection,
+        new_work: Arc<Notify>,
+        new_events: Arc<Notify>,
+    ) -> std::io::Result<Self> {
         let (commands, incoming) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_until_closed(conn, incoming, &new_work))?;
+            .spawn(move || write_until_closed(conn, incoming, &new_work, &new_events))?;
         Ok(Self { commands })
     }
 
@@ -78,6 +82,22 @@ impl Writer {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Runs `write` in one transaction on the writer's connection, after the writes
+    /// queued before it; a change and its events commit together or not at all.
+    pub async fn transaction<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = write(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+
     /// Whether the writer thread is still taking writes.
     pub fn is_running(&self) -> bool {
         !self.commands.is_closed()
@@ -97,6 +117,7 @@ fn write_until_closed(
     mut conn: Connection,
     mut incoming: mpsc::UnboundedReceiver<Command>,
     new_work: &Notify,
+    new_events: &Notify,
 ) {
     while let Some(first) = incoming.blocking_recv() {
         // Whatever queued up while the last commit was being written goes in this one.
@@ -130,6 +151,7 @@ fn write_until_closed(
                 tracing::error!("a write panicked; it was refused");
             }
         }
+        new_events.notify_one();
     }
 }
 
@@ -149,6 +171,9 @@ fn commit_group(
         for ((id, token, at), _) in &completions {
             let changed =
                 complete.execute(params![id.to_string(), token.to_string(), millis(*at)])?;
+            if changed == 1 {
+                record_event(&tx, *id, EventType::Completed, *at)?;
+            }
             completed.push(claim_outcome(changed as u64));
         }
         drop(complete);

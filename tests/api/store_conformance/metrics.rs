@@ -51,7 +51,7 @@ async fn metrics_follow_every_kind_of_change(db: TestDb) {
     expect_metrics(store.as_ref(), 2, 3, 1, 1_500).await;
     store.complete(&claims[0], at(9_000)).await.unwrap();
     expect_metrics(store.as_ref(), 2, 3, 1, 1_500).await;
-    store.release(&claims[1]).await.unwrap();
+    store.release(&claims[1], at(0)).await.unwrap();
     expect_metrics(store.as_ref(), 3, 2, 1, 1_500).await;
     store.rescue_expired(at(1_000 + 30_001), 5).await.unwrap();
     expect_metrics(store.as_ref(), 5, 0, 1, 1_500).await;

@@ -2,6 +2,7 @@
 //! tests through `on_every_backend!`, the one list of backends). Any change of store
 //! behaviour extends it. One file per concern of the `Store` trait.
 
+mod cancel;
 mod failures;
 mod keys;
 mod listing;
@@ -35,6 +36,9 @@ pub fn order(n: i64, user: &str) -> Order {
         attempts: 0,
         last_error: None,
         failed_at: None,
+        next_attempt_at: Some(at(n)),
+        cancelled_at: None,
+        cancel_reason: None,
     }
 }
 

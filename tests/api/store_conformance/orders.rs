@@ -39,6 +39,7 @@ async fn import_adds_only_orders_not_yet_stored(db: TestDb) {
     done.status = OrderStatus::Completed;
     done.completed_at = Some(at(2_000));
     done.attempts = 1;
+    done.next_attempt_at = None;
     let orders = vec![done.clone(), order(2, "u")];
     assert_eq!(store.import(&orders).await.unwrap(), 2);
     assert_eq!(store.import(&orders).await.unwrap(), 0);

@@ -94,7 +94,7 @@ async fn complete_applies_once_under_the_current_claim(db: TestDb) {
     assert_eq!(done.status, OrderStatus::Completed);
     assert_eq!(done.completed_at, Some(at(2_500)));
     assert_eq!(
-        store.release(&claim).await.unwrap(),
+        store.release(&claim, at(2)).await.unwrap(),
         ClaimOutcome::ClaimLost
     );
     assert!(store.claim(1, at(4_000), LEASE).await.unwrap().is_empty());
@@ -118,7 +118,7 @@ async fn a_stale_claim_can_neither_complete_nor_release(db: TestDb) {
         ClaimOutcome::ClaimLost
     );
     assert_eq!(
-        store.release(&stale).await.unwrap(),
+        store.release(&stale, at(32_000)).await.unwrap(),
         ClaimOutcome::ClaimLost
     );
     assert_eq!(
@@ -138,7 +138,10 @@ async fn release_returns_the_order_to_the_queue(db: TestDb) {
     let new = order(1, "u");
     store.insert(&new).await.unwrap();
     let claim = store.claim(1, at(1), LEASE).await.unwrap().remove(0);
-    assert_eq!(store.release(&claim).await.unwrap(), ClaimOutcome::Applied);
+    assert_eq!(
+        store.release(&claim, at(2)).await.unwrap(),
+        ClaimOutcome::Applied
+    );
     assert_eq!(
         store.status(new.id).await.unwrap(),
         Some(OrderStatus::Pending)

@@ -1,6 +1,6 @@
 //! The state machine, enforced on every backend: every cause of the domain's transition
 //! table is applied to an order in every status, and the store must move it exactly
-//! as the table says, or change nothing.
+//! as the table says, writing the cause's one event, or change nothing and write none.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use order_processor::domain::{
     AfterFailure, Cause, ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId,
     from_millis,
 };
-use order_processor::store::{Claim, ClaimOutcome, RetryOutcome, Store};
+use order_processor::store::{CancelOutcome, Claim, ClaimOutcome, RetryOutcome, Store};
 
 use crate::helpers::{TestDb, on_every_backend};
 
@@ -37,6 +37,9 @@ async fn order_in(store: &dyn Store, status: OrderStatus, base: Timestamp) -> (O
         attempts: 0,
         last_error: None,
         failed_at: None,
+        next_attempt_at: Some(created),
+        cancelled_at: None,
+        cancel_reason: None,
     };
     store.insert(&order).await.unwrap();
     let never_issued = Claim {
@@ -44,8 +47,17 @@ async fn order_in(store: &dyn Store, status: OrderStatus, base: Timestamp) -> (O
         token: uuid::Uuid::new_v4(),
         lease_expires_at: ms(base, 30_000),
     };
-    if status == OrderStatus::Pending {
-        return (order, never_issued);
+    match status {
+        OrderStatus::Pending => return (order, never_issued),
+        OrderStatus::Cancelled => {
+            let outcome = store.cancel(order.id, None, ms(base, -400)).await.unwrap();
+            assert!(
+                matches!(outcome, CancelOutcome::Cancelled(_)),
+                "{outcome:?}"
+            );
+            return (order, never_issued);
+        }
+        _ => {}
     }
     let mut claims = store.claim(10, ms(base, -500), LEASE).await.unwrap();
     assert_eq!(claims.len(), 1, "only this order is due");
@@ -57,7 +69,7 @@ async fn order_in(store: &dyn Store, status: OrderStatus, base: Timestamp) -> (O
             .fail(&claim, "failed", AfterFailure::DeadLetter, ms(base, -400))
             .await
             .unwrap(),
-        OrderStatus::Pending => unreachable!("returned above"),
+        OrderStatus::Pending | OrderStatus::Cancelled => unreachable!("returned above"),
     };
     assert_eq!(outcome, ClaimOutcome::Applied);
     assert_eq!(store.status(order.id).await.unwrap(), Some(status));
@@ -86,7 +98,7 @@ async fn apply(
             let after = AfterFailure::DeadLetter;
             applied(store.fail(claim, "boom", after, base).await.unwrap())
         }
-        Cause::Release => applied(store.release(claim).await.unwrap()),
+        Cause::Release => applied(store.release(claim, base).await.unwrap()),
         Cause::RescueAndRequeue => {
             let rescued = store.rescue_expired(expired, 100).await.unwrap();
             rescued.requeued + rescued.dead_lettered > 0
@@ -98,6 +110,10 @@ async fn apply(
         Cause::OperatorRetry => matches!(
             store.retry_failed(order.id, base).await.unwrap(),
             RetryOutcome::Retried(_)
+        ),
+        Cause::Cancel => matches!(
+            store.cancel(order.id, None, base).await.unwrap(),
+            CancelOutcome::Cancelled(_)
         ),
     }
 }
@@ -113,6 +129,7 @@ async fn every_cause_moves_an_order_only_along_the_transition_table(db: TestDb) 
             pairs += 1;
             let base = from_millis(T0 - pairs * DAY_MS);
             let (order, claim) = order_in(&*store, from, base).await;
+            let before = store.order_events(order.id, 0).await.unwrap();
             let applied = apply(&*store, cause, &order, &claim, base).await;
             let expected = cause.applied_to(from);
             let now = store.status(order.id).await.unwrap().unwrap();
@@ -122,6 +139,28 @@ async fn every_cause_moves_an_order_only_along_the_transition_table(db: TestDb) 
                 expected.is_some(),
                 "{cause:?} on a {from} order said"
             );
+            // The change wrote exactly its one event, numbered next, showing the order
+            // as it now is; a cause that did not apply wrote none.
+            let after = store.order_events(order.id, 0).await.unwrap();
+            assert_eq!(after[..before.len()], before[..], "{cause:?} on {from}");
+            let written = &after[before.len()..];
+            if applied {
+                assert_eq!(written.len(), 1, "{cause:?} on a {from} order: {written:?}");
+                let event = &written[0];
+                assert_eq!(event.event_type, cause.event_type(), "{cause:?} on {from}");
+                assert_eq!(event.seq as usize, before.len() + 1);
+                assert_eq!(event.order.status, now);
+                assert_eq!(
+                    Some(&event.order),
+                    store.get(order.id).await.unwrap().as_ref(),
+                    "{cause:?} on {from}: the event shows the order as it is"
+                );
+            } else {
+                assert!(
+                    written.is_empty(),
+                    "{cause:?} on a {from} order: {written:?}"
+                );
+            }
             moves += usize::from(applied);
         }
     }

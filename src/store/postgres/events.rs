@@ -1,0 +1,38 @@
+//! Reading the event log. Across the log, only positions below the horizon (the oldest
+//! transaction still running, migration 0005) are read, so a transaction that commits
+//! late can never slip an event in behind a reader. One order's events need no
+//! horizon: each change of an order waits for the one before to commit.
+
+use async_trait::async_trait;
+
+use super::PostgresStore;
+use super::sql::{EVENT_SELECT, event_from_row};
+use crate::domain::{OrderEvent, OrderId};
+use crate::store::{Events, StoreError};
+
+#[async_trait]
+impl Events for PostgresStore {
+    async fn order_events(&self, id: OrderId, after: i64) -> Result<Vec<OrderEvent>, StoreError> {
+        let sql =
+            format!("{EVENT_SELECT} WHERE e.order_id = $1 AND e.position > $2 ORDER BY e.seq");
+        let rows = sqlx::query(&sql)
+            .bind(id.as_uuid())
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<OrderEvent>, StoreError> {
+        let sql = format!(
+            "{EVENT_SELECT} WHERE e.position > $1 AND e.position < order_event_horizon() \
+             ORDER BY e.position LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+}
