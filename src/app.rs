@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
-use crate::http::{self, AppState, Limiter, Shared};
+use crate::http::{self, AppState, Limiter, LiveFeed, Shared, Streams};
 use crate::store::Store;
 use crate::worker::{Processor, SimulatedProcessor, WorkerPool};
 
@@ -53,6 +53,12 @@ pub async fn run_with_processor(
         stop.clone(),
     ));
 
+    tokio::spawn(prune_events_until_stopped(
+        store.clone(),
+        config.event_retention,
+        stop.clone(),
+    ));
+
     let auth = Authenticator::from_config(&config.auth)
         .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?
         .map(Arc::new);
@@ -62,6 +68,16 @@ pub async fn run_with_processor(
              order; set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY to require bearer tokens"
         );
     }
+    let feed = LiveFeed::start(store.clone(), stop.clone())
+        .await
+        .map_err(std::io::Error::other)?;
+    let streams = Streams::new(
+        feed,
+        usize::try_from(config.max_streams).unwrap_or(usize::MAX),
+        Duration::from_millis(config.sse_heartbeat_ms),
+        Duration::from_millis(config.sse_retry_ms),
+        stop.clone(),
+    );
     let state = AppState::new(Shared {
         store,
         auth,
@@ -72,6 +88,7 @@ pub async fn run_with_processor(
             .rate_limit_per_sec
             .map(|rate| Limiter::new(rate, config.rate_limit_burst.unwrap_or(rate))),
         orders_created: metrics::counter!("orders_created_total"),
+        streams,
     });
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop_on_signal = stop.clone();
@@ -119,6 +136,55 @@ async fn prune_keys_until_stopped(store: Arc<dyn Store>, ttl: Duration, stop: Ca
             Ok(0) => {}
             Ok(pruned) => tracing::debug!(pruned, "forgot expired idempotency keys"),
             Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed; will retry"),
+        }
+    }
+}
+
+/// Events deleted per statement: each is a short transaction, so neither the writer
+/// (SQLite) nor any row lock (PostgreSQL) is held for long.
+const PRUNE_BATCH: usize = 500;
+
+/// Deletes the events of orders finished longer than `retention` ago, a few times per
+/// retention period (at most hourly), in small batches with a pause between them.
+async fn prune_events_until_stopped(
+    store: Arc<dyn Store>,
+    retention: Duration,
+    stop: CancellationToken,
+) {
+    let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3_600));
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let before =
+            crate::domain::now() - chrono::Duration::from_std(retention).unwrap_or_default();
+        let mut pruned = 0;
+        loop {
+            match store.prune_events(before, PRUNE_BATCH).await {
+                Ok(n) => {
+                    pruned += n;
+                    if n < PRUNE_BATCH as u64 {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "pruning events failed; will retry");
+                    break;
+                }
+            }
+            // Room for other writes between batches.
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(
+                pruned,
+                "deleted the events of orders finished past EVENT_RETENTION"
+            );
         }
     }
 }

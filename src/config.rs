@@ -168,6 +168,28 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
     pub body_read_timeout_ms: u64,
 
+    /// How long the events of a `Completed` or `Cancelled` order are kept after it
+    /// finished: a number with s, m, h or d. The orders themselves are kept.
+    #[arg(long, env = "EVENT_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+
+    /// Most Server-Sent Events streams open at once per instance; past it, 503.
+    #[arg(long, env = "MAX_STREAMS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_streams: u64,
+
+    /// How often an idle event stream gets a comment line, so proxies keep it open,
+    /// in milliseconds.
+    #[arg(long, env = "SSE_HEARTBEAT_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(10..=DAY_MS))]
+    pub sse_heartbeat_ms: u64,
+
+    /// How long a browser waits before reconnecting a dropped event stream (the
+    /// stream's `retry:` line), in milliseconds.
+    #[arg(long, env = "SSE_RETRY_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(10..=DAY_MS))]
+    pub sse_retry_ms: u64,
+
     /// Time a write to a client may wait while the client reads nothing, in
     /// milliseconds (then the connection is closed).
     #[arg(long, env = "WRITE_TIMEOUT_MS", default_value_t = 30_000,

@@ -75,12 +75,17 @@ CREATE TABLE order_events (
 );
 
 -- Wake readers of the log in every instance when events commit (folded into one
--- notification per transaction).
+-- notification per transaction). Only when a row went in: a statement trigger fires
+-- for zero rows too, and a NOTIFY makes every idle poll (a claim that found nothing) a
+-- transaction that queues on the cluster-wide notification lock at commit.
 CREATE FUNCTION order_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('order_processor_events', '');
+    IF EXISTS (SELECT 1 FROM new_rows) THEN
+        PERFORM pg_notify('order_processor_events', '');
+    END IF;
     RETURN NULL;
 END;
 $$;
 CREATE TRIGGER order_events_inserted AFTER INSERT ON order_events
+    REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION order_events_notify();

@@ -12,7 +12,8 @@ use super::{FieldError, Order, OrderId, Timestamp};
 /// the transaction of the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
-    /// Accepted as `Pending`.
+    /// The order entered the service: accepted as `Pending` (or imported by `seed`, in
+    /// whatever status it was imported).
     Created,
     /// Claimed by a worker: an attempt starts (`data.attempts` is its number).
     Processing,
@@ -117,6 +118,7 @@ pub struct CancelReason(String);
 const MAX_REASON_CHARS: usize = 500;
 
 impl CancelReason {
+    /// The reason, if it is within the limits; the error names the field `reason`.
     pub fn parse(text: String) -> Result<Self, FieldError> {
         const FIELD: &str = "reason";
         if text.contains('\0') {
@@ -134,6 +136,7 @@ impl CancelReason {
         }
     }
 
+    /// The reason as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -50,6 +50,8 @@ pub enum ApiError {
     Unavailable(#[source] StoreError),
     #[error("not ready: {0}")]
     NotReady(String),
+    #[error("this instance already holds its {0} open event streams; retry shortly")]
+    TooManyStreams(usize),
     #[error("internal error")]
     Internal(#[source] StoreError),
 }
@@ -126,7 +128,9 @@ impl ApiError {
             Self::BodyReadTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::NotReady(_) | Self::TooManyStreams(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -152,6 +156,7 @@ impl ApiError {
             Self::MethodNotAllowed => "/problems/method-not-allowed",
             Self::Unavailable(_) => "/problems/service-unavailable",
             Self::NotReady(_) => "/problems/not-ready",
+            Self::TooManyStreams(_) => "/problems/too-many-streams",
             Self::Internal(_) => "/problems/internal-error",
         }
     }

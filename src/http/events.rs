@@ -1,17 +1,21 @@
 //! The event log over HTTP: one order's history (`GET /orders/{order_id}/events`) and
-//! every order's events by position (`GET /events`), as JSON.
+//! every order's events by position (`GET /events`), as JSON, or with
+//! `Accept: text/event-stream` as Server-Sent Events that go on live.
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 
 use super::admission::require_admin;
 use super::error::{ApiError, CommonProblems, Problem};
 use super::order_json::{EventPage, History};
 use super::orders::{parse_id, visible_order};
 use super::state::AppState;
+use super::streams::{Scope, last_event_id, wants_stream};
 use crate::auth::Caller;
 use crate::domain::FieldError;
 
@@ -19,15 +23,26 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
 const PARAMETERS: [&str; 2] = ["after", "limit"];
 
-/// `GET /orders/{order_id}/events`: the order's events, oldest first.
+/// `GET /orders/{order_id}/events`: the order's events, oldest first; as a stream,
+/// then each new one until the order's last.
 #[utoipa::path(
     get,
     path = "/orders/{order_id}/events",
     operation_id = "get_order_events",
     tag = "events",
-    params(("order_id" = String, Path, description = "The order's id (a UUID)")),
+    params(
+        ("order_id" = String, Path, description = "The order's id (a UUID)"),
+        ("Last-Event-ID" = Option<i64>, Header,
+         description = "For a stream: resume after this position (the `id:` of the last event seen)"),
+    ),
     responses(
-        (status = 200, description = "The order's events, oldest first", body = History),
+        (status = 200, description = "The order's events, oldest first (JSON); or, with \
+                                      `Accept: text/event-stream`, a stream of them: each as \
+                                      `id: <position>`, `event: <type>`, `data: <the event>`, \
+                                      then each new one as it commits, ending after \
+                                      `order.completed` or `order.cancelled`",
+         content((History = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "A bad Last-Event-ID", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
         CommonProblems,
     ),
@@ -36,12 +51,19 @@ const PARAMETERS: [&str; 2] = ["after", "limit"];
 pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<History>, ApiError> {
+) -> Result<Response, ApiError> {
     let (order_id, id) = parse_id(path)?;
-    visible_order(&state, &caller, id, &order_id).await?;
+    let order = visible_order(&state, &caller, id, &order_id).await?;
+    if wants_stream(&headers) {
+        let after = last_event_id(&headers)?.unwrap_or(0);
+        let terminal = order.status.is_terminal();
+        let scope = Scope::Order { id, terminal };
+        return state.streams.open(state.store.clone(), scope, after);
+    }
     let events = state.store.order_events(id, 0).await?;
-    Ok(Json(History::new(&events)))
+    Ok(Json(History::new(&events)).into_response())
 }
 
 /// The query of `GET /events`.
@@ -60,16 +82,25 @@ pub struct FeedParams {
     limit: Option<u32>,
 }
 
-/// `GET /events`: every order's events by position, a page at a time.
+/// `GET /events`: every order's events by position, a page at a time; as a stream,
+/// then live.
 #[utoipa::path(
     get,
     path = "/events",
     operation_id = "list_events",
     tag = "events",
-    params(FeedParams),
+    params(
+        FeedParams,
+        ("Last-Event-ID" = Option<i64>, Header,
+         description = "For a stream: resume after this position (it wins over `after`)"),
+    ),
     responses(
-        (status = 200, description = "The next events by position, and where to go on from", body = EventPage),
-        (status = 400, description = "Unknown or invalid parameters, each named", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The next events by position, and where to go on from \
+                                      (JSON); or, with `Accept: text/event-stream`, a stream \
+                                      of every event after `after`, then each new one as it \
+                                      commits",
+         content((EventPage = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "Unknown or invalid parameters or a bad Last-Event-ID, each named", body = Problem, content_type = "application/problem+json"),
         CommonProblems,
     ),
     security(("bearer" = [])),
@@ -77,15 +108,20 @@ pub struct FeedParams {
 pub async fn feed(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Json<EventPage>, ApiError> {
+) -> Result<Response, ApiError> {
     require_admin(&caller)?;
     let Query(params) = query.map_err(|rejection| {
         ApiError::InvalidQuery(vec![FieldError::new("query", rejection.body_text())])
     })?;
     let (after, limit) = parse(&params).map_err(ApiError::InvalidQuery)?;
+    if wants_stream(&headers) {
+        let after = last_event_id(&headers)?.unwrap_or(after);
+        return state.streams.open(state.store.clone(), Scope::All, after);
+    }
     let events = state.store.events_after(after, limit).await?;
-    Ok(Json(EventPage::new(&events, after)))
+    Ok(Json(EventPage::new(&events, after)).into_response())
 }
 
 /// `after` and `limit`, every bad or unknown parameter named.

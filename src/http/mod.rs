@@ -9,6 +9,7 @@ mod health;
 mod idempotency;
 mod in_flight;
 mod listing;
+mod live;
 mod metrics;
 mod new_order_json;
 mod observe;
@@ -20,6 +21,7 @@ mod routes;
 mod serve;
 mod state;
 mod status_json;
+mod streams;
 mod write_deadline;
 
 use axum::Router;
@@ -28,11 +30,13 @@ use axum::middleware;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 pub use error::ApiError;
+pub use live::LiveFeed;
 pub use openapi::document as openapi_document;
 pub use rate_limit::Limiter;
 use routes::Access;
 pub use serve::serve;
 pub use state::{AppState, Shared};
+pub use streams::Streams;
 
 /// All routes of [`routes::ROUTES`], with unknown paths (404) and wrong methods (405)
 /// answered in the problem shape like every other error.

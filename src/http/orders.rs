@@ -217,12 +217,12 @@ pub async fn cancel(
     path: Result<Path<String>, PathRejection>,
     body: OptionalJsonBody,
 ) -> Result<Json<OrderBody>, ApiError> {
+    let (order_id, id) = parse_id(path)?;
+    visible_order(&state, &caller, id, &order_id).await?;
     let reason = match &body.0 {
         Some(body) => cancel_reason(body)?,
         None => None,
     };
-    let (order_id, id) = parse_id(path)?;
-    visible_order(&state, &caller, id, &order_id).await?;
     match state.store.cancel(id, reason.as_ref(), now()).await? {
         CancelOutcome::Cancelled(order) | CancelOutcome::AlreadyCancelled(order) => {
             Ok(Json(OrderBody::full(&order)))

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::in_flight::InFlight;
 use super::rate_limit::Limiter;
+use super::streams::Streams;
 use crate::auth::Authenticator;
 use crate::store::Store;
 
@@ -28,6 +29,8 @@ pub struct Shared {
     pub rate_limiter: Option<Limiter>,
     /// `orders_created_total`, registered once rather than looked up per order.
     pub orders_created: metrics::Counter,
+    /// Server-Sent Events: the live feed and the open streams.
+    pub streams: Streams,
 }
 
 impl AppState {

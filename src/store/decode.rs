@@ -58,6 +58,7 @@ pub(super) struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// The event, with `order` as the change left it.
     pub fn into_event(self, order: Order) -> Result<OrderEvent, StoreError> {
         Ok(OrderEvent {
             event_id: self.event_id,
@@ -99,8 +100,9 @@ pub(super) fn metrics_from_totals(
     Ok(metrics)
 }
 
-/// `Ok` when every migration this build embeds is applied (a newer database, during a
-/// rolling deploy, is fine: migrations only add).
+/// `Ok` when every migration this build embeds is applied. A newer database is
+/// accepted: most migrations only add, and the README names the releases that cannot
+/// run beside an older one (the event log's).
 pub(super) fn schema_current(
     migrator: &sqlx::migrate::Migrator,
     applied: Option<i64>,

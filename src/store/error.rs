@@ -70,6 +70,18 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 impl StoreError {
+    /// Whether PostgreSQL refused the statement as a serialization failure (the event
+    /// log's ordering trigger, migration 0005): running it again at once succeeds.
+    pub fn is_serialization_failure(&self) -> bool {
+        let Self::Unavailable(cause) = self else {
+            return false;
+        };
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|err| err.as_database_error())
+            .is_some_and(|db| db.code().as_deref() == Some("40001"))
+    }
+
     /// Whether retrying later may succeed.
     pub fn is_unavailable(&self) -> bool {
         matches!(
@@ -101,7 +113,8 @@ impl From<&StoreError> for SharedFailure {
 }
 
 /// Errors that say "not now" rather than "never": lost or refused connections, an
-/// exhausted pool, a server shutting down, SQLite's lock held past the busy timeout.
+/// exhausted pool, a server shutting down, a transaction rolled back for a conflict with
+/// another (serialization failure, deadlock), SQLite's lock held past the busy timeout.
 fn is_transient(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Io(_)
@@ -111,12 +124,14 @@ fn is_transient(err: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // PostgreSQL: 08xxx connection exceptions, 57P0x shutdown/cannot connect now,
-            // 53xxx insufficient resources. SQLite reports extended codes, whose low
+            // 53xxx insufficient resources, 40xxx transaction rollback (serialization
+            // failure, deadlock). SQLite reports extended codes, whose low
             // byte is the primary one: 5 BUSY, 6 LOCKED.
             let sqlite_primary = code.parse::<u32>().ok().map(|c| c & 0xff);
             code.starts_with("08")
                 || code.starts_with("57P")
                 || code.starts_with("53")
+                || code.starts_with("40")
                 || matches!(sqlite_primary, Some(5 | 6))
         }),
         _ => false,

@@ -18,7 +18,7 @@ pub struct Server {
     pub address: String,
     lines: Arc<Mutex<Vec<String>>>,
     listening: mpsc::Receiver<String>,
-    client: reqwest::Client,
+    pub client: reqwest::Client,
 }
 
 impl Server {

@@ -43,6 +43,8 @@ pub struct Options {
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
     pub write_timeout_ms: u64,
+    pub max_streams: u64,
+    pub sse_heartbeat_ms: u64,
 }
 
 impl Default for Options {
@@ -66,6 +68,8 @@ impl Default for Options {
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
             write_timeout_ms: 30_000,
+            max_streams: 10_000,
+            sse_heartbeat_ms: 15_000,
         }
     }
 }
@@ -135,6 +139,10 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
         header_read_timeout_ms: options.header_read_timeout_ms,
         body_read_timeout_ms: options.body_read_timeout_ms,
         write_timeout_ms: options.write_timeout_ms,
+        event_retention: Duration::from_secs(30 * 86_400),
+        max_streams: options.max_streams,
+        sse_heartbeat_ms: options.sse_heartbeat_ms,
+        sse_retry_ms: 2_000,
         auth: options.auth,
         idempotency_ttl: options.idempotency_ttl,
         rate_limit_per_sec: options

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::PostgresStore;
 use super::sql::{EVENT_SELECT, event_from_row};
-use crate::domain::{OrderEvent, OrderId};
+use crate::domain::{OrderEvent, OrderId, Timestamp};
 use crate::store::{Events, StoreError};
 
 #[async_trait]
@@ -34,5 +34,32 @@ impl Events for PostgresStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn last_position(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(max(position), 0) FROM order_events \
+             WHERE position < order_event_horizon()",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn prune_events(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        // By position: the oldest events are those of the oldest orders, so a batch
+        // rarely passes over events it must keep (an old dead letter's).
+        let done = sqlx::query(
+            "DELETE FROM order_events WHERE position IN ( \
+                 SELECT e.position FROM order_events e JOIN orders o ON o.id = e.order_id \
+                 WHERE e.occurred_at < $1 \
+                 AND ((o.status = 'Completed' AND o.completed_at < $1) \
+                      OR (o.status = 'Cancelled' AND o.cancelled_at < $1)) \
+                 ORDER BY e.position LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 }

@@ -10,6 +10,9 @@ use crate::domain::{Order, OrderId, OrderStatus};
 use crate::store::decode::{corrupt, id_taken, metrics_from_totals};
 use crate::store::{ListQuery, OrderMetrics, Orders, StoreError};
 
+/// Most orders one import statement inserts.
+const IMPORT_CHUNK: usize = 1_000;
+
 #[async_trait]
 impl Orders for PostgresStore {
     async fn insert(&self, order: &Order) -> Result<(), StoreError> {
@@ -25,11 +28,17 @@ impl Orders for PostgresStore {
         if orders.is_empty() {
             return Ok(0);
         }
-        let added: Vec<uuid::Uuid> = insert_orders(orders)
-            .build_query_scalar()
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(added.len() as u64)
+        // In chunks: one statement's events must fit the positions of one transaction
+        // (migration 0005).
+        let mut added = 0;
+        for chunk in orders.chunks(IMPORT_CHUNK) {
+            let ids: Vec<uuid::Uuid> = insert_orders(chunk)
+                .build_query_scalar()
+                .fetch_all(&self.pool)
+                .await?;
+            added += ids.len() as u64;
+        }
+        Ok(added)
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {

@@ -194,11 +194,13 @@ impl Queue for PostgresStore {
             &literal(EventType::Retried),
             "$1::timestamptz",
         );
-        let row = sqlx::query(&sql)
-            .bind(now)
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = again_on_serialization_failure(|| {
+            sqlx::query(&sql)
+                .bind(now)
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+        })
+        .await?;
         match row {
             Some(row) => {
                 self.new_work.notify_one();
@@ -226,12 +228,14 @@ impl Queue for PostgresStore {
             "$1::timestamptz",
         );
         loop {
-            let row = sqlx::query(&sql)
-                .bind(now)
-                .bind(reason.map(CancelReason::as_str))
-                .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
-                .await?;
+            let row = again_on_serialization_failure(|| {
+                sqlx::query(&sql)
+                    .bind(now)
+                    .bind(reason.map(CancelReason::as_str))
+                    .bind(id.as_uuid())
+                    .fetch_optional(&self.pool)
+            })
+            .await?;
             if let Some(row) = row {
                 return Ok(CancelOutcome::Cancelled(order_from_row(&row)?));
             }
@@ -242,6 +246,24 @@ impl Queue for PostgresStore {
                     if Cause::Cancel.applied_to(status).is_some() => {}
                 outcome => return Ok(outcome),
             }
+        }
+    }
+}
+
+/// Runs a one-statement change again when PostgreSQL refused it as a serialization
+/// failure: the event log's ordering trigger refuses a change made by an older
+/// transaction than the order's last one (a cancel and a retry racing for one order),
+/// and the same statement in a new transaction is in order.
+async fn again_on_serialization_failure<T, F, Fut>(mut change: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match change().await.map_err(StoreError::from) {
+            Err(err) if err.is_serialization_failure() && tries < 5 => tries += 1,
+            done => return done,
         }
     }
 }

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use rusqlite::params;
 
 use super::SqliteStore;
-use super::sql::{EVENT_SELECT, events_from};
-use crate::domain::{OrderEvent, OrderId};
+use super::sql::{EVENT_SELECT, events_from, millis};
+use crate::domain::{OrderEvent, OrderId, Timestamp};
 use crate::store::{Events, StoreError};
 
 #[async_trait]
@@ -30,6 +30,36 @@ impl Events for SqliteStore {
                     "{EVENT_SELECT} WHERE e.position > ?1 ORDER BY e.position LIMIT ?2"
                 ))?;
                 events_from(&mut stmt, params![after, limit])
+            })
+            .await
+    }
+
+    async fn last_position(&self) -> Result<i64, StoreError> {
+        self.readers.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT COALESCE(max(position), 0) FROM order_events")?
+                .query_row([], |row| row.get(0))?)
+        })
+    }
+
+    async fn prune_events(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.writer
+            .run(move |conn| {
+                // By position: the oldest events are those of the oldest orders, so a
+                // batch rarely passes over events it must keep (an old dead letter's).
+                let deleted = conn
+                    .prepare_cached(
+                        "DELETE FROM order_events WHERE position IN ( \
+                             SELECT e.position FROM order_events e \
+                             JOIN orders o ON o.id = e.order_id \
+                             WHERE e.occurred_at < ?1 \
+                             AND ((o.status = 'Completed' AND o.completed_at < ?1) \
+                                  OR (o.status = 'Cancelled' AND o.cancelled_at < ?1)) \
+                             ORDER BY e.position LIMIT ?2)",
+                    )?
+                    .execute(params![millis(before), limit])?;
+                Ok(deleted as u64)
             })
             .await
     }
