@@ -30,15 +30,6 @@ CREATE FUNCTION order_event_horizon() RETURNS bigint
     LANGUAGE sql STABLE
     AS $$ SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 12 $$;
 
--- A UUIDv7 for an event at `at`: its time in the first 48 bits, the rest random.
-CREATE FUNCTION order_event_id(at timestamptz) RETURNS uuid
-    LANGUAGE sql VOLATILE
-    AS $$
-        SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
-                   PLACING substring(int8send((extract(epoch FROM at) * 1000)::bigint) FROM 3)
-                   FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
-    $$;
-
 -- Positions order each order's events as its seq does only if each change of an order
 -- is written by a later transaction (a larger xid) than the one before. The statements
 -- that change orders ensure it (a change re-checks the order's status after waiting
@@ -55,22 +46,22 @@ CREATE TRIGGER orders_event_order BEFORE UPDATE ON orders
     EXECUTE FUNCTION orders_event_out_of_order();
 
 -- Besides its type, an event keeps what a change can change of its order (the rest of
--- the order never changes, and is read from `orders`).
+-- the order never changes, and is read from `orders`). Its id is not stored: it is
+-- derived from the order, the seq and the time (src/domain/event.rs).
 CREATE TABLE order_events (
-    position      bigint      PRIMARY KEY,
-    event_id      uuid        NOT NULL,
-    order_id      uuid        NOT NULL,
-    seq           integer     NOT NULL,
-    type          text        NOT NULL,
-    occurred_at   timestamptz NOT NULL,
-    status        text        NOT NULL,
-    attempts      integer     NOT NULL,
-    last_error    text,
-    completed_at  timestamptz,
-    failed_at     timestamptz,
-    available_at  timestamptz NOT NULL,
-    cancelled_at  timestamptz,
-    cancel_reason text,
+    position        bigint      PRIMARY KEY,
+    order_id        uuid        NOT NULL,
+    seq             integer     NOT NULL,
+    type            text        NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    status          text        NOT NULL,
+    attempts        integer     NOT NULL,
+    last_error      text,
+    completed_at    timestamptz,
+    failed_at       timestamptz,
+    next_attempt_at timestamptz,                 -- while Pending: when it may be claimed
+    cancelled_at    timestamptz,
+    cancel_reason   text,
     UNIQUE (order_id, seq)
 );
 

@@ -75,25 +75,27 @@ CREATE TRIGGER orders_stats_delete AFTER DELETE ON orders BEGIN
 END;
 
 -- The event log. `position` orders every event of every order: the one writer commits
--- transactions one after another, so positions become visible in order, and
--- AUTOINCREMENT never hands out a position again once retention has deleted it.
+-- transactions one after another, so positions become visible in order. It is the
+-- rowid, which SQLite takes as one more than the largest in the table; retention never
+-- deletes the newest event, so a position is never handed out twice (AUTOINCREMENT
+-- would promise the same at the cost of a second table written with every event).
 -- Besides its type, an event keeps what a change can change of its order (the rest of
--- the order never changes, and is read from `orders`).
+-- the order never changes, and is read from `orders`). Its id is not stored: it is
+-- derived from the order, the seq and the time (src/domain/event.rs).
 CREATE TABLE order_events (
-    position      INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id      TEXT    NOT NULL,                     -- UUIDv7
-    order_id      TEXT    NOT NULL,
-    seq           INTEGER NOT NULL,
-    type          TEXT    NOT NULL,
-    occurred_at   INTEGER NOT NULL,
-    status        TEXT    NOT NULL,
-    attempts      INTEGER NOT NULL,
-    last_error    TEXT,
-    completed_at  INTEGER,
-    failed_at     INTEGER,
-    available_at  INTEGER NOT NULL,
-    cancelled_at  INTEGER,
-    cancel_reason TEXT
+    position        INTEGER PRIMARY KEY,
+    order_id        TEXT    NOT NULL,
+    seq             INTEGER NOT NULL,
+    type            TEXT    NOT NULL,
+    occurred_at     INTEGER NOT NULL,
+    status          TEXT    NOT NULL,
+    attempts        INTEGER NOT NULL,
+    last_error      TEXT,
+    completed_at    INTEGER,
+    failed_at       INTEGER,
+    next_attempt_at INTEGER,                            -- while Pending: when it may be claimed
+    cancelled_at    INTEGER,
+    cancel_reason   TEXT
 ) STRICT;
 
 -- An order's history, in seq order; and no seq twice.

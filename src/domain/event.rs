@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{FieldError, Order, OrderId, Timestamp};
@@ -110,6 +111,22 @@ pub struct OrderEvent {
     pub order: Order,
 }
 
+/// The id of an order's `seq`th event, which happened at `occurred_at`: a UUIDv7 whose
+/// time is `occurred_at` and whose other 74 bits come from a hash of the order and the
+/// seq rather than a random source, so the id need not be stored (events are written
+/// on the hot path of every change) and is the same however often, and wherever, the
+/// event is read or delivered. Never change this derivation: receivers deduplicate by
+/// these ids.
+pub fn event_id(order_id: OrderId, seq: u32, occurred_at: Timestamp) -> Uuid {
+    let mut hash = Sha256::new();
+    hash.update(order_id.as_uuid().as_bytes());
+    hash.update(seq.to_be_bytes());
+    let digest = hash.finalize();
+    let bits: [u8; 10] = *digest.first_chunk().expect("32 >= 10");
+    let ms = u64::try_from(occurred_at.timestamp_millis()).unwrap_or_default();
+    uuid::Builder::from_unix_timestamp_millis(ms, &bits).into_uuid()
+}
+
 /// Why an order was cancelled: at most 500 characters, no NUL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelReason(String);
@@ -161,6 +178,23 @@ mod tests {
     fn only_completion_and_cancellation_end_a_log() {
         let last: Vec<_> = EventType::ALL.into_iter().filter(|k| k.is_last()).collect();
         assert_eq!(last, [EventType::Completed, EventType::Cancelled]);
+    }
+
+    #[test]
+    fn event_ids_are_version_7_stable_and_distinct() {
+        let at = super::super::from_millis(1_764_000_000_123);
+        let order = OrderId::new_at(at);
+        let id = event_id(order, 1, at);
+        assert_eq!(id.get_version_num(), 7);
+        assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+        let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
+        assert_eq!(
+            secs * 1000 + u64::from(nanos / 1_000_000),
+            1_764_000_000_123
+        );
+        assert_eq!(event_id(order, 1, at), id, "the same event, the same id");
+        assert_ne!(event_id(order, 2, at), id);
+        assert_ne!(event_id(OrderId::new_at(at), 1, at), id);
     }
 
     #[test]

@@ -11,12 +11,11 @@ mod order;
 mod retry;
 mod transitions;
 
-pub use event::{CancelReason, EventType, OrderEvent, UnknownEventType};
+pub use event::{CancelReason, EventType, OrderEvent, UnknownEventType, event_id};
 pub use money::{Money, MoneyError};
 pub use new_order::{FieldError, ItemIds, NewOrder, UserId};
 pub use order::{
     Order, OrderId, OrderStatus, StatusCounts, Timestamp, UnknownStatus, from_millis, now,
-    uuid_v7_at,
 };
 pub use retry::{AfterFailure, RetryPolicy};
 pub use transitions::{Cause, TRANSITIONS, Transition};

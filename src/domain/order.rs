@@ -23,7 +23,7 @@ pub fn from_millis(ms: i64) -> Timestamp {
 }
 
 /// A random UUIDv7 whose timestamp part is `at`: unique, and sorting by time.
-pub fn uuid_v7_at(at: Timestamp) -> Uuid {
+fn uuid_v7_at(at: Timestamp) -> Uuid {
     let ms = u64::try_from(at.timestamp_millis()).unwrap_or_default();
     let random: [u8; 10] = *Uuid::new_v4().as_bytes().first_chunk().expect("16 >= 10");
     uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid()

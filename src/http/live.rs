@@ -1,9 +1,12 @@
 //! The live feed of one instance: a single task follows the event log (woken when the
 //! store says events may have committed, polling as a fallback) and hands each new event,
-//! already framed for Server-Sent Events, to every open stream. However many clients
-//! follow, the log is read once and each event serialised once.
+//! already framed for Server-Sent Events, to the streams that follow it: those of every
+//! order's events, and those of its order. However many clients follow, the log is read
+//! once and each event serialised once, and an event reaches only the streams that
+//! want it (ten thousand streams of a thousand orders do not each look at every event).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -14,10 +17,14 @@ use super::order_json::EventBody;
 use crate::domain::{OrderEvent, OrderId};
 use crate::store::{Store, StoreError};
 
-/// Frames kept for streams that have not taken them yet. A stream further behind than
-/// this is cut off (its client resumes with `Last-Event-ID`), so no stream buffers
-/// without bound: the frames are shared, so this costs the same for every stream.
+/// Frames kept for the streams of every order's events that have not taken them yet. A
+/// stream further behind than this is cut off (its client resumes with
+/// `Last-Event-ID`), so no stream buffers without bound: the frames are shared, so this
+/// costs the same for every stream.
 const BACKLOG_FRAMES: usize = 4_096;
+
+/// The same for the streams of one order, whose events are few.
+const ORDER_BACKLOG_FRAMES: usize = 64;
 
 /// How often the log is read when no wake-up arrives: wake-ups from other instances
 /// can be lost while the LISTEN connection reconnects.
@@ -54,33 +61,79 @@ impl Frame {
 
 /// The fan-out of new events to this instance's streams.
 pub struct LiveFeed {
-    frames: broadcast::Sender<Arc<Frame>>,
+    /// To the streams of every order's events.
+    all: broadcast::Sender<Arc<Frame>>,
+    /// To the streams of one order, by order; an entry lives while a stream follows it.
+    orders: Mutex<HashMap<OrderId, broadcast::Sender<Arc<Frame>>>>,
 }
 
 impl LiveFeed {
-    /// Starts following the log from its current end; stops with `stop` (then every
-    /// stream ends).
+    /// Starts following the log from its current end; stops with `stop`.
     pub async fn start(
         store: Arc<dyn Store>,
         stop: CancellationToken,
     ) -> Result<Arc<Self>, StoreError> {
         let end = store.last_position().await?;
-        let (frames, _) = broadcast::channel(BACKLOG_FRAMES);
-        tokio::spawn(follow(store, frames.clone(), end, stop));
-        Ok(Arc::new(Self { frames }))
+        let feed = Arc::new(Self {
+            all: broadcast::channel(BACKLOG_FRAMES).0,
+            orders: Mutex::default(),
+        });
+        tokio::spawn(follow(store, feed.clone(), end, stop));
+        Ok(feed)
     }
 
     /// Every event committed from about now on. A stream subscribes first, then reads
     /// what it has missed from the log, then skips the frames it has already sent:
     /// so nothing falls between the two.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Frame>> {
-        self.frames.subscribe()
+    pub fn subscribe_all(&self) -> broadcast::Receiver<Arc<Frame>> {
+        self.all.subscribe()
+    }
+
+    /// One order's events from about now on (as `subscribe_all`).
+    pub fn subscribe_order(&self, id: OrderId) -> broadcast::Receiver<Arc<Frame>> {
+        let mut orders = self.orders.lock().expect("not poisoned");
+        orders
+            .entry(id)
+            .or_insert_with(|| broadcast::channel(ORDER_BACKLOG_FRAMES).0)
+            .subscribe()
+    }
+
+    /// Called by a stream of one order once it has dropped its receiver: the order's
+    /// entry goes when no stream follows it any more.
+    pub fn forget_order(&self, id: OrderId) {
+        let mut orders = self.orders.lock().expect("not poisoned");
+        if orders.get(&id).is_some_and(|tx| tx.receiver_count() == 0) {
+            orders.remove(&id);
+        }
+    }
+
+    fn has_streams(&self) -> bool {
+        self.all.receiver_count() > 0 || !self.orders.lock().expect("not poisoned").is_empty()
+    }
+
+    /// Frames `event` once, if any stream wants it, and hands it to them.
+    fn dispatch(&self, event: &OrderEvent) {
+        let order = self
+            .orders
+            .lock()
+            .expect("not poisoned")
+            .get(&event.order_id)
+            .cloned();
+        if self.all.receiver_count() == 0 && order.is_none() {
+            return;
+        }
+        let frame = Arc::new(Frame::new(event));
+        // An error means no stream follows right now; nothing is owed to anyone.
+        let _ = self.all.send(frame.clone());
+        if let Some(order) = order {
+            let _ = order.send(frame);
+        }
     }
 }
 
 async fn follow(
     store: Arc<dyn Store>,
-    frames: broadcast::Sender<Arc<Frame>>,
+    feed: Arc<LiveFeed>,
     mut cursor: i64,
     stop: CancellationToken,
 ) {
@@ -91,15 +144,15 @@ async fn follow(
         // counted again after the end is read: a stream that opened before that reads
         // everything up to the end from the log itself, and for one that opened
         // meanwhile the cursor stays where it was.
-        if frames.receiver_count() == 0 {
+        if !feed.has_streams() {
             match store.last_position().await {
-                Ok(end) if frames.receiver_count() == 0 => cursor = end,
+                Ok(end) if !feed.has_streams() => cursor = end,
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "reading the event log failed"),
             }
         }
-        if frames.receiver_count() > 0 {
-            match forward(&*store, &frames, cursor).await {
+        if feed.has_streams() {
+            match forward(&*store, &feed, cursor).await {
                 Ok(position) => cursor = position,
                 Err(err) => tracing::warn!(error = %err, "reading the event log failed"),
             }
@@ -112,18 +165,13 @@ async fn follow(
     }
 }
 
-/// Sends every event after `after` to the streams; returns the last position sent.
-async fn forward(
-    store: &dyn Store,
-    frames: &broadcast::Sender<Arc<Frame>>,
-    mut after: i64,
-) -> Result<i64, StoreError> {
+/// Hands every event after `after` to the streams; returns the last position read.
+async fn forward(store: &dyn Store, feed: &LiveFeed, mut after: i64) -> Result<i64, StoreError> {
     loop {
         let events = store.events_after(after, PAGE).await?;
         for event in &events {
             after = event.position;
-            // An error means no stream is open right now; nothing is owed to anyone.
-            let _ = frames.send(Arc::new(Frame::new(event)));
+            feed.dispatch(event);
         }
         if events.len() < PAGE {
             return Ok(after);

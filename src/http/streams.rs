@@ -101,9 +101,13 @@ impl Streams {
     ) -> Result<Response, ApiError> {
         let slot = self.take_slot()?;
         // Subscribed before the history is read, so nothing falls between the two.
-        let live = self.feed.subscribe();
+        let live = match scope {
+            Scope::Order { id, .. } => self.feed.subscribe_order(id),
+            Scope::All => self.feed.subscribe_all(),
+        };
         let (frames, body) = mpsc::channel::<Bytes>(AHEAD);
         let stream = Stream {
+            feed: self.feed.clone(),
             store,
             scope,
             last: after,
@@ -114,7 +118,12 @@ impl Streams {
         let retry = format!("retry: {}\n\n", self.retry.as_millis());
         tokio::spawn(async move {
             let _slot = slot;
+            let feed = stream.feed.clone();
             stream.run(Bytes::from(retry), live).await;
+            // The receiver is gone with the stream: the order's entry may go too.
+            if let Scope::Order { id, .. } = scope {
+                feed.forget_order(id);
+            }
         });
         let body = futures::stream::unfold(body, |mut body| async move {
             body.recv()
@@ -168,6 +177,7 @@ pub fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 
 /// One open stream, on its own task.
 struct Stream {
+    feed: Arc<LiveFeed>,
     store: Arc<dyn Store>,
     scope: Scope,
     /// The position of the last event sent (or the client's `Last-Event-ID`).

@@ -3,9 +3,9 @@
 //! unchecked.
 
 use super::{OrderMetrics, StoreError};
-use uuid::Uuid;
-
-use crate::domain::{ItemIds, Money, Order, OrderEvent, OrderId, OrderStatus, Timestamp, UserId};
+use crate::domain::{
+    ItemIds, Money, Order, OrderEvent, OrderId, OrderStatus, Timestamp, UserId, event_id,
+};
 
 /// The columns every backend reads, as every backend can decode them.
 pub(super) struct StoredOrder {
@@ -19,7 +19,8 @@ pub(super) struct StoredOrder {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub failed_at: Option<Timestamp>,
-    pub available_at: Timestamp,
+    /// When a `Pending` order may be claimed (for an event, kept only while `Pending`).
+    pub available_at: Option<Timestamp>,
     pub cancelled_at: Option<Timestamp>,
     pub cancel_reason: Option<String>,
 }
@@ -40,7 +41,7 @@ impl StoredOrder {
             attempts: u32::try_from(self.attempts).map_err(corrupt)?,
             last_error: self.last_error,
             failed_at: self.failed_at,
-            next_attempt_at: (status == OrderStatus::Pending).then_some(self.available_at),
+            next_attempt_at: self.available_at.filter(|_| status == OrderStatus::Pending),
             cancelled_at: self.cancelled_at,
             cancel_reason: self.cancel_reason,
         })
@@ -51,7 +52,6 @@ impl StoredOrder {
 /// beside it (the order's fixed columns from `orders`, the rest from the event).
 pub(super) struct StoredEvent {
     pub position: i64,
-    pub event_id: Uuid,
     pub seq: i64,
     pub event_type: String,
     pub occurred_at: Timestamp,
@@ -60,10 +60,11 @@ pub(super) struct StoredEvent {
 impl StoredEvent {
     /// The event, with `order` as the change left it.
     pub fn into_event(self, order: Order) -> Result<OrderEvent, StoreError> {
+        let seq = u32::try_from(self.seq).map_err(corrupt)?;
         Ok(OrderEvent {
-            event_id: self.event_id,
+            event_id: event_id(order.id, seq, self.occurred_at),
             order_id: order.id,
-            seq: u32::try_from(self.seq).map_err(corrupt)?,
+            seq,
             event_type: self.event_type.parse().map_err(corrupt)?,
             occurred_at: self.occurred_at,
             position: self.position,

@@ -34,5 +34,6 @@ mod shutdown;
 mod slow_clients;
 mod sqlite_upgrade;
 mod store_conformance;
+mod stream_limits;
 mod streams;
 mod validation;

@@ -24,8 +24,8 @@ pub(super) const NEXT_EVENT: &str = "last_seq = last_seq + 1, event_xid = pg_cur
 /// `orders`, the rest from the event), then the event's own.
 pub(super) const EVENT_SELECT: &str = "SELECT o.id, o.user_id, o.item_ids, o.amount_cents, \
      e.status, o.created_at, e.completed_at, e.attempts, e.last_error, e.failed_at, \
-     e.available_at, e.cancelled_at, e.cancel_reason, \
-     e.position, e.event_id, e.seq, e.type, e.occurred_at \
+     e.next_attempt_at AS available_at, e.cancelled_at, e.cancel_reason, \
+     e.position, e.seq, e.type, e.occurred_at \
      FROM order_events e JOIN orders o ON o.id = e.order_id";
 
 /// The data-modifying `WITH` entry that writes one event per row of the entry
@@ -33,12 +33,12 @@ pub(super) const EVENT_SELECT: &str = "SELECT o.id, o.user_id, o.item_ids, o.amo
 /// transaction; `event_type` and `occurred_at` are SQL over `changed`'s rows.
 pub(super) fn log_changes(event_type: &str, occurred_at: &str) -> String {
     format!(
-        "logged AS (INSERT INTO order_events (position, event_id, order_id, seq, type, \
-             occurred_at, status, attempts, last_error, completed_at, failed_at, available_at, \
+        "logged AS (INSERT INTO order_events (position, order_id, seq, type, occurred_at, \
+             status, attempts, last_error, completed_at, failed_at, next_attempt_at, \
              cancelled_at, cancel_reason) \
-         SELECT order_event_position(row_number() OVER ()), order_event_id({occurred_at}), id, \
-                last_seq, {event_type}, {occurred_at}, status, attempts, last_error, \
-                completed_at, failed_at, available_at, cancelled_at, cancel_reason \
+         SELECT order_event_position(row_number() OVER ()), id, last_seq, {event_type}, \
+                {occurred_at}, status, attempts, last_error, completed_at, failed_at, \
+                CASE WHEN status = 'Pending' THEN available_at END, cancelled_at, cancel_reason \
          FROM changed)"
     )
 }
@@ -76,7 +76,6 @@ pub(super) fn orders_from_rows(rows: &[PgRow]) -> Result<Vec<Order>, StoreError>
 pub(super) fn event_from_row(row: &PgRow) -> Result<OrderEvent, StoreError> {
     StoredEvent {
         position: row.try_get("position")?,
-        event_id: row.try_get("event_id")?,
         seq: i64::from(row.try_get::<i32, _>("seq")?),
         event_type: row.try_get("type")?,
         occurred_at: row.try_get("occurred_at")?,

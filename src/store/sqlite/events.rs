@@ -48,12 +48,15 @@ impl Events for SqliteStore {
             .run(move |conn| {
                 // By position: the oldest events are those of the oldest orders, so a
                 // batch rarely passes over events it must keep (an old dead letter's).
+                // Never the newest event: positions are rowids, one more than the largest
+                // left, and must never be handed out twice (migration 0007).
                 let deleted = conn
                     .prepare_cached(
                         "DELETE FROM order_events WHERE position IN ( \
                              SELECT e.position FROM order_events e \
                              JOIN orders o ON o.id = e.order_id \
                              WHERE e.occurred_at < ?1 \
+                             AND e.position < (SELECT max(position) FROM order_events) \
                              AND ((o.status = 'Completed' AND o.completed_at < ?1) \
                                   OR (o.status = 'Cancelled' AND o.cancelled_at < ?1)) \
                              ORDER BY e.position LIMIT ?2)",

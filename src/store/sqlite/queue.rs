@@ -5,13 +5,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Transaction, params};
+use rusqlite::params;
 use uuid::Uuid;
 
 use super::SqliteStore;
-use super::sql::{ORDER_COLUMNS, millis, orders_from, record_event, status_of};
+use super::sql::{
+    CHANGED_COLUMNS, ORDER_COLUMNS, changed_from, millis, orders_from, record_changes, status_of,
+};
 use crate::domain::{
-    AfterFailure, CancelReason, Cause, EventType, OrderId, OrderStatus, Timestamp,
+    AfterFailure, CancelReason, Cause, EventType, Order, OrderId, OrderStatus, Timestamp,
 };
 use crate::store::claims::{
     LEASE_EXPIRED, claim_outcome, failure_fields, lease_end, not_cancelled, not_retried,
@@ -41,9 +43,9 @@ impl Queue for SqliteStore {
                      WHERE id IN (SELECT id FROM orders INDEXED BY orders_pending \
                                   WHERE status = 'Pending' AND available_at <= ?3 \
                                   ORDER BY available_at, id LIMIT ?4) \
-                     RETURNING {ORDER_COLUMNS}"
+                     RETURNING {CHANGED_COLUMNS}"
                 ))?;
-                let orders = orders_from(
+                let claimed = changed_from(
                     &mut stmt,
                     params![
                         token.to_string(),
@@ -52,10 +54,11 @@ impl Queue for SqliteStore {
                         i64::try_from(limit).unwrap_or(i64::MAX),
                     ],
                 )?;
-                for order in &orders {
-                    record_event(tx, order.id, EventType::Processing, now)?;
-                }
-                Ok(orders)
+                record_changes(tx, &claimed, |_| EventType::Processing, now)?;
+                Ok(claimed
+                    .into_iter()
+                    .map(|(order, _)| order)
+                    .collect::<Vec<_>>())
             })
             .await?;
         // RETURNING gives no order guarantee; hand work out oldest first.
@@ -92,22 +95,26 @@ impl Queue for SqliteStore {
         let (id, token, error) = (claim.order.id, claim.token, error.to_owned());
         self.writer
             .transaction(move |tx| {
-                let changed = tx
-                    .prepare_cached(
-                        "UPDATE orders SET status = ?1, available_at = ?2, failed_at = ?3, \
-                                last_error = ?4, claim_token = NULL, lease_expires_at = NULL, \
-                                last_seq = last_seq + 1 \
-                         WHERE id = ?5 AND status = 'Processing' AND claim_token = ?6",
-                    )?
-                    .execute(params![
+                let mut stmt = tx.prepare_cached(&format!(
+                    "UPDATE orders SET status = ?1, available_at = ?2, failed_at = ?3, \
+                            last_error = ?4, claim_token = NULL, lease_expires_at = NULL, \
+                            last_seq = last_seq + 1 \
+                     WHERE id = ?5 AND status = 'Processing' AND claim_token = ?6 \
+                     RETURNING {CHANGED_COLUMNS}"
+                ))?;
+                let changed = changed_from(
+                    &mut stmt,
+                    params![
                         status,
                         millis(available_at),
                         failed_at.map(millis),
                         error,
                         id.to_string(),
                         token.to_string(),
-                    ])?;
-                record_if_changed(tx, changed, id, event, now)
+                    ],
+                )?;
+                record_changes(tx, &changed, |_| event, now)?;
+                Ok(claim_outcome(changed.len() as u64))
             })
             .await
     }
@@ -117,14 +124,15 @@ impl Queue for SqliteStore {
         let outcome = self
             .writer
             .transaction(move |tx| {
-                let changed = tx
-                    .prepare_cached(
-                        "UPDATE orders SET status = 'Pending', claim_token = NULL, \
-                                lease_expires_at = NULL, last_seq = last_seq + 1 \
-                         WHERE id = ?1 AND status = 'Processing' AND claim_token = ?2",
-                    )?
-                    .execute([id.to_string(), token.to_string()])?;
-                record_if_changed(tx, changed, id, EventType::Requeued, now)
+                let mut stmt = tx.prepare_cached(&format!(
+                    "UPDATE orders SET status = 'Pending', claim_token = NULL, \
+                            lease_expires_at = NULL, last_seq = last_seq + 1 \
+                     WHERE id = ?1 AND status = 'Processing' AND claim_token = ?2 \
+                     RETURNING {CHANGED_COLUMNS}"
+                ))?;
+                let changed = changed_from(&mut stmt, [id.to_string(), token.to_string()])?;
+                record_changes(tx, &changed, |_| EventType::Requeued, now)?;
+                Ok(claim_outcome(changed.len() as u64))
             })
             .await?;
         self.new_work.notify_one();
@@ -139,33 +147,31 @@ impl Queue for SqliteStore {
         let statuses = self
             .writer
             .transaction(move |tx| {
-                let mut stmt = tx.prepare_cached(
+                let mut stmt = tx.prepare_cached(&format!(
                     "UPDATE orders INDEXED BY orders_processing_lease SET \
                          status = CASE WHEN attempts >= ?1 THEN 'Failed' ELSE 'Pending' END, \
                          failed_at = CASE WHEN attempts >= ?1 THEN ?2 END, \
                          available_at = ?2, last_error = ?3, claim_token = NULL, \
                          lease_expires_at = NULL, last_seq = last_seq + 1 \
                      WHERE status = 'Processing' AND lease_expires_at < ?2 \
-                     RETURNING id, status",
+                     RETURNING {CHANGED_COLUMNS}"
+                ))?;
+                let rescued = changed_from(
+                    &mut stmt,
+                    params![i64::from(max_attempts), millis(now), LEASE_EXPIRED],
                 )?;
-                let rescued = stmt
-                    .query_map(
-                        params![i64::from(max_attempts), millis(now), LEASE_EXPIRED],
-                        |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
-                    )?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                let mut statuses = Vec::with_capacity(rescued.len());
-                for (id, status) in rescued {
-                    let event = if status == OrderStatus::Failed.as_str() {
-                        Cause::RescueAndDeadLetter
+                let event = |order: &Order| {
+                    if order.status == OrderStatus::Failed {
+                        Cause::RescueAndDeadLetter.event_type()
                     } else {
-                        Cause::RescueAndRequeue
-                    };
-                    let id = id.parse().map_err(crate::store::decode::corrupt)?;
-                    record_event(tx, id, event.event_type(), now)?;
-                    statuses.push(status);
-                }
-                Ok(statuses)
+                        Cause::RescueAndRequeue.event_type()
+                    }
+                };
+                record_changes(tx, &rescued, event, now)?;
+                Ok(rescued
+                    .iter()
+                    .map(|(order, _)| order.status.as_str().to_owned())
+                    .collect::<Vec<_>>())
             })
             .await?;
         let rescued = rescued_from_statuses(&statuses);
@@ -182,13 +188,14 @@ impl Queue for SqliteStore {
                 let mut stmt = tx.prepare_cached(&format!(
                     "UPDATE orders SET status = 'Pending', attempts = 0, failed_at = NULL, \
                             available_at = ?1, last_seq = last_seq + 1 \
-                     WHERE id = ?2 AND status = 'Failed' RETURNING {ORDER_COLUMNS}"
+                     WHERE id = ?2 AND status = 'Failed' RETURNING {CHANGED_COLUMNS}"
                 ))?;
-                let retried = orders_from(&mut stmt, params![millis(now), id.to_string()])?;
-                if !retried.is_empty() {
-                    record_event(tx, id, EventType::Retried, now)?;
-                }
-                Ok(retried)
+                let retried = changed_from(&mut stmt, params![millis(now), id.to_string()])?;
+                record_changes(tx, &retried, |_| EventType::Retried, now)?;
+                Ok(retried
+                    .into_iter()
+                    .map(|(order, _)| order)
+                    .collect::<Vec<_>>())
             })
             .await?;
         match retried.into_iter().next() {
@@ -214,13 +221,14 @@ impl Queue for SqliteStore {
                     "UPDATE orders SET status = 'Cancelled', cancelled_at = ?1, \
                             cancel_reason = ?2, failed_at = NULL, last_seq = last_seq + 1 \
                      WHERE id = ?3 AND (status = 'Pending' OR status = 'Failed') \
-                     RETURNING {ORDER_COLUMNS}"
+                     RETURNING {CHANGED_COLUMNS}"
                 ))?;
                 let cancelled =
-                    orders_from(&mut stmt, params![millis(now), reason, id.to_string()])?;
+                    changed_from(&mut stmt, params![millis(now), reason, id.to_string()])?;
                 if !cancelled.is_empty() {
-                    record_event(tx, id, EventType::Cancelled, now)?;
-                    return Ok((cancelled, Vec::new()));
+                    record_changes(tx, &cancelled, |_| EventType::Cancelled, now)?;
+                    let orders = cancelled.into_iter().map(|(order, _)| order).collect();
+                    return Ok((orders, Vec::new()));
                 }
                 // In the same transaction, so the answer says why this cancel lost.
                 let mut current = tx
@@ -233,18 +241,4 @@ impl Queue for SqliteStore {
             None => not_cancelled(current.into_iter().next()),
         })
     }
-}
-
-/// Writes the event of a guarded single-row change if it applied.
-fn record_if_changed(
-    tx: &Transaction<'_>,
-    changed: usize,
-    id: OrderId,
-    event: EventType,
-    now: Timestamp,
-) -> Result<ClaimOutcome, StoreError> {
-    if changed == 1 {
-        record_event(tx, id, event, now)?;
-    }
-    Ok(claim_outcome(changed as u64))
 }

@@ -6,9 +6,7 @@ use std::str::FromStr;
 use rusqlite::types::Value;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Row, params};
 
-use crate::domain::{
-    EventType, Order, OrderEvent, OrderId, OrderStatus, Timestamp, from_millis, uuid_v7_at,
-};
+use crate::domain::{EventType, Order, OrderEvent, OrderId, OrderStatus, Timestamp, from_millis};
 use crate::store::decode::{StoredEvent, StoredOrder, corrupt};
 use crate::store::{ListQuery, StoreError};
 
@@ -24,22 +22,24 @@ pub(super) const INSERT_ORDER: &str = "INSERT INTO orders (id, user_id, item_ids
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6, ?11, ?12, 1) \
      ON CONFLICT (id) DO NOTHING";
 
-/// Writes the event of the change just made to an order (which numbered it in
-/// `last_seq`), with the order as the change left it.
-const INSERT_EVENT: &str = "INSERT INTO order_events (event_id, order_id, seq, type, \
-     occurred_at, status, attempts, last_error, completed_at, failed_at, available_at, \
-     cancelled_at, cancel_reason) \
-     SELECT ?1, id, last_seq, ?2, ?3, status, attempts, last_error, completed_at, failed_at, \
-            available_at, cancelled_at, cancel_reason \
-     FROM orders WHERE id = ?4";
+/// Writes one event, with the order as the change left it.
+const INSERT_EVENT: &str = "INSERT INTO order_events (order_id, seq, type, occurred_at, status, \
+     attempts, last_error, completed_at, failed_at, next_attempt_at, cancelled_at, cancel_reason) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+/// What a change's `RETURNING` gives: the order as it left it, and the seq of the
+/// event it writes (`changed_from` reads them).
+pub(super) const CHANGED_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, \
+     created_at, completed_at, attempts, last_error, failed_at, available_at, cancelled_at, \
+     cancel_reason, last_seq";
 
 /// An event and its order, in the order `event_from_row` reads them: the columns of
 /// `ORDER_COLUMNS` (the fixed ones from `orders`, the rest from the event), then the
 /// event's own.
 pub(super) const EVENT_SELECT: &str = "SELECT o.id, o.user_id, o.item_ids, o.amount_cents, \
      e.status, o.created_at, e.completed_at, e.attempts, e.last_error, e.failed_at, \
-     e.available_at, e.cancelled_at, e.cancel_reason, \
-     e.position, e.event_id, e.seq, e.type, e.occurred_at \
+     e.next_attempt_at, e.cancelled_at, e.cancel_reason, \
+     e.position, e.seq, e.type, e.occurred_at \
      FROM order_events e JOIN orders o ON o.id = e.order_id";
 
 pub(super) fn millis(at: Timestamp) -> i64 {
@@ -64,7 +64,7 @@ pub(super) fn order_from_row(row: &Row<'_>) -> Result<Order, StoreError> {
         attempts: row.get(7)?,
         last_error: row.get(8)?,
         failed_at: time(9)?,
-        available_at: from_millis(row.get(10)?),
+        available_at: time(10)?,
         cancelled_at: time(11)?,
         cancel_reason: row.get(12)?,
     }
@@ -74,13 +74,11 @@ pub(super) fn order_from_row(row: &Row<'_>) -> Result<Order, StoreError> {
 /// Reads a row of `EVENT_SELECT`.
 pub(super) fn event_from_row(row: &Row<'_>) -> Result<OrderEvent, StoreError> {
     let order = order_from_row(row)?;
-    let event_id: String = row.get(14)?;
     StoredEvent {
         position: row.get(13)?,
-        event_id: uuid::Uuid::try_parse(&event_id).map_err(corrupt)?,
-        seq: row.get(15)?,
-        event_type: row.get(16)?,
-        occurred_at: from_millis(row.get(17)?),
+        seq: row.get(14)?,
+        event_type: row.get(15)?,
+        occurred_at: from_millis(row.get(16)?),
     }
     .into_event(order)
 }
@@ -98,22 +96,6 @@ pub(super) fn events_from(
     Ok(events)
 }
 
-/// Writes the event of a change just made to order `id`, in the caller's transaction.
-pub(super) fn record_event(
-    conn: &Connection,
-    id: OrderId,
-    event_type: EventType,
-    at: Timestamp,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(INSERT_EVENT)?.execute(params![
-        uuid_v7_at(at).to_string(),
-        event_type.as_str(),
-        millis(at),
-        id.to_string(),
-    ])?;
-    Ok(())
-}
-
 /// Runs a prepared statement and decodes every row as an order.
 pub(super) fn orders_from(
     stmt: &mut CachedStatement<'_>,
@@ -125,6 +107,59 @@ pub(super) fn orders_from(
         orders.push(order_from_row(row)?);
     }
     Ok(orders)
+}
+
+/// Runs a prepared change whose `RETURNING` is `CHANGED_COLUMNS`: each changed order
+/// with the seq of the event the change writes.
+pub(super) fn changed_from(
+    stmt: &mut CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<(Order, i64)>, StoreError> {
+    let mut rows = stmt.query(params)?;
+    let mut changed = Vec::new();
+    while let Some(row) = rows.next()? {
+        changed.push((order_from_row(row)?, row.get(13)?));
+    }
+    Ok(changed)
+}
+
+/// Writes the `seq`th event of `order` (as the change left it), in the caller's
+/// transaction.
+pub(super) fn record_event(
+    conn: &Connection,
+    order: &Order,
+    seq: i64,
+    event_type: EventType,
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(INSERT_EVENT)?.execute(params![
+        order.id.to_string(),
+        seq,
+        event_type.as_str(),
+        millis(at),
+        order.status.as_str(),
+        i64::from(order.attempts),
+        order.last_error.as_deref(),
+        order.completed_at.map(millis),
+        order.failed_at.map(millis),
+        order.next_attempt_at.map(millis),
+        order.cancelled_at.map(millis),
+        order.cancel_reason.as_deref(),
+    ])?;
+    Ok(())
+}
+
+/// Writes the events of changes `changed_from` read.
+pub(super) fn record_changes(
+    conn: &Connection,
+    changed: &[(Order, i64)],
+    event_type: impl Fn(&Order) -> EventType,
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    for (order, seq) in changed {
+        record_event(conn, order, *seq, event_type(order), at)?;
+    }
+    Ok(())
 }
 
 /// Inserts whole orders (any status) in the caller's transaction, skipping ids already
@@ -146,7 +181,12 @@ where
         .filter(|(_, new)| **new)
         .map(|(order, _)| order);
     for order in new_orders.clone() {
-        record_event(conn, order.id, EventType::Created, order.created_at)?;
+        // As it was stored: due at its creation, if it waits.
+        let stored = Order {
+            next_attempt_at: (order.status == OrderStatus::Pending).then_some(order.created_at),
+            ..order.clone()
+        };
+        record_event(conn, &stored, 1, EventType::Created, order.created_at)?;
     }
     count_new_orders(conn, new_orders)?;
     Ok(added)

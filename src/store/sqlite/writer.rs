@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::sql::{insert_new_orders, millis, record_event};
+use super::sql::{CHANGED_COLUMNS, changed_from, insert_new_orders, millis, record_changes};
 use crate::domain::{EventType, Order};
 use crate::store::claims::{Completion, claim_outcome};
 use crate::store::decode::id_taken;
@@ -163,18 +163,18 @@ fn commit_group(
     inserts: Replies<Order, ()>,
     completions: Replies<Completion, ClaimOutcome>,
 ) -> bool {
-    let written = (|| -> rusqlite::Result<_> {
+    let written = (|| -> Result<_, StoreError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let inserted = insert_new_orders(&tx, inserts.iter().map(|(order, _)| order))?;
-        let mut complete = tx.prepare_cached(COMPLETE)?;
+        let mut complete = tx.prepare_cached(&format!("{COMPLETE} RETURNING {CHANGED_COLUMNS}"))?;
         let mut completed = Vec::with_capacity(completions.len());
         for ((id, token, at), _) in &completions {
-            let changed =
-                complete.execute(params![id.to_string(), token.to_string(), millis(*at)])?;
-            if changed == 1 {
-                record_event(&tx, *id, EventType::Completed, *at)?;
-            }
-            completed.push(claim_outcome(changed as u64));
+            let changed = changed_from(
+                &mut complete,
+                params![id.to_string(), token.to_string(), millis(*at)],
+            )?;
+            record_changes(&tx, &changed, |_| EventType::Completed, *at)?;
+            completed.push(claim_outcome(changed.len() as u64));
         }
         drop(complete);
         tx.commit()?;
@@ -193,7 +193,6 @@ fn commit_group(
             added
         }
         Err(err) => {
-            let err = StoreError::from(err);
             answer(insert_replies, Err(&err));
             answer(completion_replies, Err(&err));
             false

@@ -1,0 +1,191 @@
+//! What an instance lets event streams hold: at most `MAX_STREAMS` open, a bad
+//! `Last-Event-ID` refused, a reader that stops reading cut off, and (on PostgreSQL)
+//! events from another instance carried.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::binary::Server;
+use crate::helpers::{Options, TestDb, eventually, on_every_backend, order_body, spawn_app_with};
+use crate::streams::{WAIT, data, new_order, open, take};
+
+on_every_backend!(
+    streams_past_max_streams_are_refused_with_503_until_one_closes,
+    a_bad_last_event_id_is_refused,
+);
+
+async fn streams_past_max_streams_are_refused_with_503_until_one_closes(db: TestDb) {
+    let app = spawn_app_with(
+        db,
+        Options {
+            max_streams: 2,
+            ..Options::default()
+        },
+    )
+    .await;
+    let first = open(&app, "/events", None).await;
+    let _second = open(&app, "/events", None).await;
+    let refused = app
+        .client
+        .get(app.url("/events"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["type"], "/problems/too-many-streams");
+    // JSON reads are not streams, and are still answered.
+    assert_eq!(app.get("/events").await.status(), 200);
+    drop(first);
+    eventually(WAIT, "a place freed by the closed stream", || async {
+        app.client
+            .get(app.url("/events"))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+    .await;
+}
+
+async fn a_bad_last_event_id_is_refused(db: TestDb) {
+    let app = spawn_app_with(db, Options::default()).await;
+    let id = new_order(&app).await;
+    for path in ["/events".to_owned(), format!("/orders/{id}/events")] {
+        let response = app
+            .client
+            .get(app.url(&path))
+            .header("accept", "text/event-stream")
+            .header("last-event-id", "yesterday")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "Last-Event-ID");
+    }
+}
+
+/// A client that stops reading while thousands of events commit is disconnected, and
+/// its stream's place freed; it never holds more than a bounded backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_reading_is_cut_off() {
+    let db = TestDb::sqlite();
+    let server = Server::start(
+        &db.url,
+        &[
+            ("PROCESSING_TIME_MS", "0"),
+            ("WORKER_CONCURRENCY", "64"),
+            ("WRITE_TIMEOUT_MS", "1000"),
+        ],
+    );
+    let address = server.address.trim_start_matches("http://").to_owned();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // The client's own buffer is small, as a stalled phone's would be.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(address.parse().unwrap()).await.unwrap();
+    stalled
+        .write_all(
+            format!("GET /events HTTP/1.1\r\nhost: {address}\r\naccept: text/event-stream\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let open_streams = || async {
+        let text = server
+            .client
+            .get(format!("{}/metrics/prometheus", server.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|line| line.starts_with("event_streams_open"))
+            .and_then(|line| line.split_whitespace().last())
+            .map_or(0.0, |n| n.parse::<f64>().unwrap())
+    };
+    eventually(WAIT, "the stream open", || async {
+        open_streams().await == 1.0
+    })
+    .await;
+    // About 10 MB of events, far more than the socket buffers hold.
+    futures::stream::iter(0..5_000)
+        .for_each_concurrent(32, |n| {
+            let server = &server;
+            async move {
+                let body =
+                    json!({"user_id": format!("flood{n}"), "item_ids": ["a"], "total_amount": 1});
+                server.create_order(&body).await;
+            }
+        })
+        .await;
+    eventually(
+        Duration::from_secs(30),
+        "the stalled stream closed",
+        || async { open_streams().await == 0.0 },
+    )
+    .await;
+    // What the client can still read is bounded, and then the connection is closed.
+    let mut drained = 0usize;
+    let mut buffer = vec![0u8; 65_536];
+    loop {
+        let n = tokio::time::timeout(WAIT, stalled.read(&mut buffer))
+            .await
+            .expect("the server closed the connection")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        drained += n;
+    }
+    assert!(
+        drained < 8 << 20,
+        "{drained} bytes were held for the client"
+    );
+    let server_alive = server.get_json("/healthz").await;
+    assert_eq!(server_alive["status"], "ok");
+}
+
+/// On PostgreSQL, a stream on one instance carries the events another instance writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_carries_events_written_by_another_instance() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let settings = [("PROCESSING_TIME_MS", "5")];
+    let (reader, writer) = (
+        Server::start(&db.url, &settings),
+        Server::start(&db.url, &settings),
+    );
+    let response = reader
+        .client
+        .get(format!("{}/events", reader.address))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = Box::pin(response.bytes_stream().eventsource().map(|e| e.unwrap()));
+    let id = writer.create_order(&order_body()).await;
+    let events = take(&mut stream, 3).await;
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        names,
+        ["order.created", "order.processing", "order.completed"]
+    );
+    assert!(events.iter().all(|e| data(e)["order_id"] == id.as_str()));
+}
