@@ -50,7 +50,6 @@ impl PostgresStore {
                     // Each caller learns whether its own row went in: a taken id fails
                     // that order alone, not the others committed with it.
                     let added: HashSet<Uuid> = insert_orders(&orders)
-                        .build_query_scalar()
                         .fetch_all(&pool)
                         .await?
                         .into_iter()

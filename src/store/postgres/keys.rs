@@ -43,7 +43,6 @@ impl Keys for PostgresStore {
             return Ok(KeyedInsert::KeyTaken);
         }
         let added: Vec<uuid::Uuid> = insert_orders(std::slice::from_ref(order))
-            .build_query_scalar()
             .fetch_all(&mut *tx)
             .await?;
         if added.len() != 1 {

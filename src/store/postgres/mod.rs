@@ -30,6 +30,17 @@ use batcher::Batcher;
 const CHANNEL: &str = "order_processor_new_work";
 /// The channel the event log's trigger notifies when events commit.
 const EVENTS_CHANNEL: &str = "order_processor_events";
+/// Most events one statement may write: an event's position is its transaction's id
+/// shifted left 12 bits plus its place in the statement (migration 0005). Every batch
+/// this backend writes is bounded below it.
+const MAX_EVENTS_PER_STATEMENT: usize = 4_095;
+
+const _: () = assert!(
+    batcher::MAX_BATCH <= MAX_EVENTS_PER_STATEMENT
+        && orders::IMPORT_CHUNK <= MAX_EVENTS_PER_STATEMENT
+        && queue::RESCUE_BATCH as usize <= MAX_EVENTS_PER_STATEMENT
+);
+
 /// How long a request waits for a pooled connection before answering 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 

@@ -11,7 +11,7 @@ use crate::store::decode::{corrupt, id_taken, metrics_from_totals};
 use crate::store::{ListQuery, OrderMetrics, Orders, StoreError};
 
 /// Most orders one import statement inserts.
-const IMPORT_CHUNK: usize = 1_000;
+pub(super) const IMPORT_CHUNK: usize = 1_000;
 
 #[async_trait]
 impl Orders for PostgresStore {
@@ -32,10 +32,7 @@ impl Orders for PostgresStore {
         // (migration 0005).
         let mut added = 0;
         for chunk in orders.chunks(IMPORT_CHUNK) {
-            let ids: Vec<uuid::Uuid> = insert_orders(chunk)
-                .build_query_scalar()
-                .fetch_all(&self.pool)
-                .await?;
+            let ids: Vec<uuid::Uuid> = insert_orders(chunk).fetch_all(&self.pool).await?;
             added += ids.len() as u64;
         }
         Ok(added)

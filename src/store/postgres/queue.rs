@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use uuid::Uuid;
 
-use super::PostgresStore;
 use super::sql::{
     CHANGED_COLUMNS, NEXT_EVENT, ORDER_COLUMNS, literal, log_changes, order_from_row,
     orders_from_rows,
 };
+use super::{MAX_EVENTS_PER_STATEMENT, PostgresStore};
 use crate::domain::{AfterFailure, CancelReason, Cause, EventType, OrderId, Timestamp};
 use crate::store::claims::{
     Completion, LEASE_EXPIRED, claim_outcome, completion_outcomes, failure_fields, lease_end,
@@ -25,7 +25,7 @@ use crate::store::{
 
 /// Most leases one rescue takes back: each statement's events must fit the 4,095
 /// positions of one transaction (migration 0005); a larger backlog takes several.
-const RESCUE_BATCH: i64 = 1_000;
+pub(super) const RESCUE_BATCH: i64 = 1_000;
 
 /// `WITH changed AS (<change> RETURNING ...), logged AS (...) SELECT <ORDER_COLUMNS>`:
 /// the change, its events, and the changed orders as the answer.
@@ -66,7 +66,7 @@ impl Queue for PostgresStore {
             .bind(token)
             .bind(lease_expires_at)
             .bind(now)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit.min(MAX_EVENTS_PER_STATEMENT)).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
         let mut claims = orders_from_rows(&rows)?

@@ -2,7 +2,8 @@
 //! shares, and the clause that logs a change's events in its statement.
 
 use sqlx::postgres::PgRow;
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, Row};
+use uuid::Uuid;
 
 use crate::domain::{EventType, Order, OrderEvent, OrderId};
 use crate::store::StoreError;
@@ -85,31 +86,100 @@ pub(super) fn event_from_row(row: &PgRow) -> Result<OrderEvent, StoreError> {
 
 /// One statement that inserts whole orders (any status), skipping ids already stored,
 /// and writes an `order.created` event for each new one; it answers the new ids.
-pub(super) fn insert_orders(orders: &[Order]) -> QueryBuilder<'_, Postgres> {
-    let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
-        "WITH changed AS (INSERT INTO orders (id, user_id, item_ids, amount_cents, status, \
-         created_at, completed_at, attempts, last_error, failed_at, available_at, cancelled_at, \
-         cancel_reason, last_seq, event_xid) ",
-    );
-    query.push_values(orders, |mut row, order| {
-        row.push_bind(*order.id.as_uuid())
-            .push_bind(order.user_id.as_str().to_owned())
-            .push_bind(order.item_ids.as_slice().to_vec())
-            .push_bind(order.total_amount.cents())
-            .push_bind(order.status.as_str())
-            .push_bind(order.created_at)
-            .push_bind(order.completed_at)
-            .push_bind(i32::try_from(order.attempts).unwrap_or(i32::MAX))
-            .push_bind(order.last_error.clone())
-            .push_bind(order.failed_at)
-            .push_bind(order.created_at)
-            .push_bind(order.cancelled_at)
-            .push_bind(order.cancel_reason.clone())
-            .push_unseparated(", 1, pg_current_xact_id()");
+///
+/// The orders go in as arrays, one per column, so every batch size is one statement
+/// text: one prepared statement and plan per connection, where a `VALUES` list was a
+/// new statement, parsed and planned again, for each size. An order's items go as the
+/// text of a PostgreSQL array, cast back per row.
+pub(super) fn insert_orders(
+    orders: &[Order],
+) -> sqlx::query::QueryScalar<'static, Postgres, Uuid, sqlx::postgres::PgArguments> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], \
+                 $4::bigint[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::int[], \
+                 $9::text[], $10::timestamptz[], $11::timestamptz[], $12::text[]) \
+                 AS t (id, user_id, items, amount_cents, status, created_at, completed_at, \
+                       attempts, last_error, failed_at, cancelled_at, cancel_reason)), \
+             changed AS (INSERT INTO orders (id, user_id, item_ids, amount_cents, status, \
+                 created_at, completed_at, attempts, last_error, failed_at, available_at, \
+                 cancelled_at, cancel_reason, last_seq, event_xid) \
+                 SELECT id, user_id, items::text[], amount_cents, status, created_at, \
+                        completed_at, attempts, last_error, failed_at, created_at, \
+                        cancelled_at, cancel_reason, 1, pg_current_xact_id() \
+                 FROM input ORDER BY id \
+                 ON CONFLICT (id) DO NOTHING RETURNING {CHANGED_COLUMNS}), {} \
+             SELECT id FROM changed",
+            log_changes(&literal(EventType::Created), "created_at")
+        )
     });
-    query.push(format!(
-        " ON CONFLICT (id) DO NOTHING RETURNING {CHANGED_COLUMNS}), {} SELECT id FROM changed",
-        log_changes(&literal(EventType::Created), "created_at")
-    ));
-    query
+    let column = |f: &dyn Fn(&Order) -> String| orders.iter().map(f).collect::<Vec<_>>();
+    sqlx::query_scalar(SQL.as_str())
+        .bind(orders.iter().map(|o| *o.id.as_uuid()).collect::<Vec<_>>())
+        .bind(column(&|o| o.user_id.as_str().to_owned()))
+        .bind(column(&|o| array_literal(o.item_ids.as_slice())))
+        .bind(
+            orders
+                .iter()
+                .map(|o| o.total_amount.cents())
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(&|o| o.status.as_str().to_owned()))
+        .bind(orders.iter().map(|o| o.created_at).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.completed_at).collect::<Vec<_>>())
+        .bind(
+            orders
+                .iter()
+                .map(|o| i32::try_from(o.attempts).unwrap_or(i32::MAX))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            orders
+                .iter()
+                .map(|o| o.last_error.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(orders.iter().map(|o| o.failed_at).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.cancelled_at).collect::<Vec<_>>())
+        .bind(
+            orders
+                .iter()
+                .map(|o| o.cancel_reason.clone())
+                .collect::<Vec<_>>(),
+        )
+}
+
+/// `{"a","b"}`: a PostgreSQL array literal of texts, every element quoted and escaped.
+fn array_literal(items: &[String]) -> String {
+    let mut text = String::from("{");
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            text.push(',');
+        }
+        text.push('"');
+        for c in item.chars() {
+            if c == '"' || c == '\\' {
+                text.push('\\');
+            }
+            text.push(c);
+        }
+        text.push('"');
+    }
+    text.push('}');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::array_literal;
+
+    #[test]
+    fn array_literals_quote_and_escape_every_item() {
+        assert_eq!(array_literal(&["a".into(), "b c".into()]), r#"{"a","b c"}"#);
+        assert_eq!(
+            array_literal(&[r#"q"uote"#.into(), r"back\slash".into(), "{,}".into()]),
+            r#"{"q\"uote","back\\slash","{,}"}"#
+        );
+        assert_eq!(array_literal(&["NULL".into()]), r#"{"NULL"}"#);
+    }
 }
