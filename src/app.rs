@@ -140,12 +140,13 @@ async fn prune_keys_until_stopped(store: Arc<dyn Store>, ttl: Duration, stop: Ca
     }
 }
 
-/// Events deleted per statement: each is a short transaction, so neither the writer
+/// Events looked at per statement: each is a short transaction, so neither the writer
 /// (SQLite) nor any row lock (PostgreSQL) is held for long.
-const PRUNE_BATCH: usize = 500;
+const PRUNE_WINDOW: usize = 1_000;
 
 /// Deletes the events of orders finished longer than `retention` ago, a few times per
-/// retention period (at most hourly), in small batches with a pause between them.
+/// retention period (at most hourly): window after window through the old part of the
+/// log, with a pause between windows.
 async fn prune_events_until_stopped(
     store: Arc<dyn Store>,
     retention: Duration,
@@ -160,13 +161,14 @@ async fn prune_events_until_stopped(
         }
         let before =
             crate::domain::now() - chrono::Duration::from_std(retention).unwrap_or_default();
-        let mut pruned = 0;
+        let (mut after, mut pruned) = (0, 0);
         loop {
-            match store.prune_events(before, PRUNE_BATCH).await {
-                Ok(n) => {
-                    pruned += n;
-                    if n < PRUNE_BATCH as u64 {
-                        break;
+            match store.prune_events(before, after, PRUNE_WINDOW).await {
+                Ok(window) => {
+                    pruned += window.deleted;
+                    match window.next_after {
+                        Some(next) => after = next,
+                        None => break,
                     }
                 }
                 Err(err) => {
@@ -174,7 +176,7 @@ async fn prune_events_until_stopped(
                     break;
                 }
             }
-            // Room for other writes between batches.
+            // Room for other writes between windows.
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(50)) => {}
                 () = stop.cancelled() => return,

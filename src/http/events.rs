@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::admission::require_admin;
@@ -42,6 +42,9 @@ const PARAMETERS: [&str; 2] = ["after", "limit"];
                                       then each new one as it commits, ending after \
                                       `order.completed` or `order.cancelled`",
          content((History = "application/json"), (String = "text/event-stream"))),
+        (status = 204, description = "A stream asked for of a finished order whose client has \
+                                      seen every event (after its Last-Event-ID): nothing \
+                                      more will come, so reconnecting is pointless"),
         (status = 400, description = "A bad Last-Event-ID", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
         CommonProblems,
@@ -59,6 +62,11 @@ pub async fn history(
     if wants_stream(&headers) {
         let after = last_event_id(&headers)?.unwrap_or(0);
         let terminal = order.status.is_terminal();
+        // A finished order whose client has seen everything: 204 tells a browser's
+        // EventSource to stop reconnecting, where an empty stream would not.
+        if terminal && state.store.order_events(id, after).await?.is_empty() {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
         let scope = Scope::Order { id, terminal };
         return state.streams.open(state.store.clone(), scope, after);
     }

@@ -58,8 +58,8 @@ struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let now = self.0.fetch_sub(1, Ordering::Relaxed) - 1;
-        metrics::gauge!("event_streams_open").set(now as f64);
+        self.0.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("event_streams_open").decrement(1.0);
     }
 }
 
@@ -81,15 +81,17 @@ impl Streams {
         }
     }
 
+    /// A place among the open streams, if one is free; never counts past `max`, so a
+    /// refused request cannot make another one look refused too.
     fn take_slot(&self) -> Result<Slot, ApiError> {
-        let before = self.open.fetch_add(1, Ordering::Relaxed);
-        let slot = Slot(self.open.clone());
-        if before >= self.max {
-            // Dropping the slot gives the place back.
-            return Err(ApiError::TooManyStreams(self.max));
-        }
-        metrics::gauge!("event_streams_open").set((before + 1) as f64);
-        Ok(slot)
+        self.open
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |open| {
+                (open < self.max).then_some(open + 1)
+            })
+            .map_err(|_| ApiError::TooManyStreams(self.max))?;
+        // Increments and decrements, not the count: two `set`s could land out of order.
+        metrics::gauge!("event_streams_open").increment(1.0);
+        Ok(Slot(self.open.clone()))
     }
 
     /// Opens a stream of `scope`'s events after position `after`.

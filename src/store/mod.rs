@@ -25,7 +25,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::{
     CancelOutcome, Claim, ClaimOutcome, IdempotentResponse, KeyedInsert, ListQuery, OrderMetrics,
-    Rescued, RetryOutcome,
+    Pruned, Rescued, RetryOutcome,
 };
 
 /// What every backend does besides holding orders: wake-ups, migrations, readiness.
@@ -138,10 +138,18 @@ pub trait Events: Send + Sync + 'static {
     /// where a reader that wants only what comes next starts.
     async fn last_position(&self) -> Result<i64, StoreError>;
 
-    /// Deletes up to `limit` events of orders that became `Completed` or `Cancelled`
-    /// before `before`, oldest first, in one short transaction; returns how many. The
-    /// orders stay.
-    async fn prune_events(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError>;
+    /// Looks at the `scan` events after position `after` and deletes those of orders
+    /// that became `Completed` or `Cancelled` before `before`, in one short
+    /// transaction; the orders stay. A run of retention calls it window after window
+    /// from position 0, each picking up where the last stopped, until it answers that
+    /// the window held nothing older than `before`: so no call reads more than `scan`
+    /// events, and a run reads the old part of the log once.
+    async fn prune_events(
+        &self,
+        before: Timestamp,
+        after: i64,
+        scan: usize,
+    ) -> Result<Pruned, StoreError>;
 }
 
 /// Idempotency keys, each committed with its order.

@@ -111,3 +111,13 @@ impl OrderMetrics {
         mean_ms / 1000.0
     }
 }
+
+/// What one window of retention did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Events deleted.
+    pub deleted: u64,
+    /// Where the next window starts: the last position looked at, or `None` when this
+    /// window held no event older than the cutoff (nothing further is old enough).
+    pub next_after: Option<i64>,
+}

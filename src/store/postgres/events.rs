@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::PostgresStore;
 use super::sql::{EVENT_SELECT, event_from_row};
 use crate::domain::{OrderEvent, OrderId, Timestamp};
-use crate::store::{Events, StoreError};
+use crate::store::{Events, Pruned, StoreError};
 
 #[async_trait]
 impl Events for PostgresStore {
@@ -45,21 +45,41 @@ impl Events for PostgresStore {
         .await?)
     }
 
-    async fn prune_events(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
-        // By position: the oldest events are those of the oldest orders, so a batch
-        // rarely passes over events it must keep (an old dead letter's).
-        let done = sqlx::query(
-            "DELETE FROM order_events WHERE position IN ( \
-                 SELECT e.position FROM order_events e JOIN orders o ON o.id = e.order_id \
-                 WHERE e.occurred_at < $1 \
-                 AND ((o.status = 'Completed' AND o.completed_at < $1) \
-                      OR (o.status = 'Cancelled' AND o.cancelled_at < $1)) \
-                 ORDER BY e.position LIMIT $2)",
+    async fn prune_events(
+        &self,
+        before: Timestamp,
+        after: i64,
+        scan: usize,
+    ) -> Result<Pruned, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The window: the next `scan` events by position.
+        let (last, oldest): (Option<i64>, Option<Timestamp>) = sqlx::query_as(
+            "SELECT max(position), min(occurred_at) FROM (SELECT position, occurred_at \
+             FROM order_events WHERE position > $1 ORDER BY position LIMIT $2) w",
         )
-        .bind(before)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .execute(&self.pool)
+        .bind(after)
+        .bind(i64::try_from(scan).unwrap_or(i64::MAX))
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(done.rows_affected())
+        let (Some(last), Some(oldest)) = (last, oldest) else {
+            return Ok(Pruned::default());
+        };
+        let deleted = sqlx::query(
+            "DELETE FROM order_events e USING orders o \
+             WHERE o.id = e.order_id AND e.position > $1 AND e.position <= $2 \
+             AND e.occurred_at < $3 \
+             AND ((o.status = 'Completed' AND o.completed_at < $3) \
+                  OR (o.status = 'Cancelled' AND o.cancelled_at < $3))",
+        )
+        .bind(after)
+        .bind(last)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Pruned {
+            deleted: deleted.rows_affected(),
+            next_after: (oldest < before).then_some(last),
+        })
     }
 }

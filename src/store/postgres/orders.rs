@@ -28,8 +28,10 @@ impl Orders for PostgresStore {
         if orders.is_empty() {
             return Ok(0);
         }
-        // In chunks: one statement's events must fit the positions of one transaction
-        // (migration 0005).
+        // In chunks, each its own transaction: one statement's events must fit the
+        // positions of one transaction, and a transaction may write events in one
+        // statement only (migration 0005). So a failure can leave part of an import
+        // in; running it again adds the rest (ids already stored are skipped).
         let mut added = 0;
         for chunk in orders.chunks(IMPORT_CHUNK) {
             let ids: Vec<uuid::Uuid> = insert_orders(chunk).fetch_all(&self.pool).await?;

@@ -31,7 +31,10 @@ pub(super) const EVENT_SELECT: &str = "SELECT o.id, o.user_id, o.item_ids, o.amo
 
 /// The data-modifying `WITH` entry that writes one event per row of the entry
 /// `changed` (which returns `CHANGED_COLUMNS`), in the same statement and so the same
-/// transaction; `event_type` and `occurred_at` are SQL over `changed`'s rows.
+/// transaction; `event_type` and `occurred_at` are SQL over `changed`'s rows. A
+/// transaction may run one such statement, changing at most `MAX_EVENTS_PER_STATEMENT`
+/// orders: positions are its id and the row's number, so a second statement, or a
+/// larger one, would reuse or overrun them (every caller is bounded, checked in mod.rs).
 pub(super) fn log_changes(event_type: &str, occurred_at: &str) -> String {
     format!(
         "logged AS (INSERT INTO order_events (position, order_id, seq, type, occurred_at, \

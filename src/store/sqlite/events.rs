@@ -7,7 +7,7 @@ use rusqlite::params;
 use super::SqliteStore;
 use super::sql::{EVENT_SELECT, events_from, millis};
 use crate::domain::{OrderEvent, OrderId, Timestamp};
-use crate::store::{Events, StoreError};
+use crate::store::{Events, Pruned, StoreError};
 
 #[async_trait]
 impl Events for SqliteStore {
@@ -42,27 +42,44 @@ impl Events for SqliteStore {
         })
     }
 
-    async fn prune_events(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    async fn prune_events(
+        &self,
+        before: Timestamp,
+        after: i64,
+        scan: usize,
+    ) -> Result<Pruned, StoreError> {
+        let scan = i64::try_from(scan).unwrap_or(i64::MAX);
         self.writer
-            .run(move |conn| {
-                // By position: the oldest events are those of the oldest orders, so a
-                // batch rarely passes over events it must keep (an old dead letter's).
+            .transaction(move |tx| {
+                // The window: the next `scan` events by position (the rowid, so a range).
+                let (last, oldest): (Option<i64>, Option<i64>) = tx
+                    .prepare_cached(
+                        "SELECT max(position), min(occurred_at) FROM (SELECT position, \
+                         occurred_at FROM order_events WHERE position > ?1 \
+                         ORDER BY position LIMIT ?2)",
+                    )?
+                    .query_row(params![after, scan], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                let (Some(last), Some(oldest)) = (last, oldest) else {
+                    return Ok(Pruned::default());
+                };
                 // Never the newest event: positions are rowids, one more than the largest
                 // left, and must never be handed out twice (migration 0007).
-                let deleted = conn
+                let deleted = tx
                     .prepare_cached(
                         "DELETE FROM order_events WHERE position IN ( \
                              SELECT e.position FROM order_events e \
                              JOIN orders o ON o.id = e.order_id \
-                             WHERE e.occurred_at < ?1 \
+                             WHERE e.position > ?1 AND e.position <= ?2 \
+                             AND e.occurred_at < ?3 \
                              AND e.position < (SELECT max(position) FROM order_events) \
-                             AND ((o.status = 'Completed' AND o.completed_at < ?1) \
-                                  OR (o.status = 'Cancelled' AND o.cancelled_at < ?1)) \
-                             ORDER BY e.position LIMIT ?2)",
+                             AND ((o.status = 'Completed' AND o.completed_at < ?3) \
+                                  OR (o.status = 'Cancelled' AND o.cancelled_at < ?3)))",
                     )?
-                    .execute(params![millis(before), limit])?;
-                Ok(deleted as u64)
+                    .execute(params![after, last, millis(before)])?;
+                Ok(Pruned {
+                    deleted: deleted as u64,
+                    next_after: (oldest < millis(before)).then_some(last),
+                })
             })
             .await
     }

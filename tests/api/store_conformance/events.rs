@@ -93,10 +93,27 @@ async fn retention_deletes_only_the_events_of_orders_finished_before_the_cutoff(
     .await;
     assert_eq!(before, [3, 2, 3, 3, 1]);
 
-    // One at a time, then the rest: five events are past the cutoff.
-    assert_eq!(store.prune_events(at(5_000), 1).await.unwrap(), 1);
-    assert_eq!(store.prune_events(at(5_000), 100).await.unwrap(), 4);
-    assert_eq!(store.prune_events(at(5_000), 100).await.unwrap(), 0);
+    // Window after window of four events: five are past the cutoff. A window that
+    // holds nothing older than the cutoff ends the run.
+    let (mut after, mut deleted, mut windows) = (0, 0, 0);
+    loop {
+        let window = store.prune_events(at(5_000), after, 4).await.unwrap();
+        deleted += window.deleted;
+        windows += 1;
+        match window.next_after {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert_eq!(deleted, 5);
+    assert!(windows <= 4, "{windows} windows for 12 events");
+    let again = store.prune_events(at(5_000), 0, 100).await.unwrap();
+    assert_eq!(again.deleted, 0, "nothing more to delete");
+    let nothing_old = store.prune_events(at(-1_000), 0, 100).await.unwrap();
+    assert_eq!(
+        nothing_old.next_after, None,
+        "no event is older than the cutoff"
+    );
     let after: Vec<usize> = futures::future::join_all(
         [
             &done_long_ago,

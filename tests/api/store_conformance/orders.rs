@@ -18,7 +18,16 @@ async fn insert_then_get_round_trips_every_field(db: TestDb) {
     let store = db.store().await;
     let mut new = order(1, "'); DROP TABLE orders;-- Zoë 🛒");
     // What a statement, an array literal or a CSV could mistake for syntax.
-    let items = ["<script>", "b", "a", "q\"uote", "back\\slash", "{,}", "NULL", " spaced "];
+    let items = [
+        "<script>",
+        "b",
+        "a",
+        "q\"uote",
+        "back\\slash",
+        "{,}",
+        "NULL",
+        " spaced ",
+    ];
     new.item_ids = ItemIds::parse(items.map(String::from).to_vec()).unwrap();
     store.insert(&new).await.unwrap();
     assert_eq!(store.get(new.id).await.unwrap(), Some(new.clone()));
