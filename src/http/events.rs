@@ -2,8 +2,6 @@
 //! every order's events by position (`GET /events`), as JSON, or with
 //! `Accept: text/event-stream` as Server-Sent Events that go on live.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -14,6 +12,7 @@ use super::admission::require_admin;
 use super::error::{ApiError, CommonProblems, Problem};
 use super::order_json::{EventPage, History};
 use super::orders::{parse_id, visible_order};
+use super::query::{self, Checked, Params};
 use super::state::AppState;
 use super::streams::{Scope, last_event_id, wants_stream};
 use crate::auth::Caller;
@@ -117,12 +116,10 @@ pub async fn feed(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     require_admin(&caller)?;
-    let Query(params) = query.map_err(|rejection| {
-        ApiError::InvalidQuery(vec![FieldError::new("query", rejection.body_text())])
-    })?;
+    let params = query::read(query)?;
     let (after, limit) = parse(&params).map_err(ApiError::InvalidQuery)?;
     if wants_stream(&headers) {
         let after = last_event_id(&headers)?.unwrap_or(after);
@@ -133,47 +130,28 @@ pub async fn feed(
 }
 
 /// `after` and `limit`, every bad or unknown parameter named.
-fn parse(params: &HashMap<String, String>) -> Result<(i64, usize), Vec<FieldError>> {
-    let mut errors: Vec<FieldError> = params
-        .keys()
-        .filter(|key| !PARAMETERS.contains(&key.as_str()))
-        .map(|key| FieldError::new(key.clone(), "is not a known parameter"))
-        .collect();
-    let after = match params.get("after").map(|text| text.parse::<i64>()) {
+fn parse(params: &Params) -> Result<(i64, usize), Vec<FieldError>> {
+    let mut checked = Checked::new(params, &PARAMETERS);
+    let after = match checked.get("after").map(|text| text.parse::<i64>()) {
         None => 0,
         Some(Ok(after)) if after >= 0 => after,
         Some(_) => {
-            errors.push(FieldError::new(
+            checked.fault(FieldError::new(
                 "after",
                 "must be a position: an integer of 0 or more",
             ));
             0
         }
     };
-    let limit = match params.get("limit").map(|text| text.parse::<usize>()) {
-        None => DEFAULT_LIMIT,
-        Some(Ok(limit)) if (1..=MAX_LIMIT).contains(&limit) => limit,
-        Some(_) => {
-            errors.push(FieldError::new(
-                "limit",
-                format!("must be an integer from 1 to {MAX_LIMIT}"),
-            ));
-            DEFAULT_LIMIT
-        }
-    };
-    if errors.is_empty() {
-        Ok((after, limit))
-    } else {
-        errors.sort_by(|a, b| a.field.cmp(&b.field));
-        Err(errors)
-    }
+    let limit = checked.limit(DEFAULT_LIMIT, MAX_LIMIT);
+    checked.finish((after, limit))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    fn params(pairs: &[(&str, &str)]) -> Params {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

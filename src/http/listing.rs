@@ -1,8 +1,6 @@
 //! `GET /orders`: orders newest first, filtered by status and user, with keyset
 //! (cursor) pagination, so pages stay exact while new orders arrive.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -14,6 +12,7 @@ use uuid::Uuid;
 
 use super::error::{ApiError, CommonProblems, Problem};
 use super::order_json::OrderBody;
+use super::query::{self, Checked, Params};
 use super::state::AppState;
 use super::status_json::one_of_the_statuses;
 use crate::auth::Caller;
@@ -69,11 +68,9 @@ pub struct ListParams {
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
-    let Query(params) = query.map_err(|rejection| {
-        ApiError::InvalidQuery(vec![FieldError::new("query", rejection.body_text())])
-    })?;
+    let params = query::read(query)?;
     let mut list = parse(&params).map_err(ApiError::InvalidQuery)?;
     // A user lists only their own orders; only admins may list someone else's.
     if !caller.is_admin() {
@@ -103,53 +100,35 @@ pub async fn get(
 
 /// Checks every parameter and reports every offending one; unknown parameters are
 /// refused, so a misspelt filter cannot silently list everything.
-fn parse(params: &HashMap<String, String>) -> Result<ListQuery, Vec<FieldError>> {
-    let mut errors: Vec<FieldError> = params
-        .keys()
-        .filter(|key| !PARAMETERS.contains(&key.as_str()))
-        .map(|key| FieldError::new(key.clone(), "is not a known parameter"))
-        .collect();
+fn parse(params: &Params) -> Result<ListQuery, Vec<FieldError>> {
+    let mut checked = Checked::new(params, &PARAMETERS);
     let mut query = ListQuery {
-        limit: DEFAULT_LIMIT,
+        limit: checked.limit(DEFAULT_LIMIT, MAX_LIMIT),
         ..ListQuery::default()
     };
-    if let Some(status) = params.get("status") {
+    if let Some(status) = checked.get("status") {
         match status.parse::<OrderStatus>() {
             Ok(status) => query.status = Some(status),
-            Err(_) => errors.push(FieldError::new("status", one_of_the_statuses())),
+            Err(_) => checked.fault(FieldError::new("status", one_of_the_statuses())),
         }
     }
-    if let Some(user_id) = params.get("user_id") {
+    if let Some(user_id) = checked.get("user_id") {
         // The same rules as a stored user_id: a value that could never match is a mistake.
         match UserId::parse(user_id.clone()) {
             Ok(user_id) => query.user_id = Some(user_id.as_str().to_owned()),
-            Err(err) => errors.push(err),
+            Err(err) => checked.fault(err),
         }
     }
-    if let Some(limit) = params.get("limit") {
-        match limit.parse::<usize>() {
-            Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => query.limit = limit,
-            _ => errors.push(FieldError::new(
-                "limit",
-                format!("must be an integer from 1 to {MAX_LIMIT}"),
-            )),
-        }
-    }
-    if let Some(cursor) = params.get("cursor") {
+    if let Some(cursor) = checked.get("cursor") {
         match decode_cursor(cursor) {
             Some(before) => query.before = Some(before),
-            None => errors.push(FieldError::new(
+            None => checked.fault(FieldError::new(
                 "cursor",
                 "is not a cursor this service issued",
             )),
         }
     }
-    if errors.is_empty() {
-        Ok(query)
-    } else {
-        errors.sort_by(|a, b| a.field.cmp(&b.field));
-        Err(errors)
-    }
+    checked.finish(query)
 }
 
 /// The cursor is the last listed id, opaque to clients: base64url of its bytes.
@@ -166,7 +145,7 @@ fn decode_cursor(cursor: &str) -> Option<OrderId> {
 mod tests {
     use super::*;
 
-    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    fn params(pairs: &[(&str, &str)]) -> Params {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -16,6 +16,7 @@ mod observe;
 mod openapi;
 mod order_json;
 mod orders;
+mod query;
 mod rate_limit;
 mod routes;
 mod serve;

@@ -11,14 +11,22 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::{EventType, OrderStatus, StatusCounts};
 
+/// A string enum of `names`, for a list the domain keeps.
+fn string_enum(description: &str, names: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .enum_values(Some(names))
+        .into()
+}
+
 /// The statuses of an order's lifecycle, as a string enum.
 impl PartialSchema for OrderStatus {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some("The statuses of an order's lifecycle."))
-            .enum_values(Some(OrderStatus::ALL.map(OrderStatus::as_str)))
-            .into()
+        string_enum(
+            "The statuses of an order's lifecycle.",
+            OrderStatus::ALL.map(OrderStatus::as_str),
+        )
     }
 }
 
@@ -32,11 +40,10 @@ impl ToSchema for OrderStatus {
 /// The types of events an order's log holds, as a string enum.
 impl PartialSchema for EventType {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some("The types of events an order's log holds."))
-            .enum_values(Some(EventType::ALL.map(EventType::as_str)))
-            .into()
+        string_enum(
+            "The types of events an order's log holds.",
+            EventType::ALL.map(EventType::as_str),
+        )
     }
 }
 

@@ -1,0 +1,74 @@
+//! Query strings, read the same way on every route: every parameter checked, unknown
+//! ones refused (a misspelt filter must not silently widen an answer), and every fault
+//! named in one `400`.
+
+use std::collections::HashMap;
+
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+
+use super::error::ApiError;
+use crate::domain::FieldError;
+
+/// A query string as name → value.
+pub type Params = HashMap<String, String>;
+
+/// The query, or a `400` naming why it could not be read.
+pub fn read(query: Result<Query<Params>, QueryRejection>) -> Result<Params, ApiError> {
+    query.map(|Query(params)| params).map_err(|rejection| {
+        ApiError::InvalidQuery(vec![FieldError::new("query", rejection.body_text())])
+    })
+}
+
+/// A query's parameters being checked: the faults found so far, unknown names first.
+pub struct Checked<'a> {
+    params: &'a Params,
+    errors: Vec<FieldError>,
+}
+
+impl<'a> Checked<'a> {
+    /// Starts checking `params`, of which only `known` may appear.
+    pub fn new(params: &'a Params, known: &[&str]) -> Self {
+        let errors = params
+            .keys()
+            .filter(|key| !known.contains(&key.as_str()))
+            .map(|key| FieldError::new(key.clone(), "is not a known parameter"))
+            .collect();
+        Self { params, errors }
+    }
+
+    /// The value of `name`, if sent.
+    pub fn get(&self, name: &str) -> Option<&'a String> {
+        self.params.get(name)
+    }
+
+    /// Notes a fault of one parameter.
+    pub fn fault(&mut self, error: FieldError) {
+        self.errors.push(error);
+    }
+
+    /// `limit`: an integer from 1 to `max`, `default` when absent.
+    pub fn limit(&mut self, default: usize, max: usize) -> usize {
+        match self.get("limit").map(|text| text.parse::<usize>()) {
+            None => default,
+            Some(Ok(limit)) if (1..=max).contains(&limit) => limit,
+            Some(_) => {
+                self.fault(FieldError::new(
+                    "limit",
+                    format!("must be an integer from 1 to {max}"),
+                ));
+                default
+            }
+        }
+    }
+
+    /// `value` if no parameter was at fault, else every fault, by parameter name.
+    pub fn finish<T>(mut self, value: T) -> Result<T, Vec<FieldError>> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            self.errors.sort_by(|a, b| a.field.cmp(&b.field));
+            Err(self.errors)
+        }
+    }
+}
