@@ -30,8 +30,8 @@ const ORDER_BACKLOG_FRAMES: usize = 64;
 /// can be lost while the LISTEN connection reconnects.
 const POLL: Duration = Duration::from_millis(500);
 
-/// Most events read in one go.
-const PAGE: usize = 1_000;
+/// Most events read from the log in one go, by the feed and by a stream catching up.
+pub(super) const PAGE: usize = 1_000;
 
 /// One event, framed for SSE: `id`, `event` and `data` lines.
 #[derive(Debug)]

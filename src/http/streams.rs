@@ -17,16 +17,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
-use super::live::{Frame, LiveFeed};
+use super::live::{Frame, LiveFeed, PAGE};
 use crate::domain::{FieldError, OrderId};
 use crate::store::Store;
 
 /// Frames a stream may have written ahead of its client; the socket's own buffers
 /// come after these.
 const AHEAD: usize = 32;
-
-/// Most events read from the log in one go while catching a stream up.
-const PAGE: usize = 1_000;
 
 /// The open streams of this instance, and how each behaves.
 pub struct Streams {

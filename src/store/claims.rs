@@ -6,7 +6,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{CancelOutcome, ClaimOutcome, Rescued, RetryOutcome};
-use crate::domain::{AfterFailure, Order, OrderId, OrderStatus, Timestamp, from_millis};
+use crate::domain::{
+    AfterFailure, Cause, EventType, Order, OrderId, OrderStatus, Timestamp, from_millis,
+};
 
 /// One completion in a group commit: the order, the claim token, the time.
 pub(super) type Completion = (OrderId, Uuid, Timestamp);
@@ -44,14 +46,24 @@ pub(super) fn claim_outcome(rows_affected: u64) -> ClaimOutcome {
 }
 
 /// What a failed attempt writes: the status it moves to, when the order may be claimed
-/// again, and (for a dead letter) when it failed.
-pub(super) fn failure_fields(
-    after: AfterFailure,
-    now: Timestamp,
-) -> (&'static str, Timestamp, Option<Timestamp>) {
-    match after {
-        AfterFailure::RetryAt(at) => ("Pending", at, None),
-        AfterFailure::DeadLetter => ("Failed", now, Some(now)),
+/// again, (for a dead letter) when it failed, and the event it logs.
+pub(super) struct FailureFields {
+    pub status: &'static str,
+    pub available_at: Timestamp,
+    pub failed_at: Option<Timestamp>,
+    pub event: EventType,
+}
+
+pub(super) fn failure_fields(after: AfterFailure, now: Timestamp) -> FailureFields {
+    let (status, available_at, failed_at, cause) = match after {
+        AfterFailure::RetryAt(at) => ("Pending", at, None, Cause::FailAndRetry),
+        AfterFailure::DeadLetter => ("Failed", now, Some(now), Cause::FailAndDeadLetter),
+    };
+    FailureFields {
+        status,
+        available_at,
+        failed_at,
+        event: cause.event_type(),
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::auth::{SECRET, call, user_token};
 use crate::events::event_types;
 use crate::helpers::{
-    Gate, Options, TestApp, TestDb, eventually, on_every_backend, order_body, spawn_app_with,
+    Gate, Options, TestApp, TestDb, eventually, on_every_backend, spawn_app_with,
 };
 
 on_every_backend!(
@@ -51,10 +51,7 @@ async fn gated_app(db: TestDb) -> (TestApp, Arc<Gate>) {
 
 /// Creates an order and waits until the held worker has it.
 async fn held_order(app: &TestApp) -> String {
-    let id = app.create_order(&order_body()).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_order().await;
     eventually(Duration::from_secs(5), "the order processing", || async {
         app.status_of(&id).await == "Processing"
     })
@@ -65,10 +62,7 @@ async fn held_order(app: &TestApp) -> String {
 async fn a_pending_order_is_cancelled_for_good_and_never_processed(db: TestDb) {
     let (app, gate) = gated_app(db).await;
     let held = held_order(&app).await;
-    let id = app.create_order(&order_body()).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_order().await;
     let response = cancel(
         &app,
         &id,
@@ -118,10 +112,7 @@ async fn a_dead_letter_can_be_cancelled(db: TestDb) {
         },
     )
     .await;
-    let id = app.create_order(&order_body()).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_order().await;
     eventually(Duration::from_secs(10), "dead-lettered", || async {
         app.status_of(&id).await == "Failed"
     })
@@ -161,10 +152,7 @@ async fn a_dead_letter_can_be_cancelled(db: TestDb) {
 async fn cancelling_twice_answers_the_cancelled_order_unchanged(db: TestDb) {
     let (app, _gate) = gated_app(db).await;
     held_order(&app).await;
-    let id = app.create_order(&order_body()).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_order().await;
     let first: Value = cancel(&app, &id, Some(json!({"reason": "first"})))
         .await
         .json()
@@ -210,10 +198,7 @@ async fn an_order_being_processed_or_done_cannot_be_cancelled(db: TestDb) {
 async fn a_bad_cancel_body_is_refused_and_changes_nothing(db: TestDb) {
     let (app, _gate) = gated_app(db).await;
     held_order(&app).await;
-    let id = app.create_order(&order_body()).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_order().await;
     let url = app.url(&format!("/orders/{id}/cancel"));
     let cases: [(&str, &str, u16, Option<&str>); 6] = [
         ("application/json", r#"{"reason": 5}"#, 422, Some("reason")),

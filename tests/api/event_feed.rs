@@ -11,21 +11,12 @@ use serde_json::{Value, json};
 
 use crate::auth::{SECRET, call, user_token};
 use crate::binary::Server;
-use crate::helpers::{
-    Options, TestApp, TestDb, eventually, on_every_backend, order_body, spawn_app_with,
-};
+use crate::helpers::{Options, TestApp, TestDb, eventually, on_every_backend, spawn_app_with};
 
 on_every_backend!(
     the_feed_pages_through_every_event_by_position,
     the_feed_is_for_admins_and_its_parameters_are_checked,
 );
-
-async fn new_order(app: &TestApp) -> String {
-    app.create_order(&order_body()).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 /// Every event of the feed from position 0, a page of `limit` at a time.
 async fn read_feed(app: &TestApp, limit: usize) -> Vec<Value> {
@@ -54,7 +45,7 @@ async fn the_feed_pages_through_every_event_by_position(db: TestDb) {
     let app = spawn_app_with(db, Options::default()).await;
     let mut ids = Vec::new();
     for _ in 0..7 {
-        ids.push(new_order(&app).await);
+        ids.push(app.new_order().await);
     }
     app.wait_until_completed(&ids, Duration::from_secs(10))
         .await;

@@ -9,9 +9,7 @@ use order_processor::store::Store;
 use order_processor::worker::SimulatedProcessor;
 use serde_json::Value;
 
-use crate::helpers::{
-    Options, TestApp, TestDb, eventually, on_every_backend, order_body, spawn_app_with,
-};
+use crate::helpers::{Options, TestDb, eventually, on_every_backend, spawn_app_with};
 
 on_every_backend!(
     a_processed_order_logs_created_processing_completed_as_its_history,
@@ -35,13 +33,6 @@ pub async fn event_types(store: &dyn Store, id: &str) -> Vec<String> {
         .collect()
 }
 
-async fn new_order(app: &TestApp) -> String {
-    app.create_order(&order_body()).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 fn types(events: &Value) -> Vec<&str> {
     events
         .as_array()
@@ -53,7 +44,7 @@ fn types(events: &Value) -> Vec<&str> {
 
 async fn a_processed_order_logs_created_processing_completed_as_its_history(db: TestDb) {
     let app = spawn_app_with(db, Options::default()).await;
-    let id = new_order(&app).await;
+    let id = app.new_order().await;
     app.wait_until_completed(std::slice::from_ref(&id), Duration::from_secs(10))
         .await;
     let history = app.get_json(&format!("/orders/{id}/events")).await;
@@ -104,7 +95,7 @@ async fn failed_attempts_a_dead_letter_and_an_operator_retry_are_each_logged(db:
         },
     )
     .await;
-    let id = new_order(&app).await;
+    let id = app.new_order().await;
     let failed = ["order.created", "order.processing", "order.attempt_failed"]
         .into_iter()
         .chain(["order.processing", "order.failed"]);

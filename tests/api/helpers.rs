@@ -200,6 +200,14 @@ impl TestApp {
     }
 
     /// Creates an order that must be accepted, and returns its answer.
+    /// Creates the sample order (`order_body`); returns its id.
+    pub async fn new_order(&self) -> String {
+        self.create_order(&order_body()).await["order_id"]
+            .as_str()
+            .expect("an order id")
+            .to_owned()
+    }
+
     pub async fn create_order(&self, body: &Value) -> Value {
         let response = self.post_order(body).await;
         assert_eq!(response.status(), 201, "creating {body}");

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::binary::Server;
 use crate::helpers::{Options, TestDb, eventually, on_every_backend, order_body, spawn_app_with};
-use crate::streams::{WAIT, data, new_order, open, take};
+use crate::streams::{WAIT, data, open, take};
 
 on_every_backend!(
     streams_past_max_streams_are_refused_with_503_until_one_closes,
@@ -62,7 +62,7 @@ async fn streams_past_max_streams_are_refused_with_503_until_one_closes(db: Test
 
 async fn a_bad_last_event_id_is_refused(db: TestDb) {
     let app = spawn_app_with(db, Options::default()).await;
-    let id = new_order(&app).await;
+    let id = app.new_order().await;
     for path in ["/events".to_owned(), format!("/orders/{id}/events")] {
         let response = app
             .client

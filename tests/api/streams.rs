@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    Gate, Options, TestApp, TestDb, eventually, on_every_backend, order_body, spawn_app_with,
+    Gate, Options, TestApp, TestDb, eventually, on_every_backend, spawn_app_with,
 };
 
 on_every_backend!(
@@ -65,13 +65,6 @@ pub fn data(event: &Event) -> Value {
     serde_json::from_str(&event.data).unwrap()
 }
 
-pub async fn new_order(app: &TestApp) -> String {
-    app.create_order(&order_body()).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn gated(db: TestDb) -> (TestApp, Arc<Gate>) {
     let gate = Arc::new(Gate::default());
     let options = Options {
@@ -84,7 +77,7 @@ async fn gated(db: TestDb) -> (TestApp, Arc<Gate>) {
 
 async fn an_order_stream_sends_its_history_then_live_events_and_ends_after_the_last(db: TestDb) {
     let (app, gate) = gated(db).await;
-    let id = new_order(&app).await;
+    let id = app.new_order().await;
     eventually(WAIT, "the order processing", || async {
         app.status_of(&id).await == "Processing"
     })
@@ -118,8 +111,8 @@ async fn an_order_stream_sends_its_history_then_live_events_and_ends_after_the_l
 
 async fn the_stream_of_a_finished_order_sends_its_history_and_ends(db: TestDb) {
     let (app, _gate) = gated(db).await;
-    new_order(&app).await; // the one the worker holds
-    let id = new_order(&app).await;
+    app.new_order().await; // the one the worker holds
+    let id = app.new_order().await;
     let cancelled = app
         .client
         .post(app.url(&format!("/orders/{id}/cancel")))
@@ -150,7 +143,7 @@ async fn reconnecting_with_last_event_id_loses_nothing_and_repeats_nothing(db: T
     let app = spawn_app_with(db, Options::default()).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
-        ids.push(new_order(&app).await);
+        ids.push(app.new_order().await);
     }
     app.wait_until_completed(&ids, WAIT).await;
     // Nine events exist; read five, then drop the connection.
@@ -159,13 +152,13 @@ async fn reconnecting_with_last_event_id_loses_nothing_and_repeats_nothing(db: T
     drop(stream);
     // More events commit while the client is away.
     for _ in 0..3 {
-        ids.push(new_order(&app).await);
+        ids.push(app.new_order().await);
     }
     app.wait_until_completed(&ids, WAIT).await;
     let mut resumed = open(&app, "/events", Some(&first[4].id)).await;
     let rest = take(&mut resumed, 13).await;
     // And events committed after the reconnect arrive live.
-    ids.push(new_order(&app).await);
+    ids.push(app.new_order().await);
     let live = take(&mut resumed, 3).await;
     let names: Vec<&str> = live.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(

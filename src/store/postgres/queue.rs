@@ -3,6 +3,7 @@
 //! is one statement that also writes its events (`log_changes`), so the change and its
 //! events commit together.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,8 +17,8 @@ use super::sql::{
 use super::{MAX_EVENTS_PER_STATEMENT, PostgresStore};
 use crate::domain::{AfterFailure, CancelReason, Cause, EventType, OrderId, Timestamp};
 use crate::store::claims::{
-    Completion, LEASE_EXPIRED, claim_outcome, completion_outcomes, failure_fields, lease_end,
-    not_cancelled, not_retried, rescued_from_statuses,
+    Completion, FailureFields, LEASE_EXPIRED, claim_outcome, completion_outcomes, failure_fields,
+    lease_end, not_cancelled, not_retried, rescued_from_statuses,
 };
 use crate::store::{
     CancelOutcome, Claim, ClaimOutcome, Orders, Queue, Rescued, RetryOutcome, StoreError,
@@ -51,18 +52,20 @@ impl Queue for PostgresStore {
         // instead of waiting on them, and never take the same order. The picked ids go
         // to the update as an array, so each row is found by its primary key: joined
         // to a CTE instead, the planner hashed the whole table for every claim.
-        let sql = logged(
-            &format!(
-                "UPDATE orders o SET status = 'Processing', claim_token = $1, \
-                        lease_expires_at = $2, attempts = o.attempts + 1, {NEXT_EVENT} \
-                 WHERE o.status = 'Pending' AND o.id = ANY(ARRAY( \
-                     SELECT id FROM orders WHERE status = 'Pending' AND available_at <= $3 \
-                     ORDER BY available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED))"
-            ),
-            &literal(EventType::Processing),
-            "$3::timestamptz",
-        );
-        let rows = sqlx::query(&sql)
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            logged(
+                &format!(
+                    "UPDATE orders o SET status = 'Processing', claim_token = $1, \
+                            lease_expires_at = $2, attempts = o.attempts + 1, {NEXT_EVENT} \
+                     WHERE o.status = 'Pending' AND o.id = ANY(ARRAY( \
+                         SELECT id FROM orders WHERE status = 'Pending' AND available_at <= $3 \
+                         ORDER BY available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED))"
+                ),
+                &literal(EventType::Processing),
+                "$3::timestamptz",
+            )
+        });
+        let rows = sqlx::query(SQL.as_str())
             .bind(token)
             .bind(lease_expires_at)
             .bind(now)
@@ -94,12 +97,12 @@ impl Queue for PostgresStore {
         after: AfterFailure,
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
-        let (status, available_at, failed_at) = failure_fields(after, now);
-        let event = match after {
-            AfterFailure::RetryAt(_) => Cause::FailAndRetry,
-            AfterFailure::DeadLetter => Cause::FailAndDeadLetter,
-        }
-        .event_type();
+        let FailureFields {
+            status,
+            available_at,
+            failed_at,
+            event,
+        } = failure_fields(after, now);
         let sql = logged(
             &format!(
                 "UPDATE orders SET status = $1, available_at = $2, failed_at = $3, \
@@ -281,21 +284,20 @@ pub(super) async fn complete_batch(
     let ids: Vec<Uuid> = batch.iter().map(|(id, _, _)| *id.as_uuid()).collect();
     let tokens: Vec<Uuid> = batch.iter().map(|(_, token, _)| *token).collect();
     let times: Vec<Timestamp> = batch.iter().map(|(_, _, at)| *at).collect();
-    let sql = format!(
-        "WITH changed AS (UPDATE orders SET status = 'Completed', completed_at = v.completed_at, \
-                claim_token = NULL, lease_expires_at = NULL, {NEXT_EVENT} \
-         FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS v (id, token, completed_at) \
-         WHERE orders.id = v.id AND orders.claim_token = v.token \
-         AND orders.status = 'Processing' RETURNING {}), {} \
-         SELECT id FROM changed",
-        CHANGED_COLUMNS
-            .split(", ")
-            .map(|column| format!("orders.{column}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        log_changes(&literal(EventType::Completed), "completed_at"),
-    );
-    let applied: Vec<Uuid> = sqlx::query_scalar(&sql)
+    // The batch's columns are named apart from the table's, so `RETURNING` can name
+    // the order's columns as they are.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH changed AS (UPDATE orders SET status = 'Completed', completed_at = v.done_at, \
+                    claim_token = NULL, lease_expires_at = NULL, {NEXT_EVENT} \
+             FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS v (claimed, token, done_at) \
+             WHERE orders.id = v.claimed AND orders.claim_token = v.token \
+             AND orders.status = 'Processing' RETURNING {CHANGED_COLUMNS}), {} \
+             SELECT id FROM changed",
+            log_changes(&literal(EventType::Completed), "completed_at"),
+        )
+    });
+    let applied: Vec<Uuid> = sqlx::query_scalar(SQL.as_str())
         .bind(ids)
         .bind(tokens)
         .bind(times)

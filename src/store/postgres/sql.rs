@@ -9,13 +9,19 @@ use crate::domain::{EventType, Order, OrderEvent, OrderId};
 use crate::store::StoreError;
 use crate::store::decode::{StoredEvent, StoredOrder};
 
-pub(super) const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, created_at, \
-     completed_at, attempts, last_error, failed_at, available_at, cancelled_at, cancel_reason";
+/// The columns an order is read from, written once for `ORDER_COLUMNS` and
+/// `CHANGED_COLUMNS`.
+macro_rules! order_columns {
+    () => {
+        "id, user_id, item_ids, amount_cents, status, created_at, completed_at, attempts, \
+         last_error, failed_at, available_at, cancelled_at, cancel_reason"
+    };
+}
+
+pub(super) const ORDER_COLUMNS: &str = order_columns!();
 
 /// What a change's `RETURNING` gives, for its events and its answer.
-pub(super) const CHANGED_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, \
-     created_at, completed_at, attempts, last_error, failed_at, available_at, cancelled_at, \
-     cancel_reason, last_seq";
+pub(super) const CHANGED_COLUMNS: &str = concat!(order_columns!(), ", last_seq");
 
 /// What every change of an order also sets: the next `seq`, and the transaction that
 /// writes its event (which a trigger holds to increasing, migration 0005).

@@ -16,8 +16,8 @@ use crate::domain::{
     AfterFailure, CancelReason, Cause, EventType, Order, OrderId, OrderStatus, Timestamp,
 };
 use crate::store::claims::{
-    LEASE_EXPIRED, claim_outcome, failure_fields, lease_end, not_cancelled, not_retried,
-    rescued_from_statuses,
+    FailureFields, LEASE_EXPIRED, claim_outcome, failure_fields, lease_end, not_cancelled,
+    not_retried, rescued_from_statuses,
 };
 use crate::store::{CancelOutcome, Claim, ClaimOutcome, Queue, Rescued, RetryOutcome, StoreError};
 
@@ -86,12 +86,12 @@ impl Queue for SqliteStore {
         after: AfterFailure,
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
-        let (status, available_at, failed_at) = failure_fields(after, now);
-        let event = match after {
-            AfterFailure::RetryAt(_) => Cause::FailAndRetry,
-            AfterFailure::DeadLetter => Cause::FailAndDeadLetter,
-        }
-        .event_type();
+        let FailureFields {
+            status,
+            available_at,
+            failed_at,
+            event,
+        } = failure_fields(after, now);
         let (id, token, error) = (claim.order.id, claim.token, error.to_owned());
         self.writer
             .transaction(move |tx| {

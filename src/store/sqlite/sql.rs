@@ -10,9 +10,17 @@ use crate::domain::{EventType, Order, OrderEvent, OrderId, OrderStatus, Timestam
 use crate::store::decode::{StoredEvent, StoredOrder, corrupt};
 use crate::store::{ListQuery, StoreError};
 
+/// The columns an order is read from, written once for `ORDER_COLUMNS` and
+/// `CHANGED_COLUMNS`.
+macro_rules! order_columns {
+    () => {
+        "id, user_id, item_ids, amount_cents, status, created_at, completed_at, attempts, \
+         last_error, failed_at, available_at, cancelled_at, cancel_reason"
+    };
+}
+
 /// The columns `order_from_row` reads, in its order.
-pub(super) const ORDER_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, created_at, \
-     completed_at, attempts, last_error, failed_at, available_at, cancelled_at, cancel_reason";
+pub(super) const ORDER_COLUMNS: &str = order_columns!();
 
 /// Inserts one whole order (any status) unless its id is already stored; its first
 /// event is numbered 1.
@@ -29,9 +37,7 @@ const INSERT_EVENT: &str = "INSERT INTO order_events (order_id, seq, type, occur
 
 /// What a change's `RETURNING` gives: the order as it left it, and the seq of the
 /// event it writes (`changed_from` reads them).
-pub(super) const CHANGED_COLUMNS: &str = "id, user_id, item_ids, amount_cents, status, \
-     created_at, completed_at, attempts, last_error, failed_at, available_at, cancelled_at, \
-     cancel_reason, last_seq";
+pub(super) const CHANGED_COLUMNS: &str = concat!(order_columns!(), ", last_seq");
 
 /// An event and its order, in the order `event_from_row` reads them: the columns of
 /// `ORDER_COLUMNS` (the fixed ones from `orders`, the rest from the event), then the
