@@ -255,6 +255,11 @@ impl TestApp {
     }
 }
 
+/// Held by a test that bounds how fast an answer comes ("within 100 ms") and by the
+/// tests that flood the disk with commits, so that they never run side by side: the
+/// floods' fsyncs would be the timed request's latency. Other tests run beside either.
+pub static DISK_QUIET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A sample valid order body.
 pub fn order_body() -> Value {
     serde_json::json!({"user_id": "user1", "item_ids": ["item1", "item2"], "total_amount": 100.5})
