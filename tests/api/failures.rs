@@ -66,6 +66,7 @@ async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
 }
 
 async fn an_always_failing_order_backs_off_then_is_dead_lettered_and_retried(db: TestDb) {
+    let _timed = crate::helpers::DISK_QUIET.read().await;
     let recording = Arc::new(Recording {
         inner: SimulatedProcessor::new(Duration::ZERO, 1.0),
         starts: Mutex::default(),

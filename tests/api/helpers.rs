@@ -255,10 +255,11 @@ impl TestApp {
     }
 }
 
-/// Held by a test that bounds how fast an answer comes ("within 100 ms") and by the
-/// tests that flood the disk with commits, so that they never run side by side: the
-/// floods' fsyncs would be the timed request's latency. Other tests run beside either.
-pub static DISK_QUIET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Keeps the tests that bound how fast something happens (an answer within 100 ms, a
+/// pace, a backoff's gaps) from running beside the tests that flood the disk with
+/// commits: the floods' fsyncs would be the timed tests' latency. Timed tests take it
+/// to read (they may run together), floods to write (alone).
+pub static DISK_QUIET: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// A sample valid order body.
 pub fn order_body() -> Value {

@@ -61,6 +61,7 @@ async fn an_order_is_seen_pending_then_processing_then_completed(db: TestDb) {
 }
 
 async fn processing_takes_the_configured_time_and_metrics_report_it(db: TestDb) {
+    let _timed = crate::helpers::DISK_QUIET.read().await;
     let app = spawn_app_with(
         db,
         Options {
@@ -88,6 +89,7 @@ async fn processing_takes_the_configured_time_and_metrics_report_it(db: TestDb) 
 }
 
 async fn a_new_order_wakes_an_idle_worker_without_waiting_for_the_poll(db: TestDb) {
+    let _timed = crate::helpers::DISK_QUIET.read().await;
     // The fallback poll is a minute: only the wake-up can explain a prompt start.
     let app = spawn_app_with(
         db,

@@ -79,6 +79,7 @@ async fn the_load_tool_sends_verifies_and_follows_every_order(db: TestDb) {
 }
 
 async fn the_load_tool_paces_requests_at_the_asked_rate(db: TestDb) {
+    let _timed = crate::helpers::DISK_QUIET.read().await;
     let app = spawn_app_with(db, Options::default()).await;
     let started = Instant::now();
     let args = [

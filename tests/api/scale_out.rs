@@ -37,7 +37,7 @@ async fn create_spread(servers: &[Server], count: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_the_work_and_complete_every_order_exactly_once() {
-    let _quiet = crate::helpers::DISK_QUIET.lock().await;
+    let _flood = crate::helpers::DISK_QUIET.write().await;
     let Some(db) = TestDb::postgres().await else {
         return;
     };

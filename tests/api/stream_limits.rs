@@ -114,7 +114,7 @@ async fn flood(server: &Server, count: usize) -> f64 {
 /// 11 MB), which a stream buffering without bound would hold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stops_reading_is_cut_off_without_the_memory_growing() {
-    let _quiet = crate::helpers::DISK_QUIET.lock().await;
+    let _flood = crate::helpers::DISK_QUIET.write().await;
     let settings = [
         ("PROCESSING_TIME_MS", "0"),
         ("WORKER_CONCURRENCY", "64"),
