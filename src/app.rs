@@ -12,19 +12,37 @@ use crate::auth::Authenticator;
 use crate::config::ServeConfig;
 use crate::http::{self, AppState, Limiter, LiveFeed, Shared, Streams};
 use crate::store::Store;
-use crate::worker::{Processor, SimulatedProcessor, WorkerPool};
+use crate::worker::{HttpProcessor, Processor, SimulatedProcessor, WorkerPool};
 
-/// Serves on `listener` with the simulated processor until `shutdown` resolves.
+/// Serves on `listener` until `shutdown` resolves, with the processor the
+/// configuration names: the HTTP processor when `PROCESSOR_URL` is set, else the
+/// simulated one.
 pub async fn run(
     listener: TcpListener,
     store: Arc<dyn Store>,
     config: &ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let processor = Arc::new(SimulatedProcessor::new(
-        config.processing_time(),
-        config.processing_failure_rate,
-    ));
+    let invalid = |err: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, err);
+    let processor: Arc<dyn Processor> = match config
+        .http_processor()
+        .map_err(|err| invalid(err.to_string()))?
+    {
+        Some((url, secret)) => {
+            // Scheme, host and path: a query or user info may hold credentials.
+            tracing::info!(endpoint = %format_args!("{}{}", url.origin().ascii_serialization(), url.path()),
+                           "processing orders by calling PROCESSOR_URL");
+            let connections = usize::from(config.worker_concurrency);
+            Arc::new(
+                HttpProcessor::new(url, secret, connections)
+                    .map_err(|err| invalid(format!("building the HTTP client: {err}")))?,
+            )
+        }
+        None => Arc::new(SimulatedProcessor::new(
+            config.processing_time(),
+            config.processing_failure_rate,
+        )),
+    };
     run_with_processor(listener, store, processor, config, shutdown).await
 }
 

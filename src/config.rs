@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use crate::auth::AuthConfig;
 use crate::domain::RetryPolicy;
+use crate::signature::SigningSecret;
 use crate::worker::WorkerSettings;
 
 /// The longest any duration setting may be: a day, far past any sensible value and
@@ -80,16 +81,27 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub worker_concurrency: u16,
 
-    /// Simulated processing time per order, in milliseconds.
-    #[arg(long, env = "PROCESSING_TIME_MS", default_value_t = 1000,
+    /// The shop's endpoint each processing attempt is a signed `POST` to (`http` or
+    /// `https`); without it, processing is simulated (`PROCESSING_TIME_MS`).
+    #[arg(long, env = "PROCESSOR_URL", value_parser = parse_processor_url)]
+    pub processor_url: Option<reqwest::Url>,
+
+    /// The Standard Webhooks secret (`whsec_` and the base64 of 24 to 64 bytes) the
+    /// calls to `PROCESSOR_URL` are signed with; required with it.
+    #[arg(long, env = "PROCESSOR_SECRET", hide_env_values = true,
+          value_parser = |text: &str| Ok::<_, String>(Redacted(text.to_owned())))]
+    pub processor_secret: Option<Redacted>,
+
+    /// Simulated processing time per order, in milliseconds [default: 1000].
+    #[arg(long, env = "PROCESSING_TIME_MS",
           value_parser = clap::value_parser!(u64).range(0..=DAY_MS))]
-    pub processing_time_ms: u64,
+    pub processing_time_ms: Option<u64>,
 
     /// Longest one processing attempt may take before it is cancelled and counted as
-    /// failed, in milliseconds. Must exceed the processing time.
-    #[arg(long, env = "PROCESSING_TIMEOUT_MS", default_value_t = 10_000,
+    /// failed, in milliseconds [default: twice the processing time, at least 10000].
+    #[arg(long, env = "PROCESSING_TIMEOUT_MS",
           value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
-    pub processing_timeout_ms: u64,
+    pub processing_timeout_ms: Option<u64>,
 
     /// Fraction of processing attempts the simulated processor fails (0 to 1).
     #[arg(long, env = "PROCESSING_FAILURE_RATE", default_value_t = 0.0,
@@ -112,11 +124,13 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
     pub retry_max_ms: u64,
 
-    /// How long a worker's claim on an order lasts before the order may be taken
-    /// back and processed again, in milliseconds. Must exceed the processing timeout.
-    #[arg(long, env = "LEASE_TIMEOUT_MS", default_value_t = 30_000,
+    /// How long a worker's claim on an order lasts without a heartbeat, in
+    /// milliseconds [default: 30000]. A worker extends it every third of it while the
+    /// attempt runs, so an attempt may take longer; an instance that dies has its
+    /// orders taken back after about this long.
+    #[arg(long, env = "LEASE_TIMEOUT_MS",
           value_parser = clap::value_parser!(u64).range(100..=DAY_MS))]
-    pub lease_timeout_ms: u64,
+    pub lease_timeout_ms: Option<u64>,
 
     /// On SIGTERM/SIGINT, how long in-flight processing may finish before its
     /// orders are returned to the queue, in milliseconds.
@@ -234,27 +248,82 @@ pub enum LogFormat {
     Json,
 }
 
-/// A setting that is valid alone but not together with another.
+/// A secret setting, which `Debug` (and so any dump of the configuration) never shows.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `PROCESSOR_URL`: an absolute `http` or `https` URL.
+fn parse_processor_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|err| format!("{text:?} is not a URL: {err}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{text:?} is not an http or https URL"));
+    }
+    Ok(url)
+}
+
+/// A setting that is valid alone but not together with another. Printed as one line,
+/// and the process exits with status 2 (as for a bad flag).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(String);
 
+/// The simulated processing time when `PROCESSING_TIME_MS` is not set.
+const DEFAULT_PROCESSING_TIME_MS: u64 = 1000;
+/// The shortest processing timeout derived from the processing time.
+const MIN_DERIVED_TIMEOUT_MS: u64 = 10_000;
+/// The lease when `LEASE_TIMEOUT_MS` is not set: heartbeats keep it alive however long
+/// an attempt runs, so it bounds only how long a dead instance's orders wait.
+const DEFAULT_LEASE_MS: u64 = 30_000;
+
 impl ServeConfig {
     /// Checks what clap cannot check field by field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.processing_time_ms >= self.processing_timeout_ms {
-            return Err(ConfigError(format!(
-                "PROCESSING_TIMEOUT_MS ({}) must be greater than PROCESSING_TIME_MS ({}), \
-                 or every attempt would time out",
-                self.processing_timeout_ms, self.processing_time_ms
-            )));
+        let time = self
+            .processing_time_ms
+            .unwrap_or(DEFAULT_PROCESSING_TIME_MS);
+        if let (None, Some(timeout)) = (&self.processor_url, self.processing_timeout_ms) {
+            if timeout <= time {
+                let time_text = match self.processing_time_ms {
+                    Some(_) => format!("{time}"),
+                    None => format!("{time}, the default"),
+                };
+                return Err(ConfigError(format!(
+                    "PROCESSING_TIMEOUT_MS ({timeout}) must be greater than PROCESSING_TIME_MS \
+                     ({time_text}), or every simulated attempt would time out"
+                )));
+            }
         }
-        if self.processing_timeout_ms >= self.lease_timeout_ms {
-            return Err(ConfigError(format!(
-                "LEASE_TIMEOUT_MS ({}) must be greater than PROCESSING_TIMEOUT_MS ({}), \
-                 or orders could be taken back while still being processed",
-                self.lease_timeout_ms, self.processing_timeout_ms
-            )));
+        match (&self.processor_url, &self.processor_secret) {
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "PROCESSOR_URL is set but PROCESSOR_SECRET is not: calls to the processor \
+                     are signed; set PROCESSOR_SECRET to a whsec_ secret"
+                        .into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "PROCESSOR_SECRET is set but PROCESSOR_URL is not; set both".into(),
+                ));
+            }
+            (Some(_), Some(secret)) => {
+                SigningSecret::parse(&secret.0)
+                    .map_err(|err| ConfigError(format!("PROCESSOR_SECRET: {err}")))?;
+                if self.processing_failure_rate > 0.0 {
+                    return Err(ConfigError(
+                        "PROCESSING_FAILURE_RATE applies to the simulated processor, but \
+                         PROCESSOR_URL is set; unset one of them"
+                            .into(),
+                    ));
+                }
+            }
+            (None, None) => {}
         }
         if self.rate_limit_burst.is_some() && self.rate_limit_per_sec.is_none() {
             return Err(ConfigError(
@@ -274,10 +343,10 @@ impl ServeConfig {
     pub fn worker_settings(&self) -> WorkerSettings {
         WorkerSettings {
             concurrency: usize::from(self.worker_concurrency),
-            lease: Duration::from_millis(self.lease_timeout_ms),
+            lease: Duration::from_millis(self.lease_timeout_ms.unwrap_or(DEFAULT_LEASE_MS)),
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
-            processing_timeout: Duration::from_millis(self.processing_timeout_ms),
+            processing_timeout: self.processing_timeout(),
             retry: RetryPolicy {
                 max_attempts: self.max_attempts,
                 base: Duration::from_millis(self.retry_base_ms),
@@ -288,7 +357,32 @@ impl ServeConfig {
 
     /// How long the simulated processing step takes.
     pub fn processing_time(&self) -> Duration {
-        Duration::from_millis(self.processing_time_ms)
+        Duration::from_millis(
+            self.processing_time_ms
+                .unwrap_or(DEFAULT_PROCESSING_TIME_MS),
+        )
+    }
+
+    /// The deadline of one attempt: as set, or twice the simulated processing time
+    /// (at least 10 s), so `PROCESSING_TIME_MS` alone is enough.
+    pub fn processing_timeout(&self) -> Duration {
+        Duration::from_millis(self.processing_timeout_ms.unwrap_or_else(|| {
+            let time = self
+                .processing_time_ms
+                .unwrap_or(DEFAULT_PROCESSING_TIME_MS);
+            time.saturating_mul(2).max(MIN_DERIVED_TIMEOUT_MS)
+        }))
+    }
+
+    /// The HTTP processor's endpoint and signing secret, when `PROCESSOR_URL` is set
+    /// (`validate` has checked the secret).
+    pub fn http_processor(&self) -> Result<Option<(reqwest::Url, SigningSecret)>, ConfigError> {
+        let (Some(url), Some(secret)) = (&self.processor_url, &self.processor_secret) else {
+            return Ok(None);
+        };
+        let secret = SigningSecret::parse(&secret.0)
+            .map_err(|err| ConfigError(format!("PROCESSOR_SECRET: {err}")))?;
+        Ok(Some((url.clone(), secret)))
     }
 
     /// What a client may hold of the HTTP server: connections and time.

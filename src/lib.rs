@@ -9,6 +9,8 @@ pub mod domain;
 pub mod http;
 pub mod loadtest;
 pub mod seed;
+pub mod signature;
 pub mod store;
 pub mod telemetry;
+pub mod wire;
 pub mod worker;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use order_processor::cli::{Cli, Command};
-use order_processor::config::{DatabaseConfig, ServeConfig};
+use order_processor::config::{ConfigError, DatabaseConfig, ServeConfig};
 use order_processor::store::Store;
 use order_processor::{app, auth, loadtest, seed, store, telemetry};
 use tokio_util::sync::CancellationToken;
@@ -35,9 +35,24 @@ struct MallocConf(*const std::ffi::c_char);
 // SAFETY: the pointer is to a `'static` literal that is never written.
 unsafe impl Sync for MallocConf {}
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Runs the command; an error ends the process with one line on stderr (never a
+/// backtrace) and status 2 for a configuration that contradicts itself, as for a bad
+/// flag, or 1 for anything else.
+fn main() {
     let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
+    if let Err(err) = runtime.block_on(run(cli)) {
+        eprintln!("order-processor: {err:#}");
+        let status = if err.downcast_ref::<ConfigError>().is_some() {
+            2
+        } else {
+            1
+        };
+        std::process::exit(status);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(cli.log_format);
     // One stop signal for the whole run, so a SIGTERM during start-up is not lost.
     let stop = CancellationToken::new();
@@ -49,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     match cli.into_command() {
-        Command::Serve(config) => serve(config, stop).await,
+        Command::Serve(config) => serve(*config, stop).await,
         Command::Loadtest(args) => {
             let json = args.json;
             let summary = loadtest::run(args).await?;

@@ -53,6 +53,7 @@ pub fn sample_orders() -> Vec<Order> {
                 next_attempt_at: processing_secs.is_none().then(|| from_millis(created_ms)),
                 cancelled_at: None,
                 cancel_reason: None,
+                result: None,
             }
         })
         .collect()

@@ -8,6 +8,7 @@ mod money_properties;
 mod new_order;
 mod number_text;
 mod order;
+mod result;
 mod retry;
 mod transitions;
 
@@ -17,5 +18,6 @@ pub use new_order::{FieldError, ItemIds, NewOrder, UserId};
 pub use order::{
     Order, OrderId, OrderStatus, StatusCounts, Timestamp, UnknownStatus, from_millis, now,
 };
+pub use result::{MAX_RESULT_BYTES, OrderResult, ResultRejected};
 pub use retry::{AfterFailure, RetryPolicy};
 pub use transitions::{Cause, TRANSITIONS, Transition};

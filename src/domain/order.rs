@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
-use super::{ItemIds, Money, NewOrder, UserId};
+use super::{ItemIds, Money, NewOrder, OrderResult, UserId};
 
 /// A point in time, UTC, at millisecond precision: the precision every backend
 /// keeps and every answer prints, so a value read back equals the value written.
@@ -167,6 +167,9 @@ pub struct Order {
     pub cancelled_at: Option<Timestamp>,
     /// Why it was cancelled, if the canceller said.
     pub cancel_reason: Option<String>,
+    /// What the processing step answered about its work, kept when it completed the
+    /// order with a JSON object.
+    pub result: Option<OrderResult>,
 }
 
 impl Order {
@@ -186,6 +189,7 @@ impl Order {
             next_attempt_at: Some(now),
             cancelled_at: None,
             cancel_reason: None,
+            result: None,
         }
     }
 }

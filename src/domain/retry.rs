@@ -53,6 +53,21 @@ impl RetryPolicy {
         let at = now.checked_add_signed(delay).unwrap_or(now);
         AfterFailure::RetryAt(super::from_millis(at.timestamp_millis()))
     }
+
+    /// `after`, the retry moved to no sooner than `wait` past `now`: the processing
+    /// step asked for that (`Retry-After`). The wait is capped at `max`, so an endpoint
+    /// cannot park an order for longer than the backoff ever would.
+    pub fn not_before(&self, after: AfterFailure, now: Timestamp, wait: Duration) -> AfterFailure {
+        match after {
+            AfterFailure::RetryAt(at) => {
+                let wait =
+                    chrono::Duration::from_std(wait.min(self.max)).unwrap_or(chrono::Duration::MAX);
+                let earliest = now.checked_add_signed(wait).unwrap_or(now);
+                AfterFailure::RetryAt(at.max(super::from_millis(earliest.timestamp_millis())))
+            }
+            AfterFailure::DeadLetter => AfterFailure::DeadLetter,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -100,5 +115,28 @@ mod tests {
         );
         assert_eq!(POLICY.after_failure(5, now, 0.3), AfterFailure::DeadLetter);
         assert_eq!(POLICY.after_failure(6, now, 0.3), AfterFailure::DeadLetter);
+    }
+
+    #[test]
+    fn a_wait_asked_for_delays_the_retry_up_to_the_cap_and_never_brings_it_forward() {
+        let now = crate::domain::from_millis(1_000_000);
+        let at = |ms: i64| AfterFailure::RetryAt(crate::domain::from_millis(1_000_000 + ms));
+        assert_eq!(
+            POLICY.not_before(at(500), now, Duration::from_secs(2)),
+            at(2_000)
+        );
+        assert_eq!(
+            POLICY.not_before(at(5_000), now, Duration::from_secs(2)),
+            at(5_000)
+        );
+        assert_eq!(
+            POLICY.not_before(at(500), now, Duration::from_secs(86_400)),
+            at(300_000),
+            "capped at the largest backoff"
+        );
+        assert_eq!(
+            POLICY.not_before(AfterFailure::DeadLetter, now, Duration::from_secs(2)),
+            AfterFailure::DeadLetter
+        );
     }
 }

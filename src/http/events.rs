@@ -10,13 +10,13 @@ use axum::response::{IntoResponse, Response};
 
 use super::admission::require_admin;
 use super::error::{ApiError, CommonProblems, Problem};
-use super::order_json::{EventPage, History};
 use super::orders::{parse_id, visible_order};
 use super::query::{self, Checked, Params};
 use super::state::AppState;
 use super::streams::{Scope, last_event_id, wants_stream};
 use crate::auth::Caller;
 use crate::domain::FieldError;
+use crate::wire::{EventPage, History};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;

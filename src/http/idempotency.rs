@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use super::order_json::OrderBody;
 use super::state::AppState;
 use crate::auth::Caller;
 use crate::domain::{FieldError, Order, now};
 use crate::store::{IdempotentResponse, KeyedInsert};
+use crate::wire::OrderBody;
 
 const HEADER: &str = "idempotency-key";
 const MAX_KEY_CHARS: usize = 255;

@@ -11,13 +11,13 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::error::{ApiError, CommonProblems, Problem};
-use super::order_json::OrderBody;
 use super::query::{self, Checked, Params};
 use super::state::AppState;
 use super::status_json::one_of_the_statuses;
 use crate::auth::Caller;
 use crate::domain::{FieldError, OrderId, OrderStatus, UserId};
 use crate::store::ListQuery;
+use crate::wire::OrderBody;
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;

@@ -13,9 +13,9 @@ use axum::body::Bytes;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::order_json::EventBody;
 use crate::domain::{OrderEvent, OrderId};
 use crate::store::{Store, StoreError};
+use crate::wire::EventBody;
 
 /// Frames kept for the streams of every order's events that have not taken them yet. A
 /// stream further behind than this is cut off (its client resumes with
@@ -46,15 +46,21 @@ pub struct Frame {
 impl Frame {
     pub fn new(event: &OrderEvent) -> Self {
         let data = serde_json::to_string(&EventBody::new(event)).expect("an event serialises");
+        let mut bytes = format!("id: {}\nevent: {}\n", event.position, event.event_type);
+        // Compact JSON is one line, except where it holds a processor's result as the
+        // processor wrote it: each of its lines is a `data:` line, which a client joins
+        // back with line feeds (JSON whitespace, so the data parses the same).
+        for line in data.split(['\n', '\r']) {
+            bytes.push_str("data: ");
+            bytes.push_str(line);
+            bytes.push('\n');
+        }
+        bytes.push('\n');
         Self {
             position: event.position,
             order_id: event.order_id,
             last: event.event_type.is_last(),
-            // Compact JSON has no line breaks, so the data is one `data:` line.
-            bytes: Bytes::from(format!(
-                "id: {}\nevent: {}\ndata: {data}\n\n",
-                event.position, event.event_type
-            )),
+            bytes: Bytes::from(bytes),
         }
     }
 }

@@ -14,7 +14,6 @@ mod metrics;
 mod new_order_json;
 mod observe;
 mod openapi;
-mod order_json;
 mod orders;
 mod query;
 mod rate_limit;

@@ -14,7 +14,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{Problem, ProblemField};
-use super::{events, health, listing, metrics, new_order_json, order_json, orders, status_json};
+use super::{events, health, listing, metrics, new_order_json, orders, status_json};
+use crate::wire;
 
 /// The whole API.
 #[derive(OpenApi)]
@@ -43,11 +44,11 @@ use super::{events, health, listing, metrics, new_order_json, order_json, orders
     ),
     components(schemas(
         new_order_json::NewOrderRequest,
-        order_json::OrderBody,
-        order_json::StatusBody,
-        order_json::EventBody,
-        order_json::History,
-        order_json::EventPage,
+        wire::OrderBody,
+        wire::StatusBody,
+        wire::EventBody,
+        wire::History,
+        wire::EventPage,
         orders::CancelRequest,
         crate::domain::OrderStatus,
         crate::domain::EventType,

@@ -13,11 +13,11 @@ use super::error::{ApiError, CommonProblems, Problem};
 use super::extract::{JsonBody, OptionalJsonBody};
 use super::idempotency::{self, IdempotencyKey};
 use super::new_order_json::{NewOrderRequest, RawBody, parse_new_order};
-use super::order_json::{OrderBody, StatusBody};
 use super::state::AppState;
 use crate::auth::Caller;
 use crate::domain::{CancelReason, Cause, FieldError, Order, OrderId, TRANSITIONS, now};
 use crate::store::{CancelOutcome, RetryOutcome};
+use crate::wire::{OrderBody, StatusBody};
 
 /// `POST /orders`: validates, commits the order as `Pending`, then answers 201.
 #[utoipa::path(

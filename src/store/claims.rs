@@ -5,23 +5,43 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{CancelOutcome, ClaimOutcome, Rescued, RetryOutcome};
+use super::{CancelOutcome, Claim, ClaimOutcome, Rescued, RetryOutcome};
 use crate::domain::{
-    AfterFailure, Cause, EventType, Order, OrderId, OrderStatus, Timestamp, from_millis,
+    AfterFailure, Cause, EventType, Order, OrderId, OrderResult, OrderStatus, Timestamp,
+    from_millis,
 };
 
-/// One completion in a group commit: the order, the claim token, the time.
-pub(super) type Completion = (OrderId, Uuid, Timestamp);
+/// One completion in a group commit.
+pub(super) struct Completion {
+    pub id: OrderId,
+    pub token: Uuid,
+    pub at: Timestamp,
+    /// The result's JSON text, when the processor handed one back.
+    pub result: Option<String>,
+}
 
-/// Each completion's outcome, from the ids the guarded update returned.
-pub(super) fn completion_outcomes(
-    batch: &[Completion],
-    applied: &std::collections::HashSet<OrderId>,
+impl Completion {
+    pub fn of(claim: &Claim, result: Option<&OrderResult>, at: Timestamp) -> Self {
+        Self {
+            id: claim.order.id,
+            token: claim.token,
+            at,
+            result: result.map(|r| r.as_str().to_owned()),
+        }
+    }
+}
+
+/// Each guarded change's outcome, by claim (order and token, so a stale claim and a
+/// current one of the same order in one batch are told apart), from the claims the
+/// update returned.
+pub(super) fn outcomes_by_claim(
+    claims: impl IntoIterator<Item = (OrderId, Uuid)>,
+    applied: &std::collections::HashSet<(OrderId, Uuid)>,
 ) -> Vec<ClaimOutcome> {
-    batch
-        .iter()
-        .map(|(id, _, _)| {
-            if applied.contains(id) {
+    claims
+        .into_iter()
+        .map(|claim| {
+            if applied.contains(&claim) {
                 ClaimOutcome::Applied
             } else {
                 ClaimOutcome::ClaimLost

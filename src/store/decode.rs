@@ -4,7 +4,8 @@
 
 use super::{OrderMetrics, StoreError};
 use crate::domain::{
-    ItemIds, Money, Order, OrderEvent, OrderId, OrderStatus, Timestamp, UserId, event_id,
+    ItemIds, Money, Order, OrderEvent, OrderId, OrderResult, OrderStatus, Timestamp, UserId,
+    event_id,
 };
 
 /// The columns every backend reads, as every backend can decode them.
@@ -23,6 +24,8 @@ pub(super) struct StoredOrder {
     pub available_at: Option<Timestamp>,
     pub cancelled_at: Option<Timestamp>,
     pub cancel_reason: Option<String>,
+    /// The result's JSON text, on a `Completed` order that has one.
+    pub result: Option<String>,
 }
 
 impl StoredOrder {
@@ -44,6 +47,10 @@ impl StoredOrder {
             next_attempt_at: self.available_at.filter(|_| status == OrderStatus::Pending),
             cancelled_at: self.cancelled_at,
             cancel_reason: self.cancel_reason,
+            result: self
+                .result
+                .map(|text| OrderResult::parse(&text).map_err(corrupt))
+                .transpose()?,
         })
     }
 }

@@ -17,15 +17,15 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use crate::domain::{
-    AfterFailure, CancelReason, Order, OrderEvent, OrderId, OrderStatus, Timestamp,
+    AfterFailure, CancelReason, Order, OrderEvent, OrderId, OrderResult, OrderStatus, Timestamp,
 };
 
 pub use error::{BoxError, SharedFailure, StoreError};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    CancelOutcome, Claim, ClaimOutcome, IdempotentResponse, KeyedInsert, ListQuery, OrderMetrics,
-    Pruned, Rescued, RetryOutcome,
+    CancelOutcome, Claim, ClaimOutcome, Extended, IdempotentResponse, KeyedInsert, ListQuery,
+    OrderMetrics, Pruned, Rescued, RetryOutcome,
 };
 
 /// What every backend does besides holding orders: wake-ups, migrations, readiness.
@@ -83,8 +83,24 @@ pub trait Queue: Send + Sync + 'static {
         lease: Duration,
     ) -> Result<Vec<Claim>, StoreError>;
 
-    /// Moves a claimed order to `Completed` at `now`, if the claim is still current.
-    async fn complete(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError>;
+    /// Moves a claimed order to `Completed` at `now`, keeping the processor's `result`
+    /// if it gave one, if the claim is still current.
+    async fn complete(
+        &self,
+        claim: &Claim,
+        result: Option<&OrderResult>,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError>;
+
+    /// Extends the leases of claims still being worked on to `lease` after `now`, in
+    /// one write, each only if its claim is still current. Writes no event: the orders
+    /// themselves do not change.
+    async fn extend(
+        &self,
+        claims: &[Claim],
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Extended, StoreError>;
 
     /// Records a failed attempt, if the claim is still current: back to `Pending` (not
     /// claimable before the retry time) or on to `Failed`, with `error` as `last_error`.

@@ -26,6 +26,14 @@ pub enum ClaimOutcome {
     ClaimLost,
 }
 
+/// What a heartbeat did: the leases' new end, and for each claim (in the order given)
+/// whether it was still current and extended, or lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extended {
+    pub until: Timestamp,
+    pub outcomes: Vec<ClaimOutcome>,
+}
+
 /// What a lease rescue did with the orders whose worker stopped answering.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rescued {
@@ -39,7 +47,7 @@ pub struct Rescued {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryOutcome {
     /// The order is `Pending` again with a fresh attempt budget.
-    Retried(Order),
+    Retried(Box<Order>),
     /// The order is not `Failed`; nothing changed.
     NotFailed(OrderStatus),
     NotFound,

@@ -1,25 +1,27 @@
-//! One claimed order's attempt: process it within the timeout, then record the
-//! outcome under the claim (completed, retried after a backoff, or dead-lettered).
+//! One claimed order's attempt: process it within the timeout (abandoning it if the
+//! pool's heartbeat finds its lease lost), then record the outcome under the claim
+//! (completed, retried after a backoff, or dead-lettered).
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::Processor;
-use crate::domain::{AfterFailure, Order, OrderId, RetryPolicy, now};
+use super::leases::InFlight;
+use super::{ProcessingError, Processor};
+use crate::domain::{AfterFailure, Order, OrderResult, RetryPolicy, now};
 use crate::store::{Claim, ClaimOutcome, Store, StoreError};
 
 /// Everything one attempt needs; cheap to make per claimed order.
 pub(super) struct Job {
     pub store: Arc<dyn Store>,
     pub processor: Arc<dyn Processor>,
-    pub in_flight: Arc<Mutex<HashMap<OrderId, Claim>>>,
+    pub in_flight: InFlight,
     pub retry: RetryPolicy,
     pub timeout: Duration,
     pub new_work: Arc<Notify>,
@@ -27,17 +29,39 @@ pub(super) struct Job {
 
 /// What an attempt's outcome asks the store to record.
 enum Outcome {
-    Completed,
-    Failed { error: String, after: AfterFailure },
+    Completed(Option<OrderResult>),
+    Failed {
+        error: String,
+        after: AfterFailure,
+        /// The step refused the order: no attempt could succeed.
+        refused: bool,
+    },
 }
 
 impl Job {
-    pub async fn run(self, claim: Claim) {
+    /// Runs the attempt of `claim`, which `in_flight` holds; `lost` is cancelled if a
+    /// heartbeat finds its lease lost.
+    pub async fn run(self, claim: Claim, lost: CancellationToken) {
         let order_id = claim.order.id;
         let attempt = claim.order.attempts;
         metrics::counter!("order_attempts_total").increment(1);
         let started = std::time::Instant::now();
-        let attempted = self.attempt(&claim.order).await;
+        // A lost lease (the order was taken back, and may be another worker's now)
+        // drops the attempt: its answer must not be applied.
+        let attempted = tokio::select! {
+            attempted = self.attempt(&claim.order) => Some(attempted),
+            () = lost.cancelled() => None,
+        };
+        let Some(attempted) = attempted else {
+            metrics::counter!("order_attempts_abandoned_total").increment(1);
+            warn!(
+                order_id = %order_id, attempt,
+                "lease lost during the attempt (the order was taken back); abandoned it, \
+                 and its answer is not applied"
+            );
+            self.in_flight.forget(&claim);
+            return;
+        };
         let label = if attempted.is_ok() {
             "completed"
         } else {
@@ -46,17 +70,47 @@ impl Job {
         metrics::histogram!("order_processing_duration_seconds", "outcome" => label)
             .record(started.elapsed().as_secs_f64());
         let outcome = match attempted {
-            Ok(()) => Outcome::Completed,
-            Err(error) => {
-                let after = self.retry.after_failure(attempt, now(), fastrand::f64());
-                Outcome::Failed { error, after }
+            Ok(result) => Outcome::Completed(result),
+            Err(ProcessingError::Permanent { message }) => Outcome::Failed {
+                error: message,
+                after: AfterFailure::DeadLetter,
+                refused: true,
+            },
+            Err(ProcessingError::Transient {
+                message,
+                retry_after,
+            }) => {
+                let at = now();
+                let mut after = self.retry.after_failure(attempt, at, fastrand::f64());
+                if let Some(wait) = retry_after {
+                    after = self.retry.not_before(after, at, wait);
+                }
+                Outcome::Failed {
+                    error: message,
+                    after,
+                    refused: false,
+                }
             }
         };
         match (self.record(&claim, &outcome).await, &outcome) {
-            (Ok(ClaimOutcome::Applied), Outcome::Completed) => {
+            (Ok(ClaimOutcome::Applied), Outcome::Completed(_)) => {
                 info!(order_id = %order_id, attempt, "order completed");
             }
-            (Ok(ClaimOutcome::Applied), Outcome::Failed { error, after }) => match after {
+            (
+                Ok(ClaimOutcome::Applied),
+                Outcome::Failed {
+                    error,
+                    refused: true,
+                    ..
+                },
+            ) => {
+                metrics::counter!("order_dead_letters_total").increment(1);
+                error!(
+                    order_id = %order_id, attempt, error = %error,
+                    "processing refused the order; dead-lettered as Failed, no further attempts"
+                );
+            }
+            (Ok(ClaimOutcome::Applied), Outcome::Failed { error, after, .. }) => match after {
                 AfterFailure::RetryAt(at) => {
                     metrics::counter!("order_retries_total").increment(1);
                     let delay = (*at - now()).to_std().unwrap_or_default();
@@ -82,24 +136,23 @@ impl Job {
                 "could not record the outcome; the order returns to the queue when its lease expires"
             ),
         }
-        self.in_flight
-            .lock()
-            .expect("not poisoned")
-            .remove(&order_id);
+        self.in_flight.forget(&claim);
     }
 
     /// Runs the processing step. A panic or a timeout is a failed attempt like any
-    /// error; the timeout cancels the step by dropping it.
-    async fn attempt(&self, order: &Order) -> Result<(), String> {
+    /// transient error; the timeout cancels the step by dropping it.
+    async fn attempt(&self, order: &Order) -> Result<Option<OrderResult>, ProcessingError> {
         let work = AssertUnwindSafe(self.processor.process(order)).catch_unwind();
         match tokio::time::timeout(self.timeout, work).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(err))) => Err(err.to_string()),
-            Ok(Err(panic)) => Err(format!("processing panicked: {}", panic_message(&*panic))),
-            Err(_) => Err(format!(
+            Ok(Ok(processed)) => processed,
+            Ok(Err(panic)) => Err(ProcessingError::transient(format!(
+                "processing panicked: {}",
+                panic_message(&*panic)
+            ))),
+            Err(_) => Err(ProcessingError::transient(format!(
                 "processing timed out after {} ms",
                 self.timeout.as_millis()
-            )),
+            ))),
         }
     }
 
@@ -110,13 +163,17 @@ impl Job {
         let mut delay = Duration::from_millis(50);
         loop {
             let result = match outcome {
-                Outcome::Completed => self.store.complete(claim, now()).await,
-                Outcome::Failed { error, after } => {
+                Outcome::Completed(result) => {
+                    self.store.complete(claim, result.as_ref(), now()).await
+                }
+                Outcome::Failed { error, after, .. } => {
                     self.store.fail(claim, error, *after, now()).await
                 }
             };
             match result {
-                Err(err) if err.is_unavailable() && now() + delay < claim.lease_expires_at => {
+                Err(err)
+                    if err.is_unavailable() && now() + delay < self.in_flight.lease_end(claim) =>
+                {
                     warn!(order_id = %claim.order.id, error = %err, "database unavailable; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));

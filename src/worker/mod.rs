@@ -1,13 +1,14 @@
 //! The worker pool: claims `Pending` orders from the store, processes them outside any
-//! transaction, completes them under their claim, rescues expired leases, and stops
-//! gracefully.
+//! transaction under leases kept alive by heartbeats, completes them under their claim,
+//! rescues expired leases, and stops gracefully.
 
 mod gather;
+mod http_processor;
 mod job;
+mod leases;
 mod processor;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
@@ -15,12 +16,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+pub use http_processor::HttpProcessor;
 pub use processor::{ProcessingError, Processor, SimulatedProcessor};
 
-use crate::domain::{OrderId, RetryPolicy, now};
-use crate::store::{Claim, Store};
+use crate::domain::{RetryPolicy, now};
+use crate::store::Store;
 use gather::gather_idle_workers;
 use job::Job;
+use leases::{InFlight, keep_leases_until_stopped};
 
 /// How the pool behaves; built from the configuration.
 #[derive(Debug, Clone)]
@@ -45,8 +48,9 @@ pub struct WorkerPool {
     processor: Arc<dyn Processor>,
     settings: WorkerSettings,
     new_work: Arc<Notify>,
-    /// Claims being processed now, so a stop can hand back the unfinished ones.
-    in_flight: Arc<Mutex<HashMap<OrderId, Claim>>>,
+    /// Claims being processed now: their leases are kept alive, and a stop hands back
+    /// the unfinished ones.
+    in_flight: InFlight,
 }
 
 /// Longest a claim waits for busy workers to come free, so that it claims for many.
@@ -68,7 +72,7 @@ impl WorkerPool {
             processor,
             settings,
             new_work,
-            in_flight: Arc::default(),
+            in_flight: InFlight::default(),
         }
     }
 
@@ -82,8 +86,18 @@ impl WorkerPool {
             self.settings.clone(),
             stop.clone(),
         ));
+        // Heartbeats go on after a stop is asked for, while in-flight attempts finish.
+        let leases_kept = CancellationToken::new();
+        let heartbeat = tokio::spawn(keep_leases_until_stopped(
+            self.store.clone(),
+            self.in_flight.clone(),
+            self.settings.lease,
+            leases_kept.clone(),
+        ));
         info!(
             concurrency = self.settings.concurrency,
+            lease_ms = self.settings.lease.as_millis() as u64,
+            processing_timeout_ms = self.settings.processing_timeout.as_millis() as u64,
             "worker pool started"
         );
 
@@ -112,10 +126,7 @@ impl WorkerPool {
                 Ok(claims) if !claims.is_empty() => {
                     for claim in claims {
                         let permit = idle.split(1).expect("one idle worker per claimed order");
-                        self.in_flight
-                            .lock()
-                            .expect("not poisoned")
-                            .insert(claim.order.id, claim.clone());
+                        let lost = self.in_flight.hold(&claim);
                         let job = Job {
                             store: self.store.clone(),
                             processor: self.processor.clone(),
@@ -125,7 +136,7 @@ impl WorkerPool {
                             new_work: self.new_work.clone(),
                         };
                         tasks.spawn(async move {
-                            job.run(claim).await;
+                            job.run(claim, lost).await;
                             drop(permit);
                         });
                     }
@@ -166,6 +177,8 @@ impl WorkerPool {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
+        leases_kept.cancel();
+        let _ = heartbeat.await;
         self.release_unfinished().await;
         let _ = rescuer.await;
         info!("worker pool stopped");
@@ -174,14 +187,7 @@ impl WorkerPool {
     /// Hands every claim still in flight back to the queue, so the next start (or
     /// another instance) processes it without waiting for the lease to run out.
     async fn release_unfinished(&self) {
-        let unfinished: Vec<Claim> = self
-            .in_flight
-            .lock()
-            .expect("not poisoned")
-            .drain()
-            .map(|(_, claim)| claim)
-            .collect();
-        for claim in unfinished {
+        for claim in self.in_flight.take_all() {
             match self.store.release(&claim, now()).await {
                 Ok(_) => {
                     info!(order_id = %claim.order.id, "returned unfinished order to the queue")

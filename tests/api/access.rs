@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use order_processor::auth::AuthConfig;
-use order_processor::domain::{Order, OrderId, now};
+use order_processor::domain::{Order, OrderId, OrderResult, now};
 use order_processor::worker::{ProcessingError, Processor};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -195,11 +195,11 @@ struct FailsUntilMended {
 
 #[async_trait]
 impl Processor for FailsUntilMended {
-    async fn process(&self, _order: &Order) -> Result<(), ProcessingError> {
+    async fn process(&self, _order: &Order) -> Result<Option<OrderResult>, ProcessingError> {
         if self.mended.load(Ordering::SeqCst) {
-            Ok(())
+            Ok(None)
         } else {
-            Err(ProcessingError("the payment gateway is down".into()))
+            Err(ProcessingError::transient("the payment gateway is down"))
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use order_processor::domain::OrderStatus;
 
-use crate::binary::run;
+use crate::binary::{Server, run};
 use crate::helpers::{TestDb, on_every_backend};
 
 on_every_backend!(
@@ -27,19 +27,23 @@ fn help_shows_every_setting_with_its_default() {
         ("BODY_LIMIT_BYTES", "65536"),
         ("LOG_FORMAT", "text"),
         ("DATABASE_MAX_CONNECTIONS", "10"),
-        ("PROCESSING_TIMEOUT_MS", "10000"),
+        (
+            "PROCESSING_TIMEOUT_MS",
+            "twice the processing time, at least 10000",
+        ),
         ("PROCESSING_FAILURE_RATE", "0"),
         ("MAX_ATTEMPTS", "5"),
         ("RETRY_BASE_MS", "1000"),
         ("RETRY_MAX_MS", "300000"),
     ] {
+        // The setting's own entry (entries are apart by an empty line).
+        let entry = help
+            .split("\n\n")
+            .find(|entry| entry.contains(&format!("[env: {env}=")))
+            .unwrap_or_else(|| panic!("{env} in help:\n{help}"));
         assert!(
-            help.contains(&format!("env: {env}=")),
-            "{env} in help:\n{help}"
-        );
-        assert!(
-            help.contains(&format!("[default: {default}]")),
-            "default {default} of {env} in help"
+            entry.contains(&format!("[default: {default}]")),
+            "default {default} in the entry of {env}:\n{entry}"
         );
     }
     for env in [
@@ -73,9 +77,25 @@ fn invalid_settings_fail_at_start_up_naming_the_setting() {
         ("LEASE_TIMEOUT_MS", "10", "--lease-timeout-ms"),
         ("HOST", "not-an-address", "--host"),
         ("LOG_FORMAT", "xml", "--log-format"),
-        ("LEASE_TIMEOUT_MS", "500", "LEASE_TIMEOUT_MS"),
         ("LEASE_TIMEOUT_MS", "999999999999", "--lease-timeout-ms"),
-        ("PROCESSING_TIME_MS", "20000", "PROCESSING_TIMEOUT_MS"),
+        // Below the default processing time of 1000 ms.
+        (
+            "PROCESSING_TIMEOUT_MS",
+            "500",
+            "PROCESSING_TIME_MS (1000, the default)",
+        ),
+        ("PROCESSOR_URL", "ftp://example.com/x", "--processor-url"),
+        ("PROCESSOR_URL", "example.com", "--processor-url"),
+        (
+            "PROCESSOR_URL",
+            "http://127.0.0.1:9/orders",
+            "PROCESSOR_SECRET",
+        ),
+        (
+            "PROCESSOR_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "PROCESSOR_URL",
+        ),
         (
             "PROCESSING_FAILURE_RATE",
             "1.5",
@@ -104,6 +124,83 @@ fn invalid_settings_fail_at_start_up_naming_the_setting() {
         assert!(!output.status.success(), "{name}={value} must fail");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(named), "{name}={value}: {stderr}");
+    }
+}
+
+/// Environment settings for one start.
+type Settings<'a> = &'a [(&'a str, &'a str)];
+
+#[test]
+fn contradicting_settings_fail_with_one_line_naming_both_and_status_2() {
+    let db = TestDb::sqlite();
+    let secret = ("PROCESSOR_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    let url = ("PROCESSOR_URL", "http://127.0.0.1:9/orders");
+    let cases: [(Settings, [&str; 2]); 4] = [
+        (
+            &[
+                ("PROCESSING_TIME_MS", "2000"),
+                ("PROCESSING_TIMEOUT_MS", "1500"),
+            ],
+            ["PROCESSING_TIMEOUT_MS (1500)", "PROCESSING_TIME_MS (2000)"],
+        ),
+        (&[url], ["PROCESSOR_URL", "PROCESSOR_SECRET"]),
+        (
+            &[url, ("PROCESSOR_SECRET", "whsec_c2hvcnQ=")],
+            ["PROCESSOR_SECRET", "24 to 64 bytes"],
+        ),
+        (
+            &[url, secret, ("PROCESSING_FAILURE_RATE", "0.5")],
+            ["PROCESSING_FAILURE_RATE", "PROCESSOR_URL"],
+        ),
+    ];
+    for (settings, named) in cases {
+        let mut envs = vec![("DATABASE_URL", db.url.as_str()), ("RUST_BACKTRACE", "1")];
+        envs.extend_from_slice(settings);
+        let output = run(&["serve"], &envs);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{settings:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+        for name in named {
+            assert!(stderr.contains(name), "{settings:?} names {name}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn unset_timeouts_are_derived_from_the_settings_that_are_set() {
+    let db = TestDb::sqlite();
+    let cases: [(Settings, u64, u64); 4] = [
+        // The processing time alone is enough: the timeout is twice it.
+        (&[("PROCESSING_TIME_MS", "60000")], 120_000, 30_000),
+        (&[], 10_000, 30_000),
+        // A lease far shorter than an attempt may take: heartbeats keep it.
+        (
+            &[
+                ("PROCESSING_TIMEOUT_MS", "600000"),
+                ("LEASE_TIMEOUT_MS", "2000"),
+            ],
+            600_000,
+            2_000,
+        ),
+        (&[("PROCESSING_TIME_MS", "100")], 10_000, 30_000),
+    ];
+    for (settings, timeout_ms, lease_ms) in cases {
+        let server = Server::start(&db.url, settings);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let started = loop {
+            let logs = server.logs();
+            if let Some(line) = logs.iter().find(|l| l["message"] == "worker pool started") {
+                break line.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pool says how it runs"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(started["processing_timeout_ms"], timeout_ms, "{settings:?}");
+        assert_eq!(started["lease_ms"], lease_ms, "{settings:?}");
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use order_processor::domain::Order;
+use order_processor::domain::{Order, OrderResult};
 use order_processor::worker::{ProcessingError, Processor, SimulatedProcessor};
 use serde_json::Value;
 
@@ -31,7 +31,7 @@ struct Recording<P> {
 
 #[async_trait]
 impl<P: Processor> Processor for Recording<P> {
-    async fn process(&self, order: &Order) -> Result<(), ProcessingError> {
+    async fn process(&self, order: &Order) -> Result<Option<OrderResult>, ProcessingError> {
         self.starts.lock().unwrap().push(Instant::now());
         self.inner.process(order).await
     }
@@ -45,7 +45,7 @@ struct FirstAttempt {
 
 #[async_trait]
 impl Processor for FirstAttempt {
-    async fn process(&self, order: &Order) -> Result<(), ProcessingError> {
+    async fn process(&self, order: &Order) -> Result<Option<OrderResult>, ProcessingError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if order.attempts == 1 {
             if self.panics {
@@ -53,7 +53,7 @@ impl Processor for FirstAttempt {
             }
             std::future::pending::<()>().await;
         }
-        Ok(())
+        Ok(None)
     }
 }
 

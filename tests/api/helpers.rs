@@ -8,10 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use order_processor::app;
 use order_processor::auth::AuthConfig;
-use order_processor::config::{DatabaseConfig, ServeConfig};
-use order_processor::domain::Order;
+use order_processor::config::{DatabaseConfig, Redacted, ServeConfig};
+use order_processor::domain::{Order, OrderResult};
 use order_processor::store::Store;
-use order_processor::worker::{ProcessingError, Processor, SimulatedProcessor};
+use order_processor::worker::{ProcessingError, Processor};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -39,6 +39,9 @@ pub struct Options {
     pub rate_limit: Option<(u32, u32)>,
     /// Replaces the simulated processor (for example with a `Gate`).
     pub processor: Option<Arc<dyn Processor>>,
+    /// `PROCESSOR_URL` and `PROCESSOR_SECRET`: the HTTP processor.
+    pub processor_url: Option<String>,
+    pub processor_secret: Option<String>,
     pub max_connections: u64,
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
@@ -64,6 +67,8 @@ impl Default for Options {
             idempotency_ttl: Duration::from_secs(86_400),
             rate_limit: None,
             processor: None,
+            processor_url: None,
+            processor_secret: None,
             max_connections: 10_000,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
@@ -125,11 +130,16 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
             database_max_connections: 10,
         },
         worker_concurrency: options.concurrency,
-        processing_time_ms: options.processing_time_ms,
-        lease_timeout_ms: options.lease_ms,
+        processor_url: options
+            .processor_url
+            .as_deref()
+            .map(|url| url.parse().expect("a URL")),
+        processor_secret: options.processor_secret.clone().map(Redacted),
+        processing_time_ms: Some(options.processing_time_ms),
+        lease_timeout_ms: Some(options.lease_ms),
         shutdown_grace_ms: options.grace_ms,
         poll_interval_ms: options.poll_ms,
-        processing_timeout_ms: options.processing_timeout_ms,
+        processing_timeout_ms: Some(options.processing_timeout_ms),
         processing_failure_rate: options.failure_rate,
         max_attempts: options.max_attempts,
         retry_base_ms: options.retry_base_ms,
@@ -156,17 +166,20 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
     let store = db.store().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let processor = options.processor.unwrap_or_else(|| {
-        Arc::new(SimulatedProcessor::new(
-            config.processing_time(),
-            config.processing_failure_rate,
-        ))
-    });
     let stop = CancellationToken::new();
     let shutdown = stop.clone().cancelled_owned();
     let served = tokio::spawn({
         let store = store.clone();
-        async move { app::run_with_processor(listener, store, processor, &config, shutdown).await }
+        async move {
+            // The processor the configuration names (simulated, or PROCESSOR_URL's),
+            // unless the test brings its own.
+            match options.processor {
+                Some(processor) => {
+                    app::run_with_processor(listener, store, processor, &config, shutdown).await
+                }
+                None => app::run(listener, store, &config, shutdown).await,
+            }
+        }
     });
     TestApp {
         address,
@@ -281,9 +294,9 @@ impl Gate {
 
 #[async_trait]
 impl Processor for Gate {
-    async fn process(&self, _order: &Order) -> Result<(), ProcessingError> {
+    async fn process(&self, _order: &Order) -> Result<Option<OrderResult>, ProcessingError> {
         self.open.cancelled().await;
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -9,6 +9,7 @@ mod auth_keys;
 mod binary;
 mod body_properties;
 mod helpers;
+mod receiver;
 mod test_db;
 
 mod cancel;
@@ -18,7 +19,9 @@ mod crash;
 mod event_feed;
 mod events;
 mod failures;
+mod http_processor;
 mod idempotency;
+mod leases;
 mod lifecycle;
 mod listing;
 mod load;

@@ -104,5 +104,6 @@ fn known_order(minute: i64, status: OrderStatus, processing_ms: Option<i64>) -> 
         next_attempt_at: (status == OrderStatus::Pending).then_some(from_millis(created)),
         cancelled_at: None,
         cancel_reason: None,
+        result: None,
     }
 }

@@ -138,5 +138,6 @@ fn sample(status: OrderStatus, user: &str) -> Order {
         next_attempt_at: (status == OrderStatus::Pending).then_some(created_at),
         cancelled_at: None,
         cancel_reason: None,
+        result: None,
     }
 }

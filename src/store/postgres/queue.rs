@@ -15,13 +15,15 @@ use super::sql::{
     orders_from_rows,
 };
 use super::{MAX_EVENTS_PER_STATEMENT, PostgresStore};
-use crate::domain::{AfterFailure, CancelReason, Cause, EventType, OrderId, Timestamp};
+use crate::domain::{
+    AfterFailure, CancelReason, Cause, EventType, OrderId, OrderResult, Timestamp,
+};
 use crate::store::claims::{
-    Completion, FailureFields, LEASE_EXPIRED, claim_outcome, completion_outcomes, failure_fields,
-    lease_end, not_cancelled, not_retried, rescued_from_statuses,
+    Completion, FailureFields, LEASE_EXPIRED, claim_outcome, failure_fields, lease_end,
+    not_cancelled, not_retried, outcomes_by_claim, rescued_from_statuses,
 };
 use crate::store::{
-    CancelOutcome, Claim, ClaimOutcome, Orders, Queue, Rescued, RetryOutcome, StoreError,
+    CancelOutcome, Claim, ClaimOutcome, Extended, Orders, Queue, Rescued, RetryOutcome, StoreError,
 };
 
 /// Most leases one rescue takes back: each statement's events must fit the 4,095
@@ -37,6 +39,13 @@ fn logged(change: &str, event_type: &str, occurred_at: &str) -> String {
         log_changes(event_type, occurred_at)
     )
 }
+
+/// Moves the lease end of every current claim in the batch on; the orders themselves do
+/// not change (so no event, and no new `event_xid`).
+const EXTEND: &str = "UPDATE orders SET lease_expires_at = $3 \
+     FROM unnest($1::uuid[], $2::uuid[]) AS v (claimed, token) \
+     WHERE orders.id = v.claimed AND orders.claim_token = v.token \
+     AND orders.status = 'Processing' RETURNING orders.id, orders.claim_token";
 
 #[async_trait]
 impl Queue for PostgresStore {
@@ -84,10 +93,40 @@ impl Queue for PostgresStore {
         Ok(claims)
     }
 
-    async fn complete(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError> {
+    async fn complete(
+        &self,
+        claim: &Claim,
+        result: Option<&OrderResult>,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
         self.completions
-            .submit((claim.order.id, claim.token, now))
+            .submit(Completion::of(claim, result, now))
             .await
+    }
+
+    async fn extend(
+        &self,
+        claims: &[Claim],
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Extended, StoreError> {
+        let until = lease_end(now, lease);
+        let ids: Vec<Uuid> = claims.iter().map(|c| *c.order.id.as_uuid()).collect();
+        let tokens: Vec<Uuid> = claims.iter().map(|c| c.token).collect();
+        let extended: Vec<(Uuid, Uuid)> = sqlx::query_as(EXTEND)
+            .bind(ids)
+            .bind(tokens)
+            .bind(until)
+            .fetch_all(&self.pool)
+            .await?;
+        let extended = extended
+            .into_iter()
+            .map(|(id, token)| (OrderId::from_uuid(id), token))
+            .collect();
+        Ok(Extended {
+            until,
+            outcomes: outcomes_by_claim(claims.iter().map(|c| (c.order.id, c.token)), &extended),
+        })
     }
 
     async fn fail(
@@ -207,7 +246,7 @@ impl Queue for PostgresStore {
         match row {
             Some(row) => {
                 self.new_work.notify_one();
-                Ok(RetryOutcome::Retried(order_from_row(&row)?))
+                Ok(RetryOutcome::Retried(Box::new(order_from_row(&row)?)))
             }
             None => Ok(not_retried(self.status(id).await?)),
         }
@@ -281,28 +320,37 @@ pub(super) async fn complete_batch(
     pool: &PgPool,
     batch: &[Completion],
 ) -> Result<Vec<ClaimOutcome>, StoreError> {
-    let ids: Vec<Uuid> = batch.iter().map(|(id, _, _)| *id.as_uuid()).collect();
-    let tokens: Vec<Uuid> = batch.iter().map(|(_, token, _)| *token).collect();
-    let times: Vec<Timestamp> = batch.iter().map(|(_, _, at)| *at).collect();
+    let ids: Vec<Uuid> = batch.iter().map(|c| *c.id.as_uuid()).collect();
+    let tokens: Vec<Uuid> = batch.iter().map(|c| c.token).collect();
+    let times: Vec<Timestamp> = batch.iter().map(|c| c.at).collect();
+    let results: Vec<Option<String>> = batch.iter().map(|c| c.result.clone()).collect();
     // The batch's columns are named apart from the table's, so `RETURNING` can name
     // the order's columns as they are.
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH changed AS (UPDATE orders SET status = 'Completed', completed_at = v.done_at, \
-                    claim_token = NULL, lease_expires_at = NULL, {NEXT_EVENT} \
-             FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS v (claimed, token, done_at) \
+                    result = v.answer, claim_token = NULL, lease_expires_at = NULL, {NEXT_EVENT} \
+             FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[]) \
+                  AS v (claimed, token, done_at, answer) \
              WHERE orders.id = v.claimed AND orders.claim_token = v.token \
-             AND orders.status = 'Processing' RETURNING {CHANGED_COLUMNS}), {} \
-             SELECT id FROM changed",
+             AND orders.status = 'Processing' RETURNING {CHANGED_COLUMNS}, v.token), {} \
+             SELECT id, token FROM changed",
             log_changes(&literal(EventType::Completed), "completed_at"),
         )
     });
-    let applied: Vec<Uuid> = sqlx::query_scalar(SQL.as_str())
+    let applied: Vec<(Uuid, Uuid)> = sqlx::query_as(SQL.as_str())
         .bind(ids)
         .bind(tokens)
         .bind(times)
+        .bind(results)
         .fetch_all(pool)
         .await?;
-    let applied = applied.into_iter().map(OrderId::from_uuid).collect();
-    Ok(completion_outcomes(batch, &applied))
+    let applied = applied
+        .into_iter()
+        .map(|(id, token)| (OrderId::from_uuid(id), token))
+        .collect();
+    Ok(outcomes_by_claim(
+        batch.iter().map(|c| (c.id, c.token)),
+        &applied,
+    ))
 }

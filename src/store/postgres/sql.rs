@@ -14,7 +14,7 @@ use crate::store::decode::{StoredEvent, StoredOrder};
 macro_rules! order_columns {
     () => {
         "id, user_id, item_ids, amount_cents, status, created_at, completed_at, attempts, \
-         last_error, failed_at, available_at, cancelled_at, cancel_reason"
+         last_error, failed_at, available_at, cancelled_at, cancel_reason, result"
     };
 }
 
@@ -32,6 +32,7 @@ pub(super) const NEXT_EVENT: &str = "last_seq = last_seq + 1, event_xid = pg_cur
 pub(super) const EVENT_SELECT: &str = "SELECT o.id, o.user_id, o.item_ids, o.amount_cents, \
      e.status, o.created_at, e.completed_at, e.attempts, e.last_error, e.failed_at, \
      e.next_attempt_at AS available_at, e.cancelled_at, e.cancel_reason, \
+     CASE WHEN e.type = 'order.completed' THEN o.result END AS result, \
      e.position, e.seq, e.type, e.occurred_at \
      FROM order_events e JOIN orders o ON o.id = e.order_id";
 
@@ -74,6 +75,7 @@ pub(super) fn order_from_row(row: &PgRow) -> Result<Order, StoreError> {
         available_at: row.try_get("available_at")?,
         cancelled_at: row.try_get("cancelled_at")?,
         cancel_reason: row.try_get("cancel_reason")?,
+        result: row.try_get("result")?,
     }
     .into_order()
 }
@@ -107,15 +109,16 @@ pub(super) fn insert_orders(
         format!(
             "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], \
                  $4::bigint[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::int[], \
-                 $9::text[], $10::timestamptz[], $11::timestamptz[], $12::text[]) \
+                 $9::text[], $10::timestamptz[], $11::timestamptz[], $12::text[], \
+                 $13::text[]) \
                  AS t (id, user_id, items, amount_cents, status, created_at, completed_at, \
-                       attempts, last_error, failed_at, cancelled_at, cancel_reason)), \
+                       attempts, last_error, failed_at, cancelled_at, cancel_reason, result)), \
              changed AS (INSERT INTO orders (id, user_id, item_ids, amount_cents, status, \
                  created_at, completed_at, attempts, last_error, failed_at, available_at, \
-                 cancelled_at, cancel_reason, last_seq, event_xid) \
+                 cancelled_at, cancel_reason, result, last_seq, event_xid) \
                  SELECT id, user_id, items::text[], amount_cents, status, created_at, \
                         completed_at, attempts, last_error, failed_at, created_at, \
-                        cancelled_at, cancel_reason, 1, pg_current_xact_id() \
+                        cancelled_at, cancel_reason, result, 1, pg_current_xact_id() \
                  FROM input ORDER BY id \
                  ON CONFLICT (id) DO NOTHING RETURNING {CHANGED_COLUMNS}), {} \
              SELECT id FROM changed",
@@ -154,6 +157,12 @@ pub(super) fn insert_orders(
             orders
                 .iter()
                 .map(|o| o.cancel_reason.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            orders
+                .iter()
+                .map(|o| o.result.as_ref().map(|r| r.as_str().to_owned()))
                 .collect::<Vec<_>>(),
         )
 }

@@ -13,13 +13,20 @@ use super::sql::{
     CHANGED_COLUMNS, ORDER_COLUMNS, changed_from, millis, orders_from, record_changes, status_of,
 };
 use crate::domain::{
-    AfterFailure, CancelReason, Cause, EventType, Order, OrderId, OrderStatus, Timestamp,
+    AfterFailure, CancelReason, Cause, EventType, Order, OrderId, OrderResult, OrderStatus,
+    Timestamp,
 };
 use crate::store::claims::{
-    FailureFields, LEASE_EXPIRED, claim_outcome, failure_fields, lease_end, not_cancelled,
-    not_retried, rescued_from_statuses,
+    Completion, FailureFields, LEASE_EXPIRED, claim_outcome, failure_fields, lease_end,
+    not_cancelled, not_retried, rescued_from_statuses,
 };
-use crate::store::{CancelOutcome, Claim, ClaimOutcome, Queue, Rescued, RetryOutcome, StoreError};
+use crate::store::{
+    CancelOutcome, Claim, ClaimOutcome, Extended, Queue, Rescued, RetryOutcome, StoreError,
+};
+
+/// Moves a current claim's lease end on; the order itself does not change (so no event).
+const EXTEND: &str = "UPDATE orders SET lease_expires_at = ?3 \
+     WHERE id = ?1 AND claim_token = ?2 AND status = 'Processing'";
 
 #[async_trait]
 impl Queue for SqliteStore {
@@ -73,10 +80,42 @@ impl Queue for SqliteStore {
             .collect())
     }
 
-    async fn complete(&self, claim: &Claim, now: Timestamp) -> Result<ClaimOutcome, StoreError> {
+    async fn complete(
+        &self,
+        claim: &Claim,
+        result: Option<&OrderResult>,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
         self.writer
-            .complete((claim.order.id, claim.token, now))
+            .complete(Completion::of(claim, result, now))
             .await
+    }
+
+    async fn extend(
+        &self,
+        claims: &[Claim],
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Extended, StoreError> {
+        let until = lease_end(now, lease);
+        let held: Vec<(OrderId, Uuid)> = claims.iter().map(|c| (c.order.id, c.token)).collect();
+        let outcomes = self
+            .writer
+            .transaction(move |tx| {
+                let mut extend = tx.prepare_cached(EXTEND)?;
+                let mut outcomes = Vec::with_capacity(held.len());
+                for (id, token) in held {
+                    let changed = extend.execute(params![
+                        id.to_string(),
+                        token.to_string(),
+                        millis(until)
+                    ])?;
+                    outcomes.push(claim_outcome(changed as u64));
+                }
+                Ok(outcomes)
+            })
+            .await?;
+        Ok(Extended { until, outcomes })
     }
 
     async fn fail(
@@ -201,7 +240,7 @@ impl Queue for SqliteStore {
         match retried.into_iter().next() {
             Some(order) => {
                 self.new_work.notify_one();
-                Ok(RetryOutcome::Retried(order))
+                Ok(RetryOutcome::Retried(Box::new(order)))
             }
             None => Ok(not_retried(self.readers.read(|conn| status_of(conn, id))?)),
         }

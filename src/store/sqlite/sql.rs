@@ -6,7 +6,9 @@ use std::str::FromStr;
 use rusqlite::types::Value;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Row, params};
 
-use crate::domain::{EventType, Order, OrderEvent, OrderId, OrderStatus, Timestamp, from_millis};
+use crate::domain::{
+    EventType, Order, OrderEvent, OrderId, OrderResult, OrderStatus, Timestamp, from_millis,
+};
 use crate::store::decode::{StoredEvent, StoredOrder, corrupt};
 use crate::store::{ListQuery, StoreError};
 
@@ -15,7 +17,7 @@ use crate::store::{ListQuery, StoreError};
 macro_rules! order_columns {
     () => {
         "id, user_id, item_ids, amount_cents, status, created_at, completed_at, attempts, \
-         last_error, failed_at, available_at, cancelled_at, cancel_reason"
+         last_error, failed_at, available_at, cancelled_at, cancel_reason, result"
     };
 }
 
@@ -26,8 +28,8 @@ pub(super) const ORDER_COLUMNS: &str = order_columns!();
 /// event is numbered 1.
 pub(super) const INSERT_ORDER: &str = "INSERT INTO orders (id, user_id, item_ids, amount_cents, \
      status, created_at, completed_at, attempts, last_error, failed_at, available_at, \
-     cancelled_at, cancel_reason, last_seq) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6, ?11, ?12, 1) \
+     cancelled_at, cancel_reason, result, last_seq) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6, ?11, ?12, ?13, 1) \
      ON CONFLICT (id) DO NOTHING";
 
 /// Writes one event, with the order as the change left it.
@@ -45,6 +47,7 @@ pub(super) const CHANGED_COLUMNS: &str = concat!(order_columns!(), ", last_seq")
 pub(super) const EVENT_SELECT: &str = "SELECT o.id, o.user_id, o.item_ids, o.amount_cents, \
      e.status, o.created_at, e.completed_at, e.attempts, e.last_error, e.failed_at, \
      e.next_attempt_at, e.cancelled_at, e.cancel_reason, \
+     CASE WHEN e.type = 'order.completed' THEN o.result END, \
      e.position, e.seq, e.type, e.occurred_at \
      FROM order_events e JOIN orders o ON o.id = e.order_id";
 
@@ -73,6 +76,7 @@ pub(super) fn order_from_row(row: &Row<'_>) -> Result<Order, StoreError> {
         available_at: time(10)?,
         cancelled_at: time(11)?,
         cancel_reason: row.get(12)?,
+        result: row.get(13)?,
     }
     .into_order()
 }
@@ -81,10 +85,10 @@ pub(super) fn order_from_row(row: &Row<'_>) -> Result<Order, StoreError> {
 pub(super) fn event_from_row(row: &Row<'_>) -> Result<OrderEvent, StoreError> {
     let order = order_from_row(row)?;
     StoredEvent {
-        position: row.get(13)?,
-        seq: row.get(14)?,
-        event_type: row.get(15)?,
-        occurred_at: from_millis(row.get(16)?),
+        position: row.get(14)?,
+        seq: row.get(15)?,
+        event_type: row.get(16)?,
+        occurred_at: from_millis(row.get(17)?),
     }
     .into_event(order)
 }
@@ -124,7 +128,7 @@ pub(super) fn changed_from(
     let mut rows = stmt.query(params)?;
     let mut changed = Vec::new();
     while let Some(row) = rows.next()? {
-        changed.push((order_from_row(row)?, row.get(13)?));
+        changed.push((order_from_row(row)?, row.get(14)?));
     }
     Ok(changed)
 }
@@ -213,6 +217,7 @@ fn insert_order(stmt: &mut CachedStatement<'_>, order: &Order) -> rusqlite::Resu
         order.failed_at.map(millis),
         order.cancelled_at.map(millis),
         order.cancel_reason.as_deref(),
+        order.result.as_ref().map(OrderResult::as_str),
     ])
 }
 

@@ -37,7 +37,7 @@ pub(super) struct Writer {
 
 /// Guarded: only a claim that is still current completes its order.
 pub(super) const COMPLETE: &str = "UPDATE orders SET status = 'Completed', completed_at = ?3, \
-     claim_token = NULL, lease_expires_at = NULL, last_seq = last_seq + 1 \
+     result = ?4, claim_token = NULL, lease_expires_at = NULL, last_seq = last_seq + 1 \
      WHERE id = ?1 AND claim_token = ?2 AND status = 'Processing'";
 
 impl Writer {
@@ -168,12 +168,17 @@ fn commit_group(
         let inserted = insert_new_orders(&tx, inserts.iter().map(|(order, _)| order))?;
         let mut complete = tx.prepare_cached(&format!("{COMPLETE} RETURNING {CHANGED_COLUMNS}"))?;
         let mut completed = Vec::with_capacity(completions.len());
-        for ((id, token, at), _) in &completions {
+        for (completion, _) in &completions {
             let changed = changed_from(
                 &mut complete,
-                params![id.to_string(), token.to_string(), millis(*at)],
+                params![
+                    completion.id.to_string(),
+                    completion.token.to_string(),
+                    millis(completion.at),
+                    completion.result,
+                ],
             )?;
-            record_changes(&tx, &changed, |_| EventType::Completed, *at)?;
+            record_changes(&tx, &changed, |_| EventType::Completed, completion.at)?;
             completed.push(claim_outcome(changed.len() as u64));
         }
         drop(complete);

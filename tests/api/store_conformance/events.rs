@@ -27,7 +27,7 @@ async fn the_log_is_read_by_position_from_any_point(db: TestDb) {
         store.insert(&order(n, "reader")).await.unwrap();
     }
     let claims = store.claim(10, at(100), LEASE).await.unwrap();
-    store.complete(&claims[0], at(200)).await.unwrap();
+    store.complete(&claims[0], None, at(200)).await.unwrap();
     let all = store.events_after(0, 100).await.unwrap();
     let types: Vec<EventType> = all.iter().map(|e| e.event_type).collect();
     assert_eq!(all.len(), 7, "{types:?}");
@@ -69,11 +69,11 @@ async fn retention_deletes_only_the_events_of_orders_finished_before_the_cutoff(
     let claims = store.claim(3, at(1_000), LEASE).await.unwrap();
     let claim_of = |id: OrderId| claims.iter().find(|c| c.order.id == id).unwrap();
     store
-        .complete(claim_of(done_long_ago.id), at(2_000))
+        .complete(claim_of(done_long_ago.id), None, at(2_000))
         .await
         .unwrap();
     store
-        .complete(claim_of(done_lately.id), at(9_000))
+        .complete(claim_of(done_lately.id), None, at(9_000))
         .await
         .unwrap();
     store

@@ -80,7 +80,7 @@ async fn a_stale_claim_cannot_record_a_failure(db: TestDb) {
         .unwrap();
     assert_eq!(outcome, ClaimOutcome::ClaimLost);
     assert_eq!(
-        store.complete(&current, at(40_002)).await.unwrap(),
+        store.complete(&current, None, at(40_002)).await.unwrap(),
         ClaimOutcome::Applied
     );
 }

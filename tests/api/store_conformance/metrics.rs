@@ -47,9 +47,9 @@ async fn metrics_follow_every_kind_of_change(db: TestDb) {
     expect_metrics(store.as_ref(), 6, 0, 0, 0).await;
     let claims = store.claim(4, at(1_000), LEASE).await.unwrap();
     expect_metrics(store.as_ref(), 2, 4, 0, 0).await;
-    store.complete(&claims[0], at(1_500)).await.unwrap();
+    store.complete(&claims[0], None, at(1_500)).await.unwrap();
     expect_metrics(store.as_ref(), 2, 3, 1, 1_500).await;
-    store.complete(&claims[0], at(9_000)).await.unwrap();
+    store.complete(&claims[0], None, at(9_000)).await.unwrap();
     expect_metrics(store.as_ref(), 2, 3, 1, 1_500).await;
     store.release(&claims[1], at(0)).await.unwrap();
     expect_metrics(store.as_ref(), 3, 2, 1, 1_500).await;
@@ -58,7 +58,7 @@ async fn metrics_follow_every_kind_of_change(db: TestDb) {
     let again = store.claim(10, at(40_000), LEASE).await.unwrap();
     assert_eq!(again.len(), 5);
     for claim in &again {
-        store.complete(claim, at(40_000)).await.unwrap();
+        store.complete(claim, None, at(40_000)).await.unwrap();
     }
     // Orders 1..=5 were created at T0+1..T0+5 ms and completed at T0+40,000 ms.
     let total: i64 = 1_500

@@ -10,6 +10,7 @@ mod listing;
 mod metrics;
 mod orders;
 mod queue;
+mod results;
 mod transitions;
 
 use std::time::Duration;
@@ -40,6 +41,7 @@ pub fn order(n: i64, user: &str) -> Order {
         next_attempt_at: Some(at(n)),
         cancelled_at: None,
         cancel_reason: None,
+        result: None,
     }
 }
 

@@ -83,11 +83,11 @@ async fn complete_applies_once_under_the_current_claim(db: TestDb) {
     store.insert(&new).await.unwrap();
     let claim = store.claim(1, at(1_000), LEASE).await.unwrap().remove(0);
     assert_eq!(
-        store.complete(&claim, at(2_500)).await.unwrap(),
+        store.complete(&claim, None, at(2_500)).await.unwrap(),
         ClaimOutcome::Applied
     );
     assert_eq!(
-        store.complete(&claim, at(3_000)).await.unwrap(),
+        store.complete(&claim, None, at(3_000)).await.unwrap(),
         ClaimOutcome::ClaimLost
     );
     let done = store.get(new.id).await.unwrap().unwrap();
@@ -114,7 +114,7 @@ async fn a_stale_claim_can_neither_complete_nor_release(db: TestDb) {
     assert_ne!(current.token, stale.token);
     assert_eq!(current.order.attempts, 2);
     assert_eq!(
-        store.complete(&stale, at(32_000)).await.unwrap(),
+        store.complete(&stale, None, at(32_000)).await.unwrap(),
         ClaimOutcome::ClaimLost
     );
     assert_eq!(
@@ -126,7 +126,7 @@ async fn a_stale_claim_can_neither_complete_nor_release(db: TestDb) {
         Some(OrderStatus::Processing)
     );
     assert_eq!(
-        store.complete(&current, at(33_000)).await.unwrap(),
+        store.complete(&current, None, at(33_000)).await.unwrap(),
         ClaimOutcome::Applied
     );
     let done = store.get(new.id).await.unwrap().unwrap();

@@ -40,6 +40,7 @@ async fn order_in(store: &dyn Store, status: OrderStatus, base: Timestamp) -> (O
         next_attempt_at: Some(created),
         cancelled_at: None,
         cancel_reason: None,
+        result: None,
     };
     store.insert(&order).await.unwrap();
     let never_issued = Claim {
@@ -64,7 +65,7 @@ async fn order_in(store: &dyn Store, status: OrderStatus, base: Timestamp) -> (O
     let claim = claims.remove(0);
     let outcome = match status {
         OrderStatus::Processing => ClaimOutcome::Applied,
-        OrderStatus::Completed => store.complete(&claim, ms(base, -400)).await.unwrap(),
+        OrderStatus::Completed => store.complete(&claim, None, ms(base, -400)).await.unwrap(),
         OrderStatus::Failed => store
             .fail(&claim, "failed", AfterFailure::DeadLetter, ms(base, -400))
             .await
@@ -89,7 +90,7 @@ async fn apply(
     let expired = ms(base, LEASE.as_millis() as i64 + 1);
     match cause {
         Cause::Claim => !store.claim(10, base, LEASE).await.unwrap().is_empty(),
-        Cause::Complete => applied(store.complete(claim, base).await.unwrap()),
+        Cause::Complete => applied(store.complete(claim, None, base).await.unwrap()),
         Cause::FailAndRetry => {
             let after = AfterFailure::RetryAt(ms(base, 1_000));
             applied(store.fail(claim, "boom", after, base).await.unwrap())

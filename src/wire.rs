@@ -1,4 +1,5 @@
-//! The shapes the API answers orders with: the whole order, the creation answer, the
+//! The JSON shapes orders and events are shown in, wherever they go (the API's
+//! answers, the HTTP processor's calls): the whole order, the creation answer, the
 //! status alone, and an event of the order's log (whose `data` is the whole order).
 
 use serde::Serialize;
@@ -52,6 +53,11 @@ pub struct OrderBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     cancel_reason: Option<Option<String>>,
+    /// What the processing step answered when it completed the order: the JSON object
+    /// it sent back (at most 16 KB), as it sent it; `null` if it sent none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    result: Option<Option<Box<RawValue>>>,
 }
 
 impl OrderBody {
@@ -71,10 +77,12 @@ impl OrderBody {
             next_attempt_at: None,
             cancelled_at: None,
             cancel_reason: None,
+            result: None,
         }
     }
 
-    /// Every field, `null` where unset: the answer of `GET /orders/{id}` and listings.
+    /// Every field, `null` where unset: the answer of `GET /orders/{id}` and listings,
+    /// and what the HTTP processor sends.
     pub fn full(order: &Order) -> Self {
         Self {
             completed_at: Some(order.completed_at.map(rfc3339)),
@@ -84,6 +92,10 @@ impl OrderBody {
             next_attempt_at: Some(order.next_attempt_at.map(rfc3339)),
             cancelled_at: Some(order.cancelled_at.map(rfc3339)),
             cancel_reason: Some(order.cancel_reason.clone()),
+            result: Some(order.result.as_ref().map(|result| {
+                RawValue::from_string(result.as_str().to_owned())
+                    .expect("a result is a JSON object")
+            })),
             ..Self::created(order)
         }
     }
