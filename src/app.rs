@@ -71,6 +71,13 @@ pub async fn run_with_processor(
         stop.clone(),
     ));
 
+    if let Some(nats) = config.nats() {
+        tokio::spawn(crate::relay::relay_until_stopped(
+            store.clone(),
+            nats,
+            stop.clone(),
+        ));
+    }
     tokio::spawn(prune_events_until_stopped(
         store.clone(),
         config.event_retention,
@@ -179,9 +186,21 @@ async fn prune_events_until_stopped(
         }
         let before =
             crate::domain::now() - chrono::Duration::from_std(retention).unwrap_or_default();
+        // Events a consumer (the NATS relay) has not seen yet are kept; one not held
+        // for a whole retention period is taken to be switched off.
+        let keep_after = match store.consumers_floor(before).await {
+            Ok(floor) => floor.unwrap_or(i64::MAX),
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the log's consumers failed; will retry");
+                continue;
+            }
+        };
         let (mut after, mut pruned) = (0, 0);
         loop {
-            match store.prune_events(before, after, PRUNE_WINDOW).await {
+            match store
+                .prune_events(before, after, PRUNE_WINDOW, keep_after)
+                .await
+            {
                 Ok(window) => {
                     pruned += window.deleted;
                     match window.next_after {

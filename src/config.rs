@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use crate::auth::AuthConfig;
 use crate::domain::RetryPolicy;
+use crate::relay::NatsSettings;
 use crate::signature::SigningSecret;
 use crate::worker::WorkerSettings;
 
@@ -187,6 +188,17 @@ pub struct ServeConfig {
     #[arg(long, env = "EVENT_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub event_retention: Duration,
 
+    /// NATS server to relay every event to, through JetStream (`nats://host:port`);
+    /// the relay is off unless set.
+    #[arg(long, env = "EVENTS_NATS_URL", value_parser = parse_nats_url)]
+    pub events_nats_url: Option<String>,
+
+    /// The JetStream stream the relay publishes to (created if missing, covering
+    /// `orders.events.>`).
+    #[arg(long, env = "EVENTS_NATS_STREAM", default_value = "ORDERS",
+          value_parser = parse_stream_name)]
+    pub events_nats_stream: String,
+
     /// Most Server-Sent Events streams open at once per instance; past it, 503.
     #[arg(long, env = "MAX_STREAMS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -258,6 +270,30 @@ impl std::fmt::Debug for Redacted {
     }
 }
 
+/// `EVENTS_NATS_URL`: `nats://` (or `tls://`) and a host.
+fn parse_nats_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|err| format!("{text:?} is not a URL: {err}"))?;
+    if !matches!(url.scheme(), "nats" | "tls") || url.host().is_none() {
+        return Err(format!("{text:?} is not a nats:// or tls:// URL"));
+    }
+    Ok(text.to_owned())
+}
+
+/// A JetStream stream name: letters, digits, `-` and `_`.
+fn parse_stream_name(text: &str) -> Result<String, String> {
+    if text.is_empty()
+        || text.len() > 64
+        || !text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "{text:?} is not a stream name: 1 to 64 letters, digits, - or _"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// `PROCESSOR_URL`: an absolute `http` or `https` URL.
 fn parse_processor_url(text: &str) -> Result<reqwest::Url, String> {
     let url = reqwest::Url::parse(text).map_err(|err| format!("{text:?} is not a URL: {err}"))?;
@@ -287,17 +323,17 @@ impl ServeConfig {
         let time = self
             .processing_time_ms
             .unwrap_or(DEFAULT_PROCESSING_TIME_MS);
-        if let (None, Some(timeout)) = (&self.processor_url, self.processing_timeout_ms) {
-            if timeout <= time {
-                let time_text = match self.processing_time_ms {
-                    Some(_) => format!("{time}"),
-                    None => format!("{time}, the default"),
-                };
-                return Err(ConfigError(format!(
-                    "PROCESSING_TIMEOUT_MS ({timeout}) must be greater than PROCESSING_TIME_MS \
+        if let (None, Some(timeout)) = (&self.processor_url, self.processing_timeout_ms)
+            && timeout <= time
+        {
+            let time_text = match self.processing_time_ms {
+                Some(_) => format!("{time}"),
+                None => format!("{time}, the default"),
+            };
+            return Err(ConfigError(format!(
+                "PROCESSING_TIMEOUT_MS ({timeout}) must be greater than PROCESSING_TIME_MS \
                      ({time_text}), or every simulated attempt would time out"
-                )));
-            }
+            )));
         }
         match (&self.processor_url, &self.processor_secret) {
             (Some(_), None) => {
@@ -393,6 +429,14 @@ impl ServeConfig {
             body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
             write_timeout: Duration::from_millis(self.write_timeout_ms),
         }
+    }
+
+    /// Where the NATS relay publishes, when `EVENTS_NATS_URL` is set.
+    pub fn nats(&self) -> Option<NatsSettings> {
+        self.events_nats_url.as_ref().map(|url| NatsSettings {
+            url: url.clone(),
+            stream: self.events_nats_stream.clone(),
+        })
     }
 
     /// The body limit as a length in bytes.

@@ -29,10 +29,10 @@ pub async fn admit(State(state): State<AppState>, mut request: Request, next: Ne
             }
         }
     };
-    if let Some(limiter) = &state.rate_limiter {
-        if let Err(limited) = rate_limit::check(limiter, &caller, &request) {
-            return limited.into_response();
-        }
+    if let Some(limiter) = &state.rate_limiter
+        && let Err(limited) = rate_limit::check(limiter, &caller, &request)
+    {
+        return limited.into_response();
     }
     request.extensions_mut().insert(caller);
     next.run(request).await

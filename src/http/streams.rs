@@ -226,10 +226,10 @@ impl Stream {
             if frame.position <= self.last {
                 continue;
             }
-            if let Scope::Order { id, .. } = self.scope {
-                if frame.order_id != id {
-                    continue;
-                }
+            if let Scope::Order { id, .. } = self.scope
+                && frame.order_id != id
+            {
+                continue;
             }
             if self.send(frame.bytes.clone()).await.is_err() {
                 return;

@@ -1,5 +1,6 @@
 //! Persistence: the traits every backend implements (by concern: the backend itself,
-//! orders, the queue, idempotency keys, the event log), and the types they speak. All SQL lives
+//! orders, the queue, idempotency keys, the event log and its consumers), and the types
+//! they speak. All SQL lives
 //! below this module, one folder per backend with the same files in each.
 
 mod claims;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use crate::domain::{
     AfterFailure, CancelReason, Order, OrderEvent, OrderId, OrderResult, OrderStatus, Timestamp,
@@ -156,7 +158,8 @@ pub trait Events: Send + Sync + 'static {
 
     /// Looks at the `scan` events after position `after` and deletes those of orders
     /// that became `Completed` or `Cancelled` before `before`, in one short
-    /// transaction; the orders stay. A run of retention calls it window after window
+    /// transaction; the orders stay, and so does every event after `keep_after` (one a
+    /// consumer has not seen yet). A run of retention calls it window after window
     /// from position 0, each picking up where the last stopped, until it answers that
     /// the window held nothing older than `before`: so no call reads more than `scan`
     /// events, and a run reads the old part of the log once.
@@ -165,7 +168,40 @@ pub trait Events: Send + Sync + 'static {
         before: Timestamp,
         after: i64,
         scan: usize,
+        keep_after: i64,
     ) -> Result<Pruned, StoreError>;
+}
+
+/// Readers of the log that must see every event (the NATS relay): how far each got,
+/// each held by one instance at a time under a lease. Retention waits for them.
+#[async_trait]
+pub trait Consumers: Send + Sync + 'static {
+    /// Takes or keeps the lease on consumer `name` for `holder` until `lease` after
+    /// `now` (creating the consumer at position 0, the start of the log, if it is new);
+    /// answers its position if `holder` holds it now, `None` while another holder's
+    /// lease runs.
+    async fn hold_consumer(
+        &self,
+        name: &str,
+        holder: Uuid,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Records that consumer `name` has seen every event up to `position`, and extends
+    /// its lease, if `holder` still holds it; `false` if it does not.
+    async fn advance_consumer(
+        &self,
+        name: &str,
+        holder: Uuid,
+        position: i64,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// The smallest position of the consumers held since `since` (one gone longer is
+    /// taken to be switched off): retention keeps every event after it.
+    async fn consumers_floor(&self, since: Timestamp) -> Result<Option<i64>, StoreError>;
 }
 
 /// Idempotency keys, each committed with its order.
@@ -194,10 +230,10 @@ pub trait Keys: Send + Sync + 'static {
 }
 
 /// The system of record for orders, which is also the work queue: every concern in
-/// one object. Each backend implements the five traits, one file per concern.
-pub trait Store: Backend + Orders + Queue + Keys + Events {}
+/// one object. Each backend implements the six traits, one file per concern.
+pub trait Store: Backend + Orders + Queue + Keys + Events + Consumers {}
 
-impl<T: Backend + Orders + Queue + Keys + Events> Store for T {}
+impl<T: Backend + Orders + Queue + Keys + Events + Consumers> Store for T {}
 
 /// Opens the store a database URL names: `sqlite://PATH` or `postgres://...`.
 /// `max_connections` sizes the connection pool (for SQLite, the reader pool).

@@ -29,10 +29,10 @@ pub(super) async fn gather_idle_workers(
         }
     }
     let rest = u32::try_from(permits.available_permits()).unwrap_or(u32::MAX);
-    if rest > 0 {
-        if let Ok(more) = permits.clone().try_acquire_many_owned(rest) {
-            idle.merge(more);
-        }
+    if rest > 0
+        && let Ok(more) = permits.clone().try_acquire_many_owned(rest)
+    {
+        idle.merge(more);
     }
 }
 

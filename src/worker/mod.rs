@@ -202,10 +202,10 @@ impl WorkerPool {
 }
 
 fn log_task_end(joined: Result<(), tokio::task::JoinError>) {
-    if let Err(err) = joined {
-        if !err.is_cancelled() {
-            error!(error = ?err, "worker task ended abnormally");
-        }
+    if let Err(err) = joined
+        && !err.is_cancelled()
+    {
+        error!(error = ?err, "worker task ended abnormally");
     }
 }
 

@@ -76,11 +76,11 @@ impl Server {
         let collected = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(entry) = serde_json::from_str::<Value>(&line) {
-                    if entry["message"] == "listening" {
-                        let address = entry["address"].as_str().unwrap_or_default().to_owned();
-                        let _ = address_tx.send(address);
-                    }
+                if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                    && entry["message"] == "listening"
+                {
+                    let address = entry["address"].as_str().unwrap_or_default().to_owned();
+                    let _ = address_tx.send(address);
                 }
                 collected.lock().unwrap().push(line);
             }

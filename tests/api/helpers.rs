@@ -39,6 +39,8 @@ pub struct Options {
     pub rate_limit: Option<(u32, u32)>,
     /// Replaces the simulated processor (for example with a `Gate`).
     pub processor: Option<Arc<dyn Processor>>,
+    /// `EVENTS_NATS_URL`: the NATS relay.
+    pub events_nats_url: Option<String>,
     /// `PROCESSOR_URL` and `PROCESSOR_SECRET`: the HTTP processor.
     pub processor_url: Option<String>,
     pub processor_secret: Option<String>,
@@ -69,6 +71,7 @@ impl Default for Options {
             processor: None,
             processor_url: None,
             processor_secret: None,
+            events_nats_url: None,
             max_connections: 10_000,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
@@ -150,6 +153,8 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
         body_read_timeout_ms: options.body_read_timeout_ms,
         write_timeout_ms: options.write_timeout_ms,
         event_retention: Duration::from_secs(30 * 86_400),
+        events_nats_url: options.events_nats_url.clone(),
+        events_nats_stream: "ORDERS".into(),
         max_streams: options.max_streams,
         sse_heartbeat_ms: options.sse_heartbeat_ms,
         sse_retry_ms: 2_000,

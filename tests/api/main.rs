@@ -9,6 +9,7 @@ mod auth_keys;
 mod binary;
 mod body_properties;
 mod helpers;
+mod nats_server;
 mod receiver;
 mod test_db;
 
@@ -27,6 +28,7 @@ mod listing;
 mod load;
 mod loadtest;
 mod metrics;
+mod nats;
 mod observability;
 mod openapi;
 mod proxy;

@@ -50,6 +50,7 @@ impl Events for PostgresStore {
         before: Timestamp,
         after: i64,
         scan: usize,
+        keep_after: i64,
     ) -> Result<Pruned, StoreError> {
         let mut tx = self.pool.begin().await?;
         // The window: the next `scan` events by position.
@@ -72,7 +73,7 @@ impl Events for PostgresStore {
                   OR (o.status = 'Cancelled' AND o.cancelled_at < $3))",
         )
         .bind(after)
-        .bind(last)
+        .bind(last.min(keep_after))
         .bind(before)
         .execute(&mut *tx)
         .await?;

@@ -8,6 +8,7 @@
 
 mod batcher;
 mod connect;
+mod consumers;
 mod events;
 mod keys;
 mod orders;

@@ -47,6 +47,7 @@ impl Events for SqliteStore {
         before: Timestamp,
         after: i64,
         scan: usize,
+        keep_after: i64,
     ) -> Result<Pruned, StoreError> {
         let scan = i64::try_from(scan).unwrap_or(i64::MAX);
         self.writer
@@ -75,7 +76,7 @@ impl Events for SqliteStore {
                              AND ((o.status = 'Completed' AND o.completed_at < ?3) \
                                   OR (o.status = 'Cancelled' AND o.cancelled_at < ?3)))",
                     )?
-                    .execute(params![after, last, millis(before)])?;
+                    .execute(params![after, last.min(keep_after), millis(before)])?;
                 Ok(Pruned {
                     deleted: deleted as u64,
                     next_after: (oldest < millis(before)).then_some(last),

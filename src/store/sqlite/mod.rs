@@ -14,6 +14,7 @@
 //! are this backend's own.
 
 mod connect;
+mod consumers;
 mod events;
 mod keys;
 mod orders;

@@ -99,7 +99,10 @@ async fn retention_deletes_only_the_events_of_orders_finished_before_the_cutoff(
     // holds nothing older than the cutoff ends the run.
     let (mut after, mut deleted, mut windows) = (0, 0, 0);
     loop {
-        let window = store.prune_events(at(5_000), after, 4).await.unwrap();
+        let window = store
+            .prune_events(at(5_000), after, 4, i64::MAX)
+            .await
+            .unwrap();
         deleted += window.deleted;
         windows += 1;
         match window.next_after {
@@ -109,9 +112,15 @@ async fn retention_deletes_only_the_events_of_orders_finished_before_the_cutoff(
     }
     assert_eq!(deleted, 5);
     assert!(windows <= 4, "{windows} windows for 12 events");
-    let again = store.prune_events(at(5_000), 0, 100).await.unwrap();
+    let again = store
+        .prune_events(at(5_000), 0, 100, i64::MAX)
+        .await
+        .unwrap();
     assert_eq!(again.deleted, 0, "nothing more to delete");
-    let nothing_old = store.prune_events(at(-1_000), 0, 100).await.unwrap();
+    let nothing_old = store
+        .prune_events(at(-1_000), 0, 100, i64::MAX)
+        .await
+        .unwrap();
     assert_eq!(
         nothing_old.next_after, None,
         "no event is older than the cutoff"

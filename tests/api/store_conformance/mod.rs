@@ -3,6 +3,7 @@
 //! behaviour extends it. One file per concern of the `Store` trait.
 
 mod cancel;
+mod consumers;
 mod events;
 mod failures;
 mod keys;

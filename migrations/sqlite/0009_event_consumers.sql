@@ -1,0 +1,9 @@
+-- Readers of the event log that must see every event (the NATS relay, issue 16): how
+-- far each got, and which instance holds it (one at a time, under a lease). Retention
+-- keeps the events after the smallest position of a consumer held lately.
+CREATE TABLE event_consumers (
+    name             TEXT    PRIMARY KEY,
+    position         INTEGER NOT NULL,
+    holder           TEXT    NOT NULL,
+    lease_expires_at INTEGER NOT NULL  -- Unix milliseconds
+);
