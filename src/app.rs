@@ -78,9 +78,16 @@ pub async fn run_with_processor(
             stop.clone(),
         ));
     }
+    // The log's consumers switched on: retention waits for each of them.
+    let consumers: Vec<&'static str> = config
+        .nats()
+        .map(|_| crate::relay::CONSUMER)
+        .into_iter()
+        .collect();
     tokio::spawn(prune_events_until_stopped(
         store.clone(),
         config.event_retention,
+        consumers,
         stop.clone(),
     ));
 
@@ -175,6 +182,7 @@ const PRUNE_WINDOW: usize = 1_000;
 async fn prune_events_until_stopped(
     store: Arc<dyn Store>,
     retention: Duration,
+    consumers: Vec<&'static str>,
     stop: CancellationToken,
 ) {
     let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3_600));
@@ -186,10 +194,20 @@ async fn prune_events_until_stopped(
         }
         let before =
             crate::domain::now() - chrono::Duration::from_std(retention).unwrap_or_default();
-        // Events a consumer (the NATS relay) has not seen yet are kept; one not held
-        // for a whole retention period is taken to be switched off.
-        let keep_after = match store.consumers_floor(before).await {
-            Ok(floor) => floor.unwrap_or(i64::MAX),
+        // Events a consumer switched on (the NATS relay) has not seen yet are kept;
+        // one that has not started yet has seen nothing. A consumer switched off does
+        // not hold retention back.
+        let keep_after = match store.consumer_positions().await {
+            Ok(positions) => consumers
+                .iter()
+                .map(|name| {
+                    positions
+                        .iter()
+                        .find(|(consumer, _)| consumer == name)
+                        .map_or(0, |(_, position)| *position)
+                })
+                .min()
+                .unwrap_or(i64::MAX),
             Err(err) => {
                 tracing::warn!(error = %err, "reading the log's consumers failed; will retry");
                 continue;

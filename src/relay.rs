@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use crate::domain::{EventType, OrderEvent, now};
@@ -16,9 +16,11 @@ use crate::store::Store;
 use crate::wire::EventBody;
 
 /// The relay's name as a consumer of the log.
-const CONSUMER: &str = "nats";
+pub const CONSUMER: &str = "nats";
 /// How long one instance holds the relay without renewing it; another takes over after.
 const LEASE: Duration = Duration::from_secs(30);
+/// How often the holder renews its lease, and another instance asks for it.
+const RENEW: Duration = Duration::from_secs(5);
 /// Events read from the log at once.
 const PAGE: usize = 1_000;
 /// Most events awaiting their acknowledgements at once.
@@ -114,7 +116,7 @@ impl Relay {
         let mut backoff = Backoff::new();
         loop {
             match self.jetstream.get_or_create_stream(config.clone()).await {
-                Ok(_) => return true,
+                Ok(stream) => return usable(name, &stream.cached_info().config),
                 Err(err) => {
                     warn!(error = %err, stream = name, "cannot reach the JetStream stream yet")
                 }
@@ -129,13 +131,10 @@ impl Relay {
         let mut backoff = Backoff::new();
         // Where the relay stands, while this instance holds it.
         let mut held: Option<Held> = None;
-        loop {
-            if self.stop.is_cancelled() {
-                return;
-            }
+        'relaying: loop {
             let Some(at) = self.hold(&mut held).await else {
-                // Another instance relays (or the store is away): ask again later.
-                if !self.pause(LEASE / 3).await {
+                // Another instance relays (or the store is away): ask again soon.
+                if !self.pause(RENEW).await {
                     return;
                 }
                 continue;
@@ -153,30 +152,45 @@ impl Relay {
             if events.is_empty() {
                 self.save(&mut held).await;
                 if !self.pause(POLL).await {
+                    self.release(&mut held).await;
                     return;
                 }
                 continue;
             }
             for batch in batches(&events) {
                 // A batch holds at most one event of an order, and the next starts only
-                // once all of it is acknowledged: a batch republished after a failure
+                // once all of it is acknowledged: a batch sent again after a failure
                 // can never put an order's events out of their order.
-                while let Err(err) = self.publish(batch).await {
-                    metrics::counter!("events_relay_failures_total").increment(1);
-                    warn!(error = %err, "publishing to NATS failed; will retry");
+                let from = held.map_or(at.position, |h| h.position);
+                loop {
+                    match self.publish(batch).await {
+                        Ok(duplicates) => {
+                            metrics::counter!("events_relayed_total").increment(batch.len() as u64);
+                            metrics::counter!("events_relay_duplicates_total")
+                                .increment(duplicates);
+                            break;
+                        }
+                        Err(err) => {
+                            metrics::counter!("events_relay_failures_total").increment(1);
+                            warn!(error = %err, "publishing to NATS failed; will retry");
+                        }
+                    }
                     if !self.pause(backoff.next()).await {
+                        self.release(&mut held).await;
                         return;
                     }
-                    // Keep the lease while NATS is away, so nobody else starts relaying.
-                    if self.hold(&mut held).await.is_none() {
-                        break;
+                    // Keeps the lease while NATS is away, so nobody else starts
+                    // relaying; if it was lost, or someone else moved the relay on
+                    // meanwhile, start again from where the relay stands now.
+                    match self.hold(&mut held).await {
+                        Some(now_at) if now_at.position == from => {}
+                        _ => continue 'relaying,
                     }
                 }
-                let Some(at) = held.as_mut() else {
-                    break;
-                };
                 backoff = Backoff::new();
-                metrics::counter!("events_relayed_total").increment(batch.len() as u64);
+                let Some(at) = held.as_mut() else {
+                    continue 'relaying;
+                };
                 at.position = batch.last().map_or(at.position, |event| event.position);
                 if at.saved_at.elapsed() >= SAVE_EVERY {
                     self.save(&mut held).await;
@@ -186,10 +200,11 @@ impl Relay {
     }
 
     /// Takes or renews the relay's lease when due; where the relay stands if this
-    /// instance holds it.
+    /// instance holds it. A lease it could not renew for two thirds of its length is
+    /// given up here, before another instance may take it.
     async fn hold(&self, held: &mut Option<Held>) -> Option<Held> {
         if let Some(at) = held
-            && at.renewed_at.elapsed() < LEASE / 3
+            && at.renewed_at.elapsed() < RENEW
         {
             return Some(*at);
         }
@@ -203,27 +218,38 @@ impl Relay {
                 let position = held.map_or(stored, |at| at.position.max(stored));
                 *held = Some(Held {
                     position,
+                    saved_position: stored,
                     saved_at: Instant::now(),
                     renewed_at: Instant::now(),
                 });
             }
             Ok(None) => *held = None,
-            Err(err) => warn!(error = %err, "holding the relay's place in the log failed"),
+            Err(err) => {
+                warn!(error = %err, "holding the relay's place in the log failed");
+                if held.is_some_and(|at| at.renewed_at.elapsed() >= LEASE * 2 / 3) {
+                    *held = None;
+                }
+            }
         }
         *held
     }
 
-    /// Saves the position (renewing the lease); forgets it if the lease was lost.
+    /// Saves the position if it moved (renewing the lease); forgets the position if
+    /// the lease was lost.
     async fn save(&self, held: &mut Option<Held>) {
         let Some(at) = held.as_mut() else {
             return;
         };
+        if at.position == at.saved_position {
+            return;
+        }
         match self
             .store
             .advance_consumer(CONSUMER, self.holder, at.position, now(), LEASE)
             .await
         {
             Ok(true) => {
+                at.saved_position = at.position;
                 at.saved_at = Instant::now();
                 at.renewed_at = Instant::now();
             }
@@ -235,8 +261,24 @@ impl Relay {
         }
     }
 
-    /// Publishes a batch and waits for every acknowledgement.
-    async fn publish(&self, batch: &[OrderEvent]) -> Result<(), async_nats::Error> {
+    /// On a stop: saves the position and lets the lease go, so the next instance (or
+    /// this one, restarted) relays at once rather than after the lease.
+    async fn release(&self, held: &mut Option<Held>) {
+        let Some(at) = held.take() else {
+            return;
+        };
+        if let Err(err) = self
+            .store
+            .advance_consumer(CONSUMER, self.holder, at.position, now(), Duration::ZERO)
+            .await
+        {
+            warn!(error = %err, "could not hand the relay back; another instance takes it after the lease");
+        }
+    }
+
+    /// Publishes a batch and waits for every acknowledgement; answers how many
+    /// JetStream dropped as duplicates (sent before a crash or a lost acknowledgement).
+    async fn publish(&self, batch: &[OrderEvent]) -> Result<u64, async_nats::Error> {
         let mut acks = Vec::with_capacity(batch.len());
         for event in batch {
             let body = serde_json::to_vec(&EventBody::new(event))?;
@@ -249,10 +291,11 @@ impl Relay {
                     .await?,
             );
         }
+        let mut duplicates = 0;
         for ack in acks {
-            ack.await?;
+            duplicates += u64::from(ack.await?.duplicate);
         }
-        Ok(())
+        Ok(duplicates)
     }
 
     /// Sleeps, or returns `false` at once if a stop comes first.
@@ -264,11 +307,41 @@ impl Relay {
     }
 }
 
+/// Whether an existing stream can take the relay's messages, said loudly when not: its
+/// subjects must cover [`SUBJECTS`], and a duplicate window shorter than ours lets a
+/// crash's republished events through twice.
+fn usable(name: &str, config: &stream::Config) -> bool {
+    let covers = config
+        .subjects
+        .iter()
+        .any(|subject| [SUBJECTS, "orders.>", ">"].contains(&subject.as_str()));
+    if !covers {
+        error!(
+            stream = name, subjects = ?config.subjects,
+            "the JetStream stream does not take orders.events.>; events are NOT relayed \
+             (and retention keeps them): add the subjects, or name another stream in \
+             EVENTS_NATS_STREAM"
+        );
+        return false;
+    }
+    if config.duplicate_window < Duration::from_secs(120) {
+        warn!(
+            stream = name,
+            duplicate_window_s = config.duplicate_window.as_secs(),
+            "the stream's duplicate window is under two minutes: events republished after \
+             a crash may be stored twice"
+        );
+    }
+    true
+}
+
 /// The relay's place while this instance holds it.
 #[derive(Debug, Clone, Copy)]
 struct Held {
     /// Every event up to here is published.
     position: i64,
+    /// The position as last saved.
+    saved_position: i64,
     saved_at: Instant,
     renewed_at: Instant,
 }
@@ -295,6 +368,55 @@ fn batches(events: &[OrderEvent]) -> Vec<&[OrderEvent]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Order, event_id};
+
+    /// Events of the sample orders, in this order of orders (each order's seq counted).
+    fn events_of(orders: &[&Order]) -> Vec<OrderEvent> {
+        let mut seqs = std::collections::HashMap::new();
+        orders
+            .iter()
+            .enumerate()
+            .map(|(n, order)| {
+                let seq = seqs.entry(order.id).or_insert(0);
+                *seq += 1;
+                OrderEvent {
+                    event_id: event_id(order.id, *seq, order.created_at),
+                    order_id: order.id,
+                    seq: *seq,
+                    event_type: EventType::Created,
+                    occurred_at: order.created_at,
+                    position: n as i64 + 1,
+                    order: (*order).clone(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_holds_at_most_one_event_of_an_order_and_keeps_the_log_order() {
+        let samples = crate::seed::sample_orders();
+        let [a, b, c] = [&samples[0], &samples[1], &samples[2]];
+        let events = events_of(&[a, b, a, c, b, b, c]);
+        let positions: Vec<Vec<i64>> = batches(&events)
+            .iter()
+            .map(|batch| batch.iter().map(|e| e.position).collect())
+            .collect();
+        assert_eq!(positions, [vec![1, 2], vec![3, 4, 5], vec![6, 7]]);
+        let many: Vec<&Order> = (0..BATCH + 4).map(|n| &samples[n % 2]).collect();
+        let alternating = events_of(&many);
+        assert!(batches(&alternating).iter().all(|batch| batch.len() == 2));
+        let distinct: Vec<Order> = (0..BATCH + 1)
+            .map(|n| Order {
+                id: crate::domain::OrderId::new_at(
+                    samples[0].created_at + chrono::Duration::milliseconds(n as i64),
+                ),
+                ..samples[0].clone()
+            })
+            .collect();
+        let refs: Vec<&Order> = distinct.iter().collect();
+        let lengths: Vec<usize> = batches(&events_of(&refs)).iter().map(|b| b.len()).collect();
+        assert_eq!(lengths, [BATCH, 1]);
+    }
 
     #[test]
     fn subjects_name_the_type_without_its_prefix() {

@@ -199,9 +199,8 @@ pub trait Consumers: Send + Sync + 'static {
         lease: Duration,
     ) -> Result<bool, StoreError>;
 
-    /// The smallest position of the consumers held since `since` (one gone longer is
-    /// taken to be switched off): retention keeps every event after it.
-    async fn consumers_floor(&self, since: Timestamp) -> Result<Option<i64>, StoreError>;
+    /// Every consumer's position, by name.
+    async fn consumer_positions(&self) -> Result<Vec<(String, i64)>, StoreError>;
 }
 
 /// Idempotency keys, each committed with its order.

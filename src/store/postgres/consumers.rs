@@ -57,12 +57,9 @@ impl Consumers for PostgresStore {
         Ok(changed.rows_affected() == 1)
     }
 
-    async fn consumers_floor(&self, since: Timestamp) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT min(position) FROM event_consumers WHERE lease_expires_at >= $1",
-        )
-        .bind(since)
-        .fetch_one(&self.pool)
-        .await?)
+    async fn consumer_positions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as("SELECT name, position FROM event_consumers")
+            .fetch_all(&self.pool)
+            .await?)
     }
 }

@@ -65,13 +65,11 @@ impl Consumers for SqliteStore {
             .await
     }
 
-    async fn consumers_floor(&self, since: Timestamp) -> Result<Option<i64>, StoreError> {
+    async fn consumer_positions(&self) -> Result<Vec<(String, i64)>, StoreError> {
         self.readers.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT min(position) FROM event_consumers WHERE lease_expires_at >= ?1",
-                )?
-                .query_row([millis(since)], |row| row.get(0))?)
+            let mut stmt = conn.prepare_cached("SELECT name, position FROM event_consumers")?;
+            let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 }

@@ -85,18 +85,33 @@ async fn one_holder_at_a_time_moves_a_consumer_on(db: TestDb) {
         Some(0)
     );
 
-    // The floor: the smallest position among consumers held since then.
-    assert_eq!(store.consumers_floor(at(0)).await.unwrap(), Some(0));
     assert!(
         store
             .advance_consumer("other", a, 20, at(13_005), lease)
             .await
             .unwrap()
     );
-    assert_eq!(store.consumers_floor(at(0)).await.unwrap(), Some(7));
-    // Held until 23 s ("nats") and 23.005 s ("other"): gone since neither.
-    assert_eq!(store.consumers_floor(at(23_004)).await.unwrap(), Some(20));
-    assert_eq!(store.consumers_floor(at(24_000)).await.unwrap(), None);
+    let mut positions = store.consumer_positions().await.unwrap();
+    positions.sort();
+    assert_eq!(
+        positions,
+        [("nats".to_owned(), 7), ("other".to_owned(), 20)]
+    );
+
+    // Let go (a lease of zero, as on a stop): another takes it at once.
+    assert!(
+        store
+            .advance_consumer("nats", b, 8, at(14_000), Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .hold_consumer("nats", a, at(14_001), lease)
+            .await
+            .unwrap(),
+        Some(8)
+    );
 }
 
 async fn retention_keeps_the_events_a_consumer_has_not_seen(db: TestDb) {
