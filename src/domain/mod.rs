@@ -11,6 +11,7 @@ mod order;
 mod result;
 mod retry;
 mod transitions;
+mod webhook;
 
 pub use event::{CancelReason, EventType, OrderEvent, UnknownEventType, event_id};
 pub use money::{Money, MoneyError};
@@ -21,3 +22,4 @@ pub use order::{
 pub use result::{MAX_RESULT_BYTES, OrderResult, ResultRejected};
 pub use retry::{AfterFailure, RetryPolicy};
 pub use transitions::{Cause, TRANSITIONS, Transition};
+pub use webhook::{WebhookHost, WebhookUrl, non_public, parse_description, parse_event_types};
