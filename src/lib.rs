@@ -13,5 +13,6 @@ pub mod seed;
 pub mod signature;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 pub mod wire;
 pub mod worker;
