@@ -22,4 +22,7 @@ pub use order::{
 pub use result::{MAX_RESULT_BYTES, OrderResult, ResultRejected};
 pub use retry::{AfterFailure, RetryPolicy};
 pub use transitions::{Cause, TRANSITIONS, Transition};
-pub use webhook::{WebhookHost, WebhookUrl, non_public, parse_description, parse_event_types};
+pub use webhook::{
+    WebhookEndpoint, WebhookHost, WebhookId, WebhookUrl, new_secret, non_public, parse_description,
+    parse_event_types,
+};

@@ -2,14 +2,91 @@
 //! events go, which of them, a description) and which network addresses an endpoint
 //! must not reach unless an operator allows it.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
 
-use super::{EventType, FieldError};
+use uuid::Uuid;
+
+use super::{EventType, FieldError, Timestamp};
 
 /// Longest endpoint URL accepted, in bytes.
 const MAX_URL_BYTES: usize = 2_048;
 /// Longest description accepted, in characters.
 const MAX_DESCRIPTION_CHARS: usize = 500;
+
+/// An endpoint's identifier: a UUIDv7, so ids sort by registration time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WebhookId(Uuid);
+
+impl WebhookId {
+    /// A new id whose timestamp part is `at`.
+    pub fn new_at(at: Timestamp) -> Self {
+        let ms = u64::try_from(at.timestamp_millis()).unwrap_or_default();
+        let random: [u8; 10] = *Uuid::new_v4().as_bytes().first_chunk().expect("16 >= 10");
+        Self(uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid())
+    }
+
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl FromStr for WebhookId {
+    type Err = uuid::Error;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Uuid::try_parse(text).map(Self)
+    }
+}
+
+impl fmt::Display for WebhookId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// A registered endpoint: where events go, which of them, and how they are signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub id: WebhookId,
+    pub url: WebhookUrl,
+    pub description: String,
+    /// The event types it receives; `None` for every type.
+    pub event_types: Option<Vec<EventType>>,
+    /// `whsec_...`: signs every delivery.
+    pub secret: String,
+    /// The secret before the last rotation, which also signs deliveries until the time
+    /// given, so receivers can switch without missing one.
+    pub previous_secret: Option<(String, Timestamp)>,
+    /// Set when the endpoint was disabled (by an operator, a `410`, or failing too long).
+    pub disabled_at: Option<Timestamp>,
+    pub disabled_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl WebhookEndpoint {
+    /// Whether it receives events of this type.
+    pub fn wants(&self, event_type: EventType) -> bool {
+        self.event_types
+            .as_ref()
+            .is_none_or(|types| types.contains(&event_type))
+    }
+}
+
+/// A new signing secret from 32 random bytes: `whsec_` and their base64.
+pub fn new_secret(random: [u8; 32]) -> String {
+    use base64::Engine;
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(random)
+    )
+}
 
 /// Where an endpoint's deliveries go: an absolute `http` or `https` URL with a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +126,11 @@ impl WebhookUrl {
 
     pub fn as_str(&self) -> &str {
         self.0.as_str()
+    }
+
+    /// The URL as the endpoint's owner wrote it, read back from storage.
+    pub fn from_stored(text: &str) -> Result<Self, FieldError> {
+        Self::parse(text)
     }
 
     /// The host a delivery connects to.
@@ -243,6 +325,33 @@ mod tests {
         let err = parse_event_types(&names(&["order.shipped"])).unwrap_err();
         assert_eq!(err.field, "event_types");
         assert!(err.message.contains("order.completed"), "{}", err.message);
+    }
+
+    #[test]
+    fn secrets_are_whsec_and_32_bytes_and_endpoints_filter_by_type() {
+        let secret = new_secret([7; 32]);
+        assert!(secret.starts_with("whsec_"));
+        assert!(crate::signature::SigningSecret::parse(&secret).is_ok());
+        let now = crate::domain::now();
+        let mut endpoint = WebhookEndpoint {
+            id: WebhookId::new_at(now),
+            url: WebhookUrl::parse("https://shop.example/hooks").unwrap(),
+            description: String::new(),
+            event_types: None,
+            secret,
+            previous_secret: None,
+            disabled_at: None,
+            disabled_reason: None,
+            created_at: now,
+            updated_at: now,
+        };
+        assert!(endpoint.wants(EventType::Created));
+        endpoint.event_types = Some(vec![EventType::Completed]);
+        assert!(endpoint.wants(EventType::Completed) && !endpoint.wants(EventType::Created));
+        assert_eq!(
+            endpoint.id.to_string().parse::<WebhookId>(),
+            Ok(endpoint.id)
+        );
     }
 
     #[test]

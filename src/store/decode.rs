@@ -5,7 +5,7 @@
 use super::{OrderMetrics, StoreError};
 use crate::domain::{
     ItemIds, Money, Order, OrderEvent, OrderId, OrderResult, OrderStatus, Timestamp, UserId,
-    event_id,
+    WebhookEndpoint, WebhookId, WebhookUrl, event_id, parse_event_types,
 };
 
 /// The columns every backend reads, as every backend can decode them.
@@ -53,6 +53,50 @@ impl StoredOrder {
                 .transpose()?,
         })
     }
+}
+
+/// A webhook endpoint's columns, as every backend can decode them.
+pub(super) struct StoredEndpoint {
+    pub id: WebhookId,
+    pub url: String,
+    pub description: String,
+    pub event_types: Option<Vec<String>>,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<Timestamp>,
+    pub disabled_at: Option<Timestamp>,
+    pub disabled_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl StoredEndpoint {
+    /// The endpoint, refusing values the domain would never have written.
+    pub fn into_endpoint(self) -> Result<WebhookEndpoint, StoreError> {
+        Ok(WebhookEndpoint {
+            id: self.id,
+            url: WebhookUrl::from_stored(&self.url).map_err(|e| corrupt(e.message))?,
+            description: self.description,
+            event_types: self
+                .event_types
+                .map(|names| parse_event_types(&names).map_err(|e| corrupt(e.message)))
+                .transpose()?,
+            secret: self.secret,
+            previous_secret: self.previous_secret.zip(self.previous_secret_until),
+            disabled_at: self.disabled_at,
+            disabled_reason: self.disabled_reason,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// An endpoint's event types as stored: their names, or `None` for every type.
+pub(super) fn event_type_names(endpoint: &WebhookEndpoint) -> Option<Vec<String>> {
+    endpoint
+        .event_types
+        .as_ref()
+        .map(|types| types.iter().map(|t| t.as_str().to_owned()).collect())
 }
 
 /// An event's own columns, as every backend can decode them; its order is read

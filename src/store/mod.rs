@@ -1,6 +1,6 @@
 //! Persistence: the traits every backend implements (by concern: the backend itself,
-//! orders, the queue, idempotency keys, the event log and its consumers), and the types
-//! they speak. All SQL lives
+//! orders, the queue, idempotency keys, the event log and its consumers, webhook
+//! endpoints), and the types they speak. All SQL lives
 //! below this module, one folder per backend with the same files in each.
 
 mod claims;
@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     AfterFailure, CancelReason, Order, OrderEvent, OrderId, OrderResult, OrderStatus, Timestamp,
+    WebhookEndpoint, WebhookId,
 };
 
 pub use error::{BoxError, SharedFailure, StoreError};
@@ -228,11 +229,31 @@ pub trait Keys: Send + Sync + 'static {
     async fn prune_keys(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
-/// The system of record for orders, which is also the work queue: every concern in
-/// one object. Each backend implements the six traits, one file per concern.
-pub trait Store: Backend + Orders + Queue + Keys + Events + Consumers {}
+/// Webhook endpoints: registered, read, changed and removed by operators.
+#[async_trait]
+pub trait Webhooks: Send + Sync + 'static {
+    /// Registers a new endpoint.
+    async fn insert_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError>;
 
-impl<T: Backend + Orders + Queue + Keys + Events + Consumers> Store for T {}
+    /// Every endpoint, oldest first.
+    async fn endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError>;
+
+    /// One endpoint, if it exists.
+    async fn endpoint(&self, id: WebhookId) -> Result<Option<WebhookEndpoint>, StoreError>;
+
+    /// Replaces everything about an endpoint but its id and registration time; `false`
+    /// if it no longer exists.
+    async fn update_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError>;
+
+    /// Removes an endpoint; `false` if there was none.
+    async fn delete_endpoint(&self, id: WebhookId) -> Result<bool, StoreError>;
+}
+
+/// The system of record for orders, which is also the work queue: every concern in
+/// one object. Each backend implements the seven traits, one file per concern.
+pub trait Store: Backend + Orders + Queue + Keys + Events + Consumers + Webhooks {}
+
+impl<T: Backend + Orders + Queue + Keys + Events + Consumers + Webhooks> Store for T {}
 
 /// Opens the store a database URL names: `sqlite://PATH` or `postgres://...`.
 /// `max_connections` sizes the connection pool (for SQLite, the reader pool).

@@ -14,6 +14,7 @@ mod keys;
 mod orders;
 mod queue;
 mod sql;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;

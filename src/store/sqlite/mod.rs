@@ -21,6 +21,7 @@ mod orders;
 mod queue;
 mod readers;
 mod sql;
+mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -13,6 +13,7 @@ mod orders;
 mod queue;
 mod results;
 mod transitions;
+mod webhooks;
 
 use std::time::Duration;
 

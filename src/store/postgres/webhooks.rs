@@ -1,0 +1,103 @@
+//! Webhook endpoints: registered, read, changed and removed.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::PostgresStore;
+use crate::domain::{WebhookEndpoint, WebhookId};
+use crate::store::decode::{StoredEndpoint, event_type_names};
+use crate::store::{StoreError, Webhooks};
+
+/// The columns `endpoint_from_row` reads.
+const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, secret, previous_secret, \
+     previous_secret_until, disabled_at, disabled_reason, created_at, updated_at";
+
+fn endpoint_from_row(row: &PgRow) -> Result<WebhookEndpoint, StoreError> {
+    StoredEndpoint {
+        id: WebhookId::from_uuid(row.try_get("id")?),
+        url: row.try_get("url")?,
+        description: row.try_get("description")?,
+        event_types: row.try_get("event_types")?,
+        secret: row.try_get("secret")?,
+        previous_secret: row.try_get("previous_secret")?,
+        previous_secret_until: row.try_get("previous_secret_until")?,
+        disabled_at: row.try_get("disabled_at")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    }
+    .into_endpoint()
+}
+
+#[async_trait]
+impl Webhooks for PostgresStore {
+    async fn insert_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(endpoint.id.as_uuid())
+        .bind(endpoint.url.as_str())
+        .bind(&endpoint.description)
+        .bind(event_type_names(endpoint))
+        .bind(&endpoint.secret)
+        .bind(endpoint.previous_secret.as_ref().map(|(s, _)| s.as_str()))
+        .bind(endpoint.previous_secret.as_ref().map(|(_, until)| *until))
+        .bind(endpoint.disabled_at)
+        .bind(&endpoint.disabled_reason)
+        .bind(endpoint.created_at)
+        .bind(endpoint.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(endpoint_from_row).collect()
+    }
+
+    async fn endpoint(&self, id: WebhookId) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(endpoint_from_row).transpose()
+    }
+
+    async fn update_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "UPDATE webhook_endpoints SET url = $2, description = $3, event_types = $4, \
+             secret = $5, previous_secret = $6, previous_secret_until = $7, disabled_at = $8, \
+             disabled_reason = $9, updated_at = $10 WHERE id = $1",
+        )
+        .bind(endpoint.id.as_uuid())
+        .bind(endpoint.url.as_str())
+        .bind(&endpoint.description)
+        .bind(event_type_names(endpoint))
+        .bind(&endpoint.secret)
+        .bind(endpoint.previous_secret.as_ref().map(|(s, _)| s.as_str()))
+        .bind(endpoint.previous_secret.as_ref().map(|(_, until)| *until))
+        .bind(endpoint.disabled_at)
+        .bind(&endpoint.disabled_reason)
+        .bind(endpoint.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(changed.rows_affected() == 1)
+    }
+
+    async fn delete_endpoint(&self, id: WebhookId) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+            .bind(id.as_uuid())
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected() == 1)
+    }
+}

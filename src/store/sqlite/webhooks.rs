@@ -1,0 +1,145 @@
+//! Webhook endpoints: registered, read, changed and removed.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::SqliteStore;
+use super::sql::millis;
+use crate::domain::{WebhookEndpoint, WebhookId, from_millis};
+use crate::store::decode::{StoredEndpoint, corrupt, event_type_names};
+use crate::store::{StoreError, Webhooks};
+
+/// The columns `endpoint_from_row` reads, in its order.
+const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, secret, previous_secret, \
+     previous_secret_until, disabled_at, disabled_reason, created_at, updated_at";
+
+fn endpoint_from_row(row: &Row<'_>) -> Result<WebhookEndpoint, StoreError> {
+    let id: String = row.get(0)?;
+    let event_types: Option<String> = row.get(3)?;
+    let time = |column: usize| -> rusqlite::Result<Option<_>> {
+        Ok(row.get::<_, Option<i64>>(column)?.map(from_millis))
+    };
+    StoredEndpoint {
+        id: WebhookId::from_str(&id).map_err(corrupt)?,
+        url: row.get(1)?,
+        description: row.get(2)?,
+        event_types: event_types
+            .map(|text| serde_json::from_str(&text).map_err(corrupt))
+            .transpose()?,
+        secret: row.get(4)?,
+        previous_secret: row.get(5)?,
+        previous_secret_until: time(6)?,
+        disabled_at: time(7)?,
+        disabled_reason: row.get(8)?,
+        created_at: from_millis(row.get(9)?),
+        updated_at: from_millis(row.get(10)?),
+    }
+    .into_endpoint()
+}
+
+/// The event types as stored: a JSON array of names, or NULL for every type.
+fn event_types_json(endpoint: &WebhookEndpoint) -> Option<String> {
+    event_type_names(endpoint)
+        .map(|names| serde_json::to_string(&names).expect("a list of strings serialises"))
+}
+
+#[async_trait]
+impl Webhooks for SqliteStore {
+    async fn insert_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
+        let endpoint = endpoint.clone();
+        self.writer
+            .run(move |conn| {
+                conn.prepare_cached(&format!(
+                    "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                ))?
+                .execute(params![
+                    endpoint.id.to_string(),
+                    endpoint.url.as_str(),
+                    endpoint.description,
+                    event_types_json(&endpoint),
+                    endpoint.secret,
+                    endpoint.previous_secret.as_ref().map(|(s, _)| s.as_str()),
+                    endpoint
+                        .previous_secret
+                        .as_ref()
+                        .map(|(_, until)| millis(*until)),
+                    endpoint.disabled_at.map(millis),
+                    endpoint.disabled_reason,
+                    millis(endpoint.created_at),
+                    millis(endpoint.updated_at),
+                ])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        self.readers.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY id"
+            ))?;
+            let mut rows = stmt.query([])?;
+            let mut endpoints = Vec::new();
+            while let Some(row) = rows.next()? {
+                endpoints.push(endpoint_from_row(row)?);
+            }
+            Ok(endpoints)
+        })
+    }
+
+    async fn endpoint(&self, id: WebhookId) -> Result<Option<WebhookEndpoint>, StoreError> {
+        self.readers.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?1"
+            ))?
+            .query_row([id.to_string()], |row| Ok(endpoint_from_row(row)))
+            .optional()?
+            .transpose()
+        })
+    }
+
+    async fn update_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError> {
+        let endpoint = endpoint.clone();
+        self.writer
+            .run(move |conn| {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE webhook_endpoints SET url = ?2, description = ?3, \
+                         event_types = ?4, secret = ?5, previous_secret = ?6, \
+                         previous_secret_until = ?7, disabled_at = ?8, disabled_reason = ?9, \
+                         updated_at = ?10 WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        endpoint.id.to_string(),
+                        endpoint.url.as_str(),
+                        endpoint.description,
+                        event_types_json(&endpoint),
+                        endpoint.secret,
+                        endpoint.previous_secret.as_ref().map(|(s, _)| s.as_str()),
+                        endpoint
+                            .previous_secret
+                            .as_ref()
+                            .map(|(_, until)| millis(*until)),
+                        endpoint.disabled_at.map(millis),
+                        endpoint.disabled_reason,
+                        millis(endpoint.updated_at),
+                    ])?;
+                Ok(changed == 1)
+            })
+            .await
+    }
+
+    async fn delete_endpoint(&self, id: WebhookId) -> Result<bool, StoreError> {
+        self.writer
+            .run(move |conn| {
+                Ok(conn
+                    .prepare_cached("DELETE FROM webhook_endpoints WHERE id = ?1")?
+                    .execute([id.to_string()])?
+                    == 1)
+            })
+            .await
+    }
+}
