@@ -121,6 +121,7 @@ pub async fn run_with_processor(
             .map(|rate| Limiter::new(rate, config.rate_limit_burst.unwrap_or(rate))),
         orders_created: metrics::counter!("orders_created_total"),
         streams,
+        webhook_network: config.webhook_network(),
     });
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop_on_signal = stop.clone();

@@ -11,6 +11,7 @@ use crate::auth::AuthConfig;
 use crate::domain::RetryPolicy;
 use crate::relay::NatsSettings;
 use crate::signature::SigningSecret;
+use crate::webhooks::NetworkPolicy;
 use crate::worker::WorkerSettings;
 
 /// The longest any duration setting may be: a day, far past any sensible value and
@@ -198,6 +199,12 @@ pub struct ServeConfig {
     #[arg(long, env = "EVENTS_NATS_STREAM", default_value = "ORDERS",
           value_parser = parse_stream_name)]
     pub events_nats_stream: String,
+
+    /// Let webhook endpoints point at loopback, private and link-local addresses (off:
+    /// registering one must not make the service call into its own network).
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_NETWORKS", default_value_t = false,
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub webhook_allow_private_networks: bool,
 
     /// Most Server-Sent Events streams open at once per instance; past it, 503.
     #[arg(long, env = "MAX_STREAMS", default_value_t = 10_000,
@@ -437,6 +444,15 @@ impl ServeConfig {
             url: url.clone(),
             stream: self.events_nats_stream.clone(),
         })
+    }
+
+    /// Where webhook endpoints may point.
+    pub fn webhook_network(&self) -> NetworkPolicy {
+        if self.webhook_allow_private_networks {
+            NetworkPolicy::AllowPrivate
+        } else {
+            NetworkPolicy::PublicOnly
+        }
     }
 
     /// The body limit as a length in bytes.

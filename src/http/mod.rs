@@ -22,6 +22,8 @@ mod serve;
 mod state;
 mod status_json;
 mod streams;
+mod webhook_json;
+mod webhooks;
 mod write_deadline;
 
 use axum::Router;

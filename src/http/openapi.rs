@@ -14,7 +14,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{Problem, ProblemField};
-use super::{events, health, listing, metrics, new_order_json, orders, status_json};
+use super::{
+    events, health, listing, metrics, new_order_json, orders, status_json, webhook_json, webhooks,
+};
 use crate::wire;
 
 /// The whole API.
@@ -36,6 +38,12 @@ use crate::wire;
         orders::cancel,
         events::history,
         events::feed,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::update,
+        webhooks::delete,
+        webhooks::rotate_secret,
         metrics::get,
         metrics::prometheus,
         health::healthz,
@@ -50,6 +58,11 @@ use crate::wire;
         wire::History,
         wire::EventPage,
         orders::CancelRequest,
+        webhook_json::WebhookRequest,
+        webhook_json::WebhookPatch,
+        webhook_json::WebhookBody,
+        webhook_json::WebhookWithSecret,
+        webhook_json::WebhookList,
         crate::domain::OrderStatus,
         crate::domain::EventType,
         listing::Page,

@@ -5,7 +5,7 @@
 use axum::routing::{MethodRouter, get, post};
 
 use super::state::AppState;
-use super::{events, health, listing, metrics, openapi, orders};
+use super::{events, health, listing, metrics, openapi, orders, webhooks};
 
 /// Whether a route learns its caller (401 without a valid token, when authentication
 /// is on) and is rate-limited, or is open to anyone (probes, the document).
@@ -59,6 +59,25 @@ pub const ROUTES: &[Route] = &[
         template: "/events",
         access: Access::Admitted,
         handlers: || get(events::feed),
+    },
+    Route {
+        template: "/webhooks",
+        access: Access::Admitted,
+        handlers: || post(webhooks::create).get(webhooks::list),
+    },
+    Route {
+        template: "/webhooks/{webhook_id}",
+        access: Access::Admitted,
+        handlers: || {
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete)
+        },
+    },
+    Route {
+        template: "/webhooks/{webhook_id}/rotate-secret",
+        access: Access::Admitted,
+        handlers: || post(webhooks::rotate_secret),
     },
     Route {
         template: "/metrics",

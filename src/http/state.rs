@@ -9,6 +9,7 @@ use super::rate_limit::Limiter;
 use super::streams::Streams;
 use crate::auth::Authenticator;
 use crate::store::Store;
+use crate::webhooks::NetworkPolicy;
 
 /// Shared by all handlers; one reference count to clone per request, not one per field.
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub struct Shared {
     pub orders_created: metrics::Counter,
     /// Server-Sent Events: the live feed and the open streams.
     pub streams: Streams,
+    /// Whether webhook endpoints may point into private networks.
+    pub webhook_network: NetworkPolicy,
 }
 
 impl AppState {

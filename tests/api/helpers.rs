@@ -39,6 +39,8 @@ pub struct Options {
     pub rate_limit: Option<(u32, u32)>,
     /// Replaces the simulated processor (for example with a `Gate`).
     pub processor: Option<Arc<dyn Processor>>,
+    /// `WEBHOOK_ALLOW_PRIVATE_NETWORKS`.
+    pub webhook_allow_private_networks: bool,
     /// `EVENTS_NATS_URL`: the NATS relay.
     pub events_nats_url: Option<String>,
     /// `PROCESSOR_URL` and `PROCESSOR_SECRET`: the HTTP processor.
@@ -72,6 +74,7 @@ impl Default for Options {
             processor_url: None,
             processor_secret: None,
             events_nats_url: None,
+            webhook_allow_private_networks: false,
             max_connections: 10_000,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
@@ -155,6 +158,7 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
         event_retention: Duration::from_secs(30 * 86_400),
         events_nats_url: options.events_nats_url.clone(),
         events_nats_stream: "ORDERS".into(),
+        webhook_allow_private_networks: options.webhook_allow_private_networks,
         max_streams: options.max_streams,
         sse_heartbeat_ms: options.sse_heartbeat_ms,
         sse_retry_ms: 2_000,

@@ -42,3 +42,4 @@ mod store_conformance;
 mod stream_limits;
 mod streams;
 mod validation;
+mod webhooks;
