@@ -12,5 +12,6 @@ CREATE TABLE webhook_endpoints (
     disabled_at           timestamptz,
     disabled_reason       text,
     created_at            timestamptz NOT NULL,
-    updated_at            timestamptz NOT NULL
+    updated_at            timestamptz NOT NULL,
+    revision              integer     NOT NULL  -- a change applies only to the revision it read
 );

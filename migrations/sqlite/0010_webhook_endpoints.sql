@@ -12,5 +12,6 @@ CREATE TABLE webhook_endpoints (
     disabled_at           INTEGER,
     disabled_reason       TEXT,
     created_at            INTEGER NOT NULL,
-    updated_at            INTEGER NOT NULL
+    updated_at            INTEGER NOT NULL,
+    revision              INTEGER NOT NULL  -- a change applies only to the revision it read
 );

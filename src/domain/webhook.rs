@@ -68,6 +68,9 @@ pub struct WebhookEndpoint {
     pub disabled_reason: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// 1 when registered, one more with each change: a change made from a revision
+    /// applies only if nobody changed the endpoint since.
+    pub revision: u32,
 }
 
 impl WebhookEndpoint {
@@ -102,9 +105,28 @@ pub enum WebhookHost {
 }
 
 impl WebhookUrl {
+    /// Checks a URL as written; the limit applies to its normal form (percent-encoded,
+    /// punycode), which is what is stored and what a delivery sends.
     pub fn parse(text: &str) -> Result<Self, FieldError> {
+        let url = Self::checked(text)?;
+        if url.as_str().len() > MAX_URL_BYTES {
+            return Err(FieldError::new(
+                "url",
+                format!("must be at most {MAX_URL_BYTES} bytes once normalised"),
+            ));
+        }
+        Ok(url)
+    }
+
+    /// Everything but the length, for a URL read back from storage: it passed `parse`
+    /// when it was written, and a limit changed since must not make it unreadable.
+    pub fn from_stored(text: &str) -> Result<Self, FieldError> {
+        Self::checked(text)
+    }
+
+    fn checked(text: &str) -> Result<Self, FieldError> {
         const FIELD: &str = "url";
-        if text.len() > MAX_URL_BYTES {
+        if text.len() > 4 * MAX_URL_BYTES {
             return Err(FieldError::new(
                 FIELD,
                 format!("must be at most {MAX_URL_BYTES} bytes"),
@@ -126,11 +148,6 @@ impl WebhookUrl {
 
     pub fn as_str(&self) -> &str {
         self.0.as_str()
-    }
-
-    /// The URL as the endpoint's owner wrote it, read back from storage.
-    pub fn from_stored(text: &str) -> Result<Self, FieldError> {
-        Self::parse(text)
     }
 
     /// The host a delivery connects to.
@@ -163,8 +180,16 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
-    if ip == Ipv4Addr::new(169, 254, 169, 254) || ip == Ipv4Addr::new(100, 100, 100, 200) {
+    let [a, b, c, _] = ip.octets();
+    // AWS, GCP and Azure (169.254.169.254), Alibaba (100.100.100.200), Azure's
+    // WireServer (168.63.129.16, a public address), Oracle's legacy one (192.0.0.192).
+    let metadata = [
+        Ipv4Addr::new(169, 254, 169, 254),
+        Ipv4Addr::new(100, 100, 100, 200),
+        Ipv4Addr::new(168, 63, 129, 16),
+        Ipv4Addr::new(192, 0, 0, 192),
+    ];
+    if metadata.contains(&ip) {
         Some("a cloud metadata address")
     } else if ip.is_loopback() {
         Some("a loopback address")
@@ -174,6 +199,10 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("a link-local address")
     } else if a == 100 && (64..128).contains(&b) {
         Some("a shared (carrier-grade NAT) address")
+    } else if (a, b, c) == (192, 0, 0) || (a == 198 && (18..20).contains(&b)) {
+        Some("a reserved address")
+    } else if matches!((a, b, c), (192, 0, 2) | (198, 51, 100) | (203, 0, 113)) {
+        Some("a documentation address")
     } else if ip.is_unspecified() || ip.is_broadcast() || a == 0 {
         Some("not a routable address")
     } else if ip.is_multicast() || a >= 240 {
@@ -184,7 +213,25 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
 }
 
 fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let first = segments[0];
+    let v4 = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    // IPv6 forms that carry an IPv4 address are checked by that address: IPv4-compatible
+    // (::a.b.c.d), NAT64 (64:ff9b::/96, which a DNS64 resolver hands out for names whose
+    // only address is IPv4) and 6to4 (2002:a.b.c.d::/48).
+    if segments[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified() {
+        return non_public_v4(v4(segments[6], segments[7]));
+    }
+    // SIIT's IPv4-translated form, ::ffff:0:a.b.c.d.
+    if segments[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return non_public_v4(v4(segments[6], segments[7]));
+    }
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return non_public_v4(v4(segments[6], segments[7]));
+    }
+    if first == 0x2002 {
+        return non_public_v4(v4(segments[1], segments[2]));
+    }
     if ip == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254) {
         Some("a cloud metadata address")
     } else if ip.is_loopback() {
@@ -193,6 +240,16 @@ fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some("a private (unique local) address")
     } else if first & 0xffc0 == 0xfe80 {
         Some("a link-local address")
+    } else if first & 0xffc0 == 0xfec0 {
+        Some("a site-local address")
+    } else if (segments[0], segments[1]) == (0x64, 0xff9b) {
+        Some("a local-use NAT64 address")
+    } else if (segments[0], segments[1]) == (0x2001, 0) {
+        Some("a Teredo address")
+    } else if first == 0 {
+        // The rest of ::/16, reserved (the IPv4-mapped block is checked above, by its
+        // IPv4 address).
+        Some("not a routable address")
     } else if ip.is_unspecified() {
         Some("not a routable address")
     } else if ip.is_multicast() {
@@ -271,6 +328,17 @@ mod tests {
         }
         let long = format!("https://shop.example/{}", "a".repeat(MAX_URL_BYTES));
         assert!(WebhookUrl::parse(&long).is_err());
+        // Within the limit as written, over it once percent-encoded.
+        let encoded = format!("https://shop.example/{}", "é".repeat(900));
+        assert!(encoded.len() <= MAX_URL_BYTES);
+        let err = WebhookUrl::parse(&encoded).unwrap_err();
+        assert!(err.message.contains("normalised"), "{}", err.message);
+        // What was stored stays readable whatever the limit.
+        let stored = WebhookUrl::parse(&format!("https://shop.example/{}", "a".repeat(2_000)))
+            .unwrap()
+            .as_str()
+            .to_owned();
+        assert!(WebhookUrl::from_stored(&format!("{stored}{}", "b".repeat(100))).is_ok());
     }
 
     #[test]
@@ -293,6 +361,21 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.1.2.3",
             "224.0.0.1",
+            "168.63.129.16",
+            "192.0.0.192",
+            "198.18.0.1",
+            "203.0.113.7",
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "2002:a00:1::1",
+            "2002:7f00:1::",
+            "2001:0:4136:e378::1",
+            "fec0::1",
+            "::ffff:0:a00:1",
+            "::1:0:0:1",
         ] {
             assert!(non_public(ip.parse().unwrap()).is_some(), "{ip}");
         }
@@ -301,6 +384,8 @@ mod tests {
             "1.1.1.1",
             "2606:4700:4700::1111",
             "100.128.0.1",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
         ] {
             assert_eq!(non_public(ip.parse().unwrap()), None, "{ip}");
         }
@@ -344,6 +429,7 @@ mod tests {
             disabled_reason: None,
             created_at: now,
             updated_at: now,
+            revision: 1,
         };
         assert!(endpoint.wants(EventType::Created));
         endpoint.event_types = Some(vec![EventType::Completed]);

@@ -23,23 +23,28 @@ pub struct WebhookRequest {
     /// public unless WEBHOOK_ALLOW_PRIVATE_NETWORKS is set.
     #[schema(max_length = 2048)]
     url: String,
-    /// The event types delivered; every type when absent or `null`.
+    /// The event types delivered; every type when absent or `null`. Duplicates are
+    /// merged.
+    #[schema(min_items = 1)]
     event_types: Option<Vec<EventType>>,
     /// At most 500 characters.
     #[schema(max_length = 500)]
     description: Option<String>,
+    /// `true` registers it disabled: nothing is delivered to it until it is enabled.
+    disabled: Option<bool>,
 }
 
-/// The body of `PATCH /webhooks/{webhook_id}`: the members to change.
+/// The body of `PATCH /webhooks/{webhook_id}`: the members to change (at least one).
 #[derive(ToSchema)]
 #[expect(
     dead_code,
     reason = "Documents the body, which the handler reads member by member."
 )]
 pub struct WebhookPatch {
-    #[schema(max_length = 2048)]
+    #[schema(max_length = 2048, nullable = false)]
     url: Option<String>,
     /// `null` for every type.
+    #[schema(min_items = 1)]
     event_types: Option<Vec<EventType>>,
     #[schema(max_length = 500)]
     description: Option<String>,
@@ -103,9 +108,18 @@ pub fn read_fields(members: &Map<String, Value>, patch: bool) -> Result<Fields, 
     }
     match members.get("disabled") {
         None | Some(Value::Null) => {}
-        Some(Value::Bool(disabled)) if patch => fields.disabled = Some(*disabled),
-        Some(_) if patch => errors.push(FieldError::new("disabled", "must be true or false")),
-        Some(_) => {}
+        Some(Value::Bool(disabled)) => fields.disabled = Some(*disabled),
+        Some(_) => errors.push(FieldError::new("disabled", "must be true or false")),
+    }
+    let changes_nothing = fields.url.is_none()
+        && fields.event_types.is_none()
+        && fields.description.is_none()
+        && fields.disabled.is_none();
+    if patch && errors.is_empty() && changes_nothing {
+        errors.push(FieldError::new(
+            "body",
+            "names nothing to change: send url, event_types, description or disabled",
+        ));
     }
     if errors.is_empty() {
         Ok(fields)

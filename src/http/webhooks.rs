@@ -21,6 +21,9 @@ use crate::auth::Caller;
 use crate::domain::{WebhookEndpoint, WebhookId, WebhookUrl, new_secret, now};
 use crate::webhooks::check_reachable;
 
+/// Why an endpoint an operator disabled is disabled.
+const OPERATOR: &str = "disabled by an operator";
+
 /// How long a rotated-out secret still signs deliveries beside the new one.
 const ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3_600);
 
@@ -55,17 +58,19 @@ pub async fn create(
     let url = fields.url.expect("required, so checked");
     reachable(&state, &url).await?;
     let at = now();
+    let disabled = fields.disabled == Some(true);
     let endpoint = WebhookEndpoint {
         id: WebhookId::new_at(at),
         url,
         description: fields.description.unwrap_or_default(),
         event_types: fields.event_types.flatten(),
-        secret: random_secret(),
+        secret: random_secret()?,
         previous_secret: None,
-        disabled_at: None,
-        disabled_reason: None,
+        disabled_at: disabled.then_some(at),
+        disabled_reason: disabled.then(|| OPERATOR.to_owned()),
         created_at: at,
         updated_at: at,
+        revision: 1,
     };
     state.store.insert_endpoint(&endpoint).await?;
     Ok((
@@ -135,6 +140,7 @@ pub async fn get(
         (status = 400, description = "Not JSON, or not an object", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It changed while this change was made", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named; nothing changed", body = Problem, content_type = "application/problem+json"),
@@ -165,7 +171,7 @@ pub async fn update(
     match fields.disabled {
         Some(true) if endpoint.disabled_at.is_none() => {
             endpoint.disabled_at = Some(at);
-            endpoint.disabled_reason = Some("disabled by an operator".into());
+            endpoint.disabled_reason = Some(OPERATOR.into());
         }
         Some(false) => {
             endpoint.disabled_at = None;
@@ -175,8 +181,17 @@ pub async fn update(
     }
     endpoint.updated_at = at;
     if !state.store.update_endpoint(&endpoint).await? {
-        return Err(not_found(&endpoint.id.to_string()));
+        // Changed (a rotation, another change) or removed since it was read.
+        return Err(match state.store.endpoint(endpoint.id).await? {
+            Some(_) => ApiError::Conflict(format!(
+                "webhook endpoint {} changed while this change was made; read it and \
+                 try again",
+                endpoint.id
+            )),
+            None => not_found(&endpoint.id.to_string()),
+        });
     }
+    endpoint.revision += 1;
     Ok(Json(WebhookBody::new(&endpoint)))
 }
 
@@ -231,16 +246,18 @@ pub async fn rotate_secret(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<WebhookWithSecret>, ApiError> {
     require_admin(&caller)?;
-    let mut endpoint = existing(&state, path).await?;
+    let (text, id) = parse_id(path)?;
     let at = now();
     let overlap = chrono::Duration::from_std(ROTATION_OVERLAP).expect("a day fits");
-    let old = std::mem::replace(&mut endpoint.secret, random_secret());
-    endpoint.previous_secret = Some((old, at + overlap));
-    endpoint.updated_at = at;
-    if !state.store.update_endpoint(&endpoint).await? {
-        return Err(not_found(&endpoint.id.to_string()));
+    let secret = random_secret()?;
+    match state
+        .store
+        .rotate_secret(id, &secret, at + overlap, at)
+        .await?
+    {
+        Some(endpoint) => Ok(Json(WebhookWithSecret::new(&endpoint))),
+        None => Err(not_found(&text)),
     }
-    Ok(Json(WebhookWithSecret::new(&endpoint)))
 }
 
 /// The endpoint a path names, or 404.
@@ -278,8 +295,9 @@ async fn reachable(state: &AppState, url: &WebhookUrl) -> Result<(), ApiError> {
 }
 
 /// 32 bytes from the operating system's generator, as a `whsec_` secret.
-fn random_secret() -> String {
+fn random_secret() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random generator answers");
-    new_secret(bytes)
+    getrandom::fill(&mut bytes)
+        .map_err(|err| ApiError::NotReady(format!("no random bytes for a secret: {err}")))?;
+    Ok(new_secret(bytes))
 }

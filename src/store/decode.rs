@@ -68,6 +68,7 @@ pub(super) struct StoredEndpoint {
     pub disabled_reason: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    pub revision: i64,
 }
 
 impl StoredEndpoint {
@@ -87,6 +88,7 @@ impl StoredEndpoint {
             disabled_reason: self.disabled_reason,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            revision: u32::try_from(self.revision).map_err(corrupt)?,
         })
     }
 }

@@ -241,9 +241,21 @@ pub trait Webhooks: Send + Sync + 'static {
     /// One endpoint, if it exists.
     async fn endpoint(&self, id: WebhookId) -> Result<Option<WebhookEndpoint>, StoreError>;
 
-    /// Replaces everything about an endpoint but its id and registration time; `false`
-    /// if it no longer exists.
+    /// Replaces everything about an endpoint but its id, its secrets and registration
+    /// time, if it is still at `endpoint.revision`, and moves it to the next revision;
+    /// `false` if it was changed meanwhile or removed.
     async fn update_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError>;
+
+    /// Makes `secret` the endpoint's secret, the current one its previous secret
+    /// (signing until `previous_until`), in one statement; the endpoint as it is now,
+    /// or `None` if there is none.
+    async fn rotate_secret(
+        &self,
+        id: WebhookId,
+        secret: &str,
+        previous_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<WebhookEndpoint>, StoreError>;
 
     /// Removes an endpoint; `false` if there was none.
     async fn delete_endpoint(&self, id: WebhookId) -> Result<bool, StoreError>;

@@ -82,6 +82,16 @@ async fn an_endpoint_is_registered_read_changed_rotated_and_removed(db: TestDb) 
     let (_, enabled) = send(&app, Method::PATCH, &path, Some(json!({"disabled": false}))).await;
     assert_eq!(enabled["disabled"], false);
     assert_eq!(enabled["disabled_at"], Value::Null);
+    // A change must name something to change.
+    for nothing in [
+        json!({}),
+        json!({"description": null}),
+        json!({"evnt_types": []}),
+    ] {
+        let (status, problem) = send(&app, Method::PATCH, &path, Some(nothing.clone())).await;
+        assert_eq!(status, 422, "{nothing}");
+        assert_eq!(problem["errors"][0]["field"], "body");
+    }
 
     // Rotation: a new secret, the old one signing beside it for a day.
     let rotate = format!("/webhooks/{id}/rotate-secret");
@@ -96,6 +106,12 @@ async fn an_endpoint_is_registered_read_changed_rotated_and_removed(db: TestDb) 
     .unwrap();
     let in_a_day = chrono::Utc::now() + chrono::Duration::hours(24);
     assert!((in_a_day - until.to_utc()).num_seconds().abs() < 60);
+
+    // Registered disabled, when asked.
+    let body = json!({"url": "http://127.0.0.1:9/other", "disabled": true});
+    let (status, off) = send(&app, Method::POST, "/webhooks", Some(body)).await;
+    assert_eq!(status, 201);
+    assert_eq!(off["disabled"], true);
 
     // Removed: then unknown everywhere.
     assert_eq!(send(&app, Method::DELETE, &path, None).await.0, 204);

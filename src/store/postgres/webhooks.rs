@@ -5,13 +5,13 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use super::PostgresStore;
-use crate::domain::{WebhookEndpoint, WebhookId};
+use crate::domain::{Timestamp, WebhookEndpoint, WebhookId};
 use crate::store::decode::{StoredEndpoint, event_type_names};
 use crate::store::{StoreError, Webhooks};
 
 /// The columns `endpoint_from_row` reads.
 const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, secret, previous_secret, \
-     previous_secret_until, disabled_at, disabled_reason, created_at, updated_at";
+     previous_secret_until, disabled_at, disabled_reason, created_at, updated_at, revision";
 
 fn endpoint_from_row(row: &PgRow) -> Result<WebhookEndpoint, StoreError> {
     StoredEndpoint {
@@ -26,6 +26,7 @@ fn endpoint_from_row(row: &PgRow) -> Result<WebhookEndpoint, StoreError> {
         disabled_reason: row.try_get("disabled_reason")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        revision: i64::from(row.try_get::<i32, _>("revision")?),
     }
     .into_endpoint()
 }
@@ -35,7 +36,7 @@ impl Webhooks for PostgresStore {
     async fn insert_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(endpoint.id.as_uuid())
         .bind(endpoint.url.as_str())
@@ -48,6 +49,7 @@ impl Webhooks for PostgresStore {
         .bind(&endpoint.disabled_reason)
         .bind(endpoint.created_at)
         .bind(endpoint.updated_at)
+        .bind(i32::try_from(endpoint.revision).unwrap_or(i32::MAX))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -75,22 +77,41 @@ impl Webhooks for PostgresStore {
     async fn update_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError> {
         let changed = sqlx::query(
             "UPDATE webhook_endpoints SET url = $2, description = $3, event_types = $4, \
-             secret = $5, previous_secret = $6, previous_secret_until = $7, disabled_at = $8, \
-             disabled_reason = $9, updated_at = $10 WHERE id = $1",
+             disabled_at = $5, disabled_reason = $6, updated_at = $7, \
+             revision = revision + 1 WHERE id = $1 AND revision = $8",
         )
         .bind(endpoint.id.as_uuid())
         .bind(endpoint.url.as_str())
         .bind(&endpoint.description)
         .bind(event_type_names(endpoint))
-        .bind(&endpoint.secret)
-        .bind(endpoint.previous_secret.as_ref().map(|(s, _)| s.as_str()))
-        .bind(endpoint.previous_secret.as_ref().map(|(_, until)| *until))
         .bind(endpoint.disabled_at)
         .bind(&endpoint.disabled_reason)
         .bind(endpoint.updated_at)
+        .bind(i32::try_from(endpoint.revision).unwrap_or(i32::MAX))
         .execute(&self.pool)
         .await?;
         Ok(changed.rows_affected() == 1)
+    }
+
+    async fn rotate_secret(
+        &self,
+        id: WebhookId,
+        secret: &str,
+        previous_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE webhook_endpoints SET previous_secret = secret, \
+             previous_secret_until = $3, secret = $2, updated_at = $4, \
+             revision = revision + 1 WHERE id = $1 RETURNING {ENDPOINT_COLUMNS}"
+        ))
+        .bind(id.as_uuid())
+        .bind(secret)
+        .bind(previous_until)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(endpoint_from_row).transpose()
     }
 
     async fn delete_endpoint(&self, id: WebhookId) -> Result<bool, StoreError> {

@@ -7,13 +7,13 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use super::sql::millis;
-use crate::domain::{WebhookEndpoint, WebhookId, from_millis};
+use crate::domain::{Timestamp, WebhookEndpoint, WebhookId, from_millis};
 use crate::store::decode::{StoredEndpoint, corrupt, event_type_names};
 use crate::store::{StoreError, Webhooks};
 
 /// The columns `endpoint_from_row` reads, in its order.
 const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, secret, previous_secret, \
-     previous_secret_until, disabled_at, disabled_reason, created_at, updated_at";
+     previous_secret_until, disabled_at, disabled_reason, created_at, updated_at, revision";
 
 fn endpoint_from_row(row: &Row<'_>) -> Result<WebhookEndpoint, StoreError> {
     let id: String = row.get(0)?;
@@ -35,6 +35,7 @@ fn endpoint_from_row(row: &Row<'_>) -> Result<WebhookEndpoint, StoreError> {
         disabled_reason: row.get(8)?,
         created_at: from_millis(row.get(9)?),
         updated_at: from_millis(row.get(10)?),
+        revision: row.get(11)?,
     }
     .into_endpoint()
 }
@@ -53,7 +54,7 @@ impl Webhooks for SqliteStore {
             .run(move |conn| {
                 conn.prepare_cached(&format!(
                     "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                 ))?
                 .execute(params![
                     endpoint.id.to_string(),
@@ -70,6 +71,7 @@ impl Webhooks for SqliteStore {
                     endpoint.disabled_reason,
                     millis(endpoint.created_at),
                     millis(endpoint.updated_at),
+                    endpoint.revision,
                 ])?;
                 Ok(())
             })
@@ -108,26 +110,46 @@ impl Webhooks for SqliteStore {
                 let changed = conn
                     .prepare_cached(
                         "UPDATE webhook_endpoints SET url = ?2, description = ?3, \
-                         event_types = ?4, secret = ?5, previous_secret = ?6, \
-                         previous_secret_until = ?7, disabled_at = ?8, disabled_reason = ?9, \
-                         updated_at = ?10 WHERE id = ?1",
+                         event_types = ?4, disabled_at = ?5, disabled_reason = ?6, \
+                         updated_at = ?7, revision = revision + 1 \
+                         WHERE id = ?1 AND revision = ?8",
                     )?
                     .execute(params![
                         endpoint.id.to_string(),
                         endpoint.url.as_str(),
                         endpoint.description,
                         event_types_json(&endpoint),
-                        endpoint.secret,
-                        endpoint.previous_secret.as_ref().map(|(s, _)| s.as_str()),
-                        endpoint
-                            .previous_secret
-                            .as_ref()
-                            .map(|(_, until)| millis(*until)),
                         endpoint.disabled_at.map(millis),
                         endpoint.disabled_reason,
                         millis(endpoint.updated_at),
+                        endpoint.revision,
                     ])?;
                 Ok(changed == 1)
+            })
+            .await
+    }
+
+    async fn rotate_secret(
+        &self,
+        id: WebhookId,
+        secret: &str,
+        previous_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let secret = secret.to_owned();
+        self.writer
+            .run(move |conn| {
+                conn.prepare_cached(&format!(
+                    "UPDATE webhook_endpoints SET previous_secret = secret, \
+                     previous_secret_until = ?3, secret = ?2, updated_at = ?4, \
+                     revision = revision + 1 WHERE id = ?1 RETURNING {ENDPOINT_COLUMNS}"
+                ))?
+                .query_row(
+                    params![id.to_string(), secret, millis(previous_until), millis(now)],
+                    |row| Ok(endpoint_from_row(row)),
+                )
+                .optional()?
+                .transpose()
             })
             .await
     }

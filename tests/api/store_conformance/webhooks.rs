@@ -19,6 +19,7 @@ fn endpoint(n: i64, types: Option<Vec<EventType>>) -> WebhookEndpoint {
         disabled_reason: None,
         created_at: at(n),
         updated_at: at(n),
+        revision: 1,
     }
 }
 
@@ -42,31 +43,73 @@ async fn endpoints_read_back_as_written_change_and_go(db: TestDb) {
         None
     );
 
-    // A rotation, a new URL and filter, then disabled: all kept.
+    // A new URL and filter, then disabled: all kept, at the next revision.
     let changed = WebhookEndpoint {
         url: WebhookUrl::parse("http://[2001:db8::1]:8443/new").unwrap(),
         event_types: Some(vec![EventType::Cancelled]),
         description: String::new(),
-        secret: new_secret([9; 32]),
-        previous_secret: Some((some_types.secret.clone(), at(86_400_000))),
         disabled_at: Some(at(500)),
         disabled_reason: Some("410 Gone".into()),
         updated_at: at(500),
         ..some_types.clone()
     };
     assert!(store.update_endpoint(&changed).await.unwrap());
+    let changed = WebhookEndpoint {
+        revision: 2,
+        ..changed
+    };
     assert_eq!(
         store.endpoint(changed.id).await.unwrap(),
         Some(changed.clone())
     );
-    let enabled = WebhookEndpoint {
-        event_types: None,
-        previous_secret: None,
-        disabled_at: None,
-        disabled_reason: None,
+    // A change made from an older revision is refused, and changes nothing.
+    let stale = WebhookEndpoint {
+        description: "stale".into(),
+        ..some_types.clone()
+    };
+    assert!(!store.update_endpoint(&stale).await.unwrap());
+    assert_eq!(
+        store.endpoint(changed.id).await.unwrap(),
+        Some(changed.clone())
+    );
+
+    // A rotation in one statement: the old secret kept beside the new, until a time.
+    let rotated = store
+        .rotate_secret(changed.id, &new_secret([9; 32]), at(86_400_000), at(600))
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = WebhookEndpoint {
+        secret: new_secret([9; 32]),
+        previous_secret: Some((changed.secret.clone(), at(86_400_000))),
+        updated_at: at(600),
+        revision: 3,
         ..changed.clone()
     };
+    assert_eq!(rotated, expected);
+    assert_eq!(
+        store.endpoint(changed.id).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store
+            .rotate_secret(WebhookId::new_at(at(9)), "whsec_x", at(1), at(1))
+            .await
+            .unwrap(),
+        None
+    );
+    // A change leaves the secrets alone.
+    let enabled = WebhookEndpoint {
+        event_types: None,
+        disabled_at: None,
+        disabled_reason: None,
+        ..expected.clone()
+    };
     assert!(store.update_endpoint(&enabled).await.unwrap());
+    let enabled = WebhookEndpoint {
+        revision: 4,
+        ..enabled
+    };
     assert_eq!(
         store.endpoint(enabled.id).await.unwrap(),
         Some(enabled.clone())
