@@ -1,8 +1,11 @@
 //! Request extractors that turn every malformed input into an `ApiError`, so no
 //! rejection escapes in another shape.
 
+use std::str::FromStr;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, Path, Request};
 use axum::http::{StatusCode, header};
 use serde::Deserialize;
 
@@ -70,6 +73,27 @@ impl JsonBody {
             _ => ApiError::MalformedJson(err.to_string()),
         })
     }
+}
+
+/// The id a path names, as text and parsed: a malformed id (even one that is not UTF-8
+/// once decoded) names nothing, so it is the same 404 as an unknown one. `what` names
+/// the resource in the answer ("order", "webhook endpoint").
+pub fn path_id<T: FromStr>(
+    path: Result<Path<String>, PathRejection>,
+    what: &str,
+) -> Result<(String, T), ApiError> {
+    let Ok(Path(text)) = path else {
+        return Err(ApiError::NotFound(format!("no such {what}")));
+    };
+    match text.parse() {
+        Ok(id) => Ok((text, id)),
+        Err(_) => Err(no_such(what, &text)),
+    }
+}
+
+/// The 404 for an id that names no `what` (or none the caller may see).
+pub fn no_such(what: &str, id: &str) -> ApiError {
+    ApiError::NotFound(format!("no {what} with id {id:?}"))
 }
 
 /// `application/json`, with or without parameters, or any `+json` type.

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::admission::require_admin;
 use super::error::{ApiError, CommonProblems, Problem};
-use super::extract::{JsonBody, OptionalJsonBody};
+use super::extract::{JsonBody, OptionalJsonBody, no_such, path_id};
 use super::idempotency::{self, IdempotencyKey};
 use super::new_order_json::{NewOrderRequest, RawBody, parse_new_order};
 use super::state::AppState;
@@ -258,20 +258,16 @@ fn cancel_reason(body: &JsonBody) -> Result<Option<CancelReason>, ApiError> {
     }
 }
 
-/// A malformed id (even one that is not UTF-8 once decoded) names no order, so it is
-/// a 404 like an unknown one.
+/// The order a path names (404 for a malformed id, as for an unknown one).
 pub(super) fn parse_id(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<(String, OrderId), ApiError> {
-    let Ok(Path(text)) = path else {
-        return Err(ApiError::NotFound("no such order".into()));
-    };
-    match text.parse() {
-        Ok(id) => Ok((text, id)),
-        Err(_) => Err(not_found(&text)),
-    }
+    path_id(path, ORDER)
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("no order with id {id:?}"))
+    no_such(ORDER, id)
 }
+
+/// The resource, as 404 answers name it.
+const ORDER: &str = "order";

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::admission::require_admin;
 use super::error::{ApiError, CommonProblems, Problem};
-use super::extract::JsonBody;
+use super::extract::{JsonBody, no_such, path_id};
 use super::state::AppState;
 use super::webhook_json::{
     WebhookBody, WebhookList, WebhookPatch, WebhookRequest, WebhookWithSecret, read_fields,
@@ -274,18 +274,15 @@ async fn existing(
 }
 
 fn parse_id(path: Result<Path<String>, PathRejection>) -> Result<(String, WebhookId), ApiError> {
-    let Ok(Path(text)) = path else {
-        return Err(ApiError::NotFound("no such webhook endpoint".into()));
-    };
-    match text.parse() {
-        Ok(id) => Ok((text, id)),
-        Err(_) => Err(not_found(&text)),
-    }
+    path_id(path, ENDPOINT)
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("no webhook endpoint with id {id:?}"))
+    no_such(ENDPOINT, id)
 }
+
+/// The resource, as 404 answers name it.
+const ENDPOINT: &str = "webhook endpoint";
 
 /// The URL's network, as the configuration allows it (422 naming `url` otherwise).
 async fn reachable(state: &AppState, url: &WebhookUrl) -> Result<(), ApiError> {

@@ -57,14 +57,6 @@ impl Processor for FirstAttempt {
     }
 }
 
-async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
-    eventually(Duration::from_secs(20), status, || async {
-        app.status_of(id).await == status
-    })
-    .await;
-    app.get_json(&format!("/orders/{id}")).await
-}
-
 async fn an_always_failing_order_backs_off_then_is_dead_lettered_and_retried(db: TestDb) {
     let _timed = crate::helpers::DISK_QUIET.read().await;
     let recording = Arc::new(Recording {
@@ -87,7 +79,7 @@ async fn an_always_failing_order_backs_off_then_is_dead_lettered_and_retried(db:
         .unwrap()
         .to_owned();
 
-    let failed = wait_for_status(&app, &id, "Failed").await;
+    let failed = app.wait_for_status(&id, "Failed").await;
     assert_eq!(failed["attempts"], 4);
     assert!(
         failed["last_error"]
@@ -128,7 +120,7 @@ async fn an_always_failing_order_backs_off_then_is_dead_lettered_and_retried(db:
     assert_eq!(retried["status"], "Pending");
     assert_eq!(retried["attempts"], 0);
     assert!(retried["failed_at"].is_null());
-    let failed_again = wait_for_status(&app, &id, "Failed").await;
+    let failed_again = app.wait_for_status(&id, "Failed").await;
     assert_eq!(failed_again["attempts"], 4);
     assert_eq!(recording.starts.lock().unwrap().len(), 8);
 }

@@ -259,6 +259,17 @@ impl TestApp {
         self.get_json("/metrics").await
     }
 
+    /// Waits (up to 20 s) until the order has `status`; answers the whole order then.
+    pub async fn wait_for_status(&self, id: &str, status: &str) -> Value {
+        eventually(
+            Duration::from_secs(20),
+            &format!("{id} {status}"),
+            || async { self.status_of(id).await == status },
+        )
+        .await;
+        self.get_json(&format!("/orders/{id}")).await
+    }
+
     /// Waits until every order is `Completed`, failing the test after `timeout`.
     pub async fn wait_until_completed(&self, ids: &[String], timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Options, TestApp, TestDb, eventually, on_every_backend, spawn_app_with};
+use crate::helpers::{Options, TestApp, TestDb, on_every_backend, spawn_app_with};
 use crate::receiver::{Call, Receiver, Reply};
 use crate::streams;
 
@@ -45,17 +45,6 @@ pub async fn order_for(app: &TestApp, user: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-pub async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
-    let path = format!("/orders/{id}");
-    eventually(
-        Duration::from_secs(20),
-        &format!("{id} {status}"),
-        || async { app.get_json(&path).await["status"] == status },
-    )
-    .await;
-    app.get_json(&path).await
 }
 
 pub async fn events_of(app: &TestApp, id: &str) -> Vec<Value> {
@@ -110,7 +99,7 @@ async fn each_answer_decides_the_order_and_every_call_is_signed(db: TestDb) {
     let id = |name: &str| ids.iter().find(|(n, _)| *n == name).unwrap().1.clone();
 
     // 200 with a JSON object: completed, and the object kept as it was sent.
-    let ok = wait_for_status(&app, &id("ok"), "Completed").await;
+    let ok = app.wait_for_status(&id("ok"), "Completed").await;
     assert_eq!(ok["result"], json!({"charge_id": "ch_1", "amount": 10.10}));
     assert_eq!(ok["attempts"], 1);
     let text = app
@@ -128,7 +117,7 @@ async fn each_answer_decides_the_order_and_every_call_is_signed(db: TestDb) {
     assert_eq!(completed["data"]["result"], ok["result"]);
 
     // 422: a refusal. Failed after one attempt, with the status and the answer.
-    let refused = wait_for_status(&app, &id("refused"), "Failed").await;
+    let refused = app.wait_for_status(&id("refused"), "Failed").await;
     assert_eq!(refused["attempts"], 1);
     let error = refused["last_error"].as_str().unwrap();
     assert!(
@@ -142,12 +131,12 @@ async fn each_answer_decides_the_order_and_every_call_is_signed(db: TestDb) {
     );
 
     // 429, then 204: tried again, completed with no result.
-    let busy = wait_for_status(&app, &id("busy"), "Completed").await;
+    let busy = app.wait_for_status(&id("busy"), "Completed").await;
     assert_eq!(busy["attempts"], 2);
     assert_eq!(busy["result"], Value::Null);
 
     // 500 with a long body: the error keeps its first 1 KB; then "OK" (not JSON).
-    let flaky = wait_for_status(&app, &id("flaky"), "Completed").await;
+    let flaky = app.wait_for_status(&id("flaky"), "Completed").await;
     assert_eq!(flaky["attempts"], 2);
     assert_eq!(flaky["result"], Value::Null);
     let failed_attempt = events_of(&app, &id("flaky"))
@@ -160,11 +149,11 @@ async fn each_answer_decides_the_order_and_every_call_is_signed(db: TestDb) {
     assert_eq!(error.matches('x').count(), 1024, "{error}");
 
     // Over 16 KB: completed (the work is done), the answer not kept.
-    let big = wait_for_status(&app, &id("big"), "Completed").await;
+    let big = app.wait_for_status(&id("big"), "Completed").await;
     assert_eq!(big["result"], Value::Null);
 
     // A result over several lines reaches a real SSE client whole.
-    let pretty = wait_for_status(&app, &id("pretty"), "Completed").await;
+    let pretty = app.wait_for_status(&id("pretty"), "Completed").await;
     let expected = json!({"lines": [1, 2], "crlf": true});
     assert_eq!(pretty["result"], expected);
     let path = format!("/orders/{}/events", id("pretty"));
@@ -213,7 +202,7 @@ async fn retry_after_sets_the_earliest_next_attempt(db: TestDb) {
     )
     .await;
     let id = order_for(&app, "later").await;
-    let done = wait_for_status(&app, &id, "Completed").await;
+    let done = app.wait_for_status(&id, "Completed").await;
     assert_eq!(done["attempts"], 2);
     let calls = receiver.calls_for(&id);
     assert_eq!(calls.len(), 2);
@@ -239,7 +228,7 @@ async fn an_answer_past_the_deadline_is_a_failed_attempt(db: TestDb) {
     )
     .await;
     let id = order_for(&app, "slow").await;
-    let done = wait_for_status(&app, &id, "Completed").await;
+    let done = app.wait_for_status(&id, "Completed").await;
     assert_eq!(done["attempts"], 2);
     let failed = events_of(&app, &id)
         .await
@@ -271,7 +260,7 @@ async fn a_refused_connection_is_a_failed_attempt(db: TestDb) {
     )
     .await;
     let id = order_for(&app, "nobody").await;
-    let failed = wait_for_status(&app, &id, "Failed").await;
+    let failed = app.wait_for_status(&id, "Failed").await;
     assert_eq!(failed["attempts"], 2, "retried, then dead-lettered");
     let error = failed["last_error"].as_str().unwrap();
     assert!(error.starts_with("calling the processor failed"), "{error}");
@@ -302,12 +291,12 @@ async fn the_example_receiver_completes_orders_and_refuses_what_it_cannot_do() {
         .as_str()
         .unwrap()
         .to_owned();
-    let done = wait_for_status(&app, &small, "Completed").await;
+    let done = app.wait_for_status(&small, "Completed").await;
     assert_eq!(
         done["result"],
         json!({"charge_id": format!("ch_{}", &small[..8]), "attempt": 1})
     );
-    let refused = wait_for_status(&app, &large, "Failed").await;
+    let refused = app.wait_for_status(&large, "Failed").await;
     assert_eq!(refused["attempts"], 1);
     let error = refused["last_error"].as_str().unwrap();
     assert!(

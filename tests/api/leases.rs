@@ -10,7 +10,7 @@ use crate::binary::Server;
 use crate::helpers::{
     DISK_QUIET, Options, TestDb, eventually, execute, on_every_backend, spawn_app_with,
 };
-use crate::http_processor::{SECRET, attempt, events_of, options, order_for, wait_for_status};
+use crate::http_processor::{SECRET, attempt, events_of, options, order_for};
 use crate::receiver::{Receiver, Reply};
 
 on_every_backend!(
@@ -36,7 +36,7 @@ async fn an_attempt_five_leases_long_keeps_its_order_and_completes_once(db: Test
     )
     .await;
     let id = order_for(&app, "patient").await;
-    let done = wait_for_status(&app, &id, "Completed").await;
+    let done = app.wait_for_status(&id, "Completed").await;
     assert_eq!(
         done["attempts"],
         1,
