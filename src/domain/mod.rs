@@ -1,6 +1,7 @@
 //! The order domain: identifiers, statuses and their legal transitions, money, and
 //! the parsing of a client's new order. No HTTP, no SQL, nothing async.
 
+mod delivery;
 mod event;
 mod money;
 #[cfg(test)]
@@ -13,6 +14,10 @@ mod retry;
 mod transitions;
 mod webhook;
 
+pub use delivery::{
+    AfterAttempt, Answer, Delivery, DeliveryId, DeliverySchedule, DeliveryStatus, RETRY_SCHEDULE,
+    UnknownDeliveryStatus,
+};
 pub use event::{CancelReason, EventType, OrderEvent, UnknownEventType, event_id};
 pub use money::{Money, MoneyError};
 pub use new_order::{FieldError, ItemIds, NewOrder, UserId};

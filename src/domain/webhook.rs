@@ -66,6 +66,11 @@ pub struct WebhookEndpoint {
     /// Set when the endpoint was disabled (by an operator, a `410`, or failing too long).
     pub disabled_at: Option<Timestamp>,
     pub disabled_reason: Option<String>,
+    /// When a delivery last succeeded.
+    pub last_delivered_at: Option<Timestamp>,
+    /// Since when every attempt has failed (`None` after a success, or before any
+    /// attempt): an endpoint failing for `WEBHOOK_DISABLE_AFTER` is disabled.
+    pub failing_since: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// 1 when registered, one more with each change: a change made from a revision
@@ -427,6 +432,8 @@ mod tests {
             previous_secret: None,
             disabled_at: None,
             disabled_reason: None,
+            last_delivered_at: None,
+            failing_since: None,
             created_at: now,
             updated_at: now,
             revision: 1,

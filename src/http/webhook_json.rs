@@ -147,6 +147,13 @@ pub struct WebhookBody {
     /// After a rotation, until when deliveries are signed with the previous secret too.
     #[schema(format = DateTime)]
     previous_secret_expires_at: Option<String>,
+    /// When a delivery last succeeded; `null` if none has yet.
+    #[schema(format = DateTime)]
+    last_delivered_at: Option<String>,
+    /// Since when every attempt has failed; `null` while deliveries succeed. An
+    /// endpoint failing for `WEBHOOK_DISABLE_AFTER` is disabled.
+    #[schema(format = DateTime)]
+    failing_since: Option<String>,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
@@ -164,6 +171,8 @@ impl WebhookBody {
             disabled_at: endpoint.disabled_at.map(rfc3339),
             disabled_reason: endpoint.disabled_reason.clone(),
             previous_secret_expires_at: endpoint.previous_secret.as_ref().map(|(_, t)| rfc3339(*t)),
+            last_delivered_at: endpoint.last_delivered_at.map(rfc3339),
+            failing_since: endpoint.failing_since.map(rfc3339),
             created_at: rfc3339(endpoint.created_at),
             updated_at: rfc3339(endpoint.updated_at),
         }

@@ -68,6 +68,8 @@ pub async fn create(
         previous_secret: None,
         disabled_at: disabled.then_some(at),
         disabled_reason: disabled.then(|| OPERATOR.to_owned()),
+        last_delivered_at: None,
+        failing_since: None,
         created_at: at,
         updated_at: at,
         revision: 1,

@@ -4,8 +4,8 @@
 
 use super::{OrderMetrics, StoreError};
 use crate::domain::{
-    ItemIds, Money, Order, OrderEvent, OrderId, OrderResult, OrderStatus, Timestamp, UserId,
-    WebhookEndpoint, WebhookId, WebhookUrl, event_id, parse_event_types,
+    Delivery, DeliveryId, ItemIds, Money, Order, OrderEvent, OrderId, OrderResult, OrderStatus,
+    Timestamp, UserId, WebhookEndpoint, WebhookId, WebhookUrl, event_id, parse_event_types,
 };
 
 /// The columns every backend reads, as every backend can decode them.
@@ -55,6 +55,53 @@ impl StoredOrder {
     }
 }
 
+/// A webhook delivery's columns, as every backend can decode them.
+pub(super) struct StoredDelivery {
+    pub id: DeliveryId,
+    pub endpoint_id: WebhookId,
+    pub event_position: i64,
+    pub event_id: uuid::Uuid,
+    pub order_id: OrderId,
+    pub seq: i64,
+    pub event_type: String,
+    pub occurred_at: Timestamp,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_attempt_at: Option<Timestamp>,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
+impl StoredDelivery {
+    /// The delivery, refusing values the domain would never have written.
+    pub fn into_delivery(self) -> Result<Delivery, StoreError> {
+        Ok(Delivery {
+            id: self.id,
+            endpoint_id: self.endpoint_id,
+            event_position: self.event_position,
+            event_id: self.event_id,
+            order_id: self.order_id,
+            seq: u32::try_from(self.seq).map_err(corrupt)?,
+            event_type: self.event_type.parse().map_err(corrupt)?,
+            occurred_at: self.occurred_at,
+            status: self.status.parse().map_err(corrupt)?,
+            attempts: u32::try_from(self.attempts).map_err(corrupt)?,
+            next_attempt_at: self.next_attempt_at,
+            last_attempt_at: self.last_attempt_at,
+            last_status_code: self
+                .last_status_code
+                .map(|code| u16::try_from(code).map_err(corrupt))
+                .transpose()?,
+            last_error: self.last_error,
+            created_at: self.created_at,
+            finished_at: self.finished_at,
+        })
+    }
+}
+
 /// A webhook endpoint's columns, as every backend can decode them.
 pub(super) struct StoredEndpoint {
     pub id: WebhookId,
@@ -66,6 +113,8 @@ pub(super) struct StoredEndpoint {
     pub previous_secret_until: Option<Timestamp>,
     pub disabled_at: Option<Timestamp>,
     pub disabled_reason: Option<String>,
+    pub last_delivered_at: Option<Timestamp>,
+    pub failing_since: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub revision: i64,
@@ -86,6 +135,8 @@ impl StoredEndpoint {
             previous_secret: self.previous_secret.zip(self.previous_secret_until),
             disabled_at: self.disabled_at,
             disabled_reason: self.disabled_reason,
+            last_delivered_at: self.last_delivered_at,
+            failing_since: self.failing_since,
             created_at: self.created_at,
             updated_at: self.updated_at,
             revision: u32::try_from(self.revision).map_err(corrupt)?,

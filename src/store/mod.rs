@@ -1,10 +1,11 @@
 //! Persistence: the traits every backend implements (by concern: the backend itself,
 //! orders, the queue, idempotency keys, the event log and its consumers, webhook
-//! endpoints), and the types they speak. All SQL lives
+//! endpoints and deliveries), and the types they speak. All SQL lives
 //! below this module, one folder per backend with the same files in each.
 
 mod claims;
 mod decode;
+mod deliveries;
 mod error;
 mod group_commit;
 mod postgres;
@@ -19,16 +20,17 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::{
-    AfterFailure, CancelReason, Order, OrderEvent, OrderId, OrderResult, OrderStatus, Timestamp,
-    WebhookEndpoint, WebhookId,
+    AfterFailure, CancelReason, Delivery, DeliveryId, Order, OrderEvent, OrderId, OrderResult,
+    OrderStatus, Timestamp, WebhookEndpoint, WebhookId,
 };
 
 pub use error::{BoxError, SharedFailure, StoreError};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    CancelOutcome, Claim, ClaimOutcome, Extended, IdempotentResponse, KeyedInsert, ListQuery,
-    OrderMetrics, Pruned, Rescued, RetryOutcome,
+    CancelOutcome, Claim, ClaimOutcome, DeliveryClaim, DeliveryGauges, DeliveryQuery, Extended,
+    FinishedAttempt, IdempotentResponse, KeyedInsert, ListQuery, NextStep, OrderMetrics, Pruned,
+    Rescued, RetryOutcome,
 };
 
 /// What every backend does besides holding orders: wake-ups, migrations, readiness.
@@ -153,6 +155,9 @@ pub trait Events: Send + Sync + 'static {
     /// position at or below the last one answered.
     async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<OrderEvent>, StoreError>;
 
+    /// The events at these positions (those still kept), in position order.
+    async fn events_at(&self, positions: &[i64]) -> Result<Vec<OrderEvent>, StoreError>;
+
     /// The largest position `events_after` could answer now (0 for an empty log):
     /// where a reader that wants only what comes next starts.
     async fn last_position(&self) -> Result<i64, StoreError>;
@@ -163,7 +168,8 @@ pub trait Events: Send + Sync + 'static {
     /// consumer has not seen yet). A run of retention calls it window after window
     /// from position 0, each picking up where the last stopped, until it answers that
     /// the window held nothing older than `before`: so no call reads more than `scan`
-    /// events, and a run reads the old part of the log once.
+    /// events, and a run reads the old part of the log once. An event a webhook
+    /// delivery still owes is kept.
     async fn prune_events(
         &self,
         before: Timestamp,
@@ -241,9 +247,10 @@ pub trait Webhooks: Send + Sync + 'static {
     /// One endpoint, if it exists.
     async fn endpoint(&self, id: WebhookId) -> Result<Option<WebhookEndpoint>, StoreError>;
 
-    /// Replaces everything about an endpoint but its id, its secrets and registration
-    /// time, if it is still at `endpoint.revision`, and moves it to the next revision;
-    /// `false` if it was changed meanwhile or removed.
+    /// Replaces everything about an endpoint but its id, its secrets, its health and
+    /// registration time, if it is still at `endpoint.revision`, and moves it to the
+    /// next revision; `false` if it was changed meanwhile or removed. Enabling a
+    /// disabled endpoint starts its failure count afresh.
     async fn update_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError>;
 
     /// Makes `secret` the endpoint's secret, the current one its previous secret
@@ -257,15 +264,89 @@ pub trait Webhooks: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Option<WebhookEndpoint>, StoreError>;
 
-    /// Removes an endpoint; `false` if there was none.
+    /// Removes an endpoint and its deliveries; `false` if there was none.
     async fn delete_endpoint(&self, id: WebhookId) -> Result<bool, StoreError>;
 }
 
-/// The system of record for orders, which is also the work queue: every concern in
-/// one object. Each backend implements the seven traits, one file per concern.
-pub trait Store: Backend + Orders + Queue + Keys + Events + Consumers + Webhooks {}
+/// Webhook deliveries: owed as the webhooks consumer moves along the log, claimed
+/// under leases, their attempts recorded, listed and sent again by operators. An
+/// endpoint receives an order's events in `seq` order: a delivery waits (is not due)
+/// while an earlier event of its order is still owed to the same endpoint.
+#[async_trait]
+pub trait Deliveries: Send + Sync + 'static {
+    /// Writes `deliveries` (events up to position `through`, each due at once unless
+    /// it waits behind an earlier event of its order) and moves consumer `name` to
+    /// `through`, in one transaction, if `holder` still holds it; `false` (and nothing
+    /// written) if it does not.
+    async fn enqueue_deliveries(
+        &self,
+        name: &str,
+        holder: Uuid,
+        through: i64,
+        deliveries: &[Delivery],
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
 
-impl<T: Backend + Orders + Queue + Keys + Events + Consumers + Webhooks> Store for T {}
+    /// Claims, for every enabled endpoint, up to `per_endpoint` deliveries due at
+    /// `now`, soonest due first: each counts an attempt and is not due again until
+    /// `lease` after `now` (so a crashed sender's delivery comes back by itself).
+    async fn claim_deliveries(
+        &self,
+        per_endpoint: usize,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<DeliveryClaim>, StoreError>;
+
+    /// Records attempts, each if its claim is still current (an outcome per attempt,
+    /// in the order given): a delivered or failed delivery lets the next event of its
+    /// order for that endpoint come due. Keeps each endpoint's health, and disables an
+    /// endpoint that answered `410`, or whose every attempt has failed since before
+    /// `failing_too_long`.
+    async fn finish_deliveries(
+        &self,
+        attempts: &[FinishedAttempt],
+        failing_too_long: Timestamp,
+    ) -> Result<Vec<ClaimOutcome>, StoreError>;
+
+    /// One endpoint's deliveries, newest first, filtered, at most `query.limit`.
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Owes a delivery again with a fresh schedule, due at `now` (or once an earlier
+    /// event of its order owed to the endpoint is done); one in flight is left as it
+    /// is. `None` if the endpoint has no such delivery.
+    async fn retry_delivery(
+        &self,
+        endpoint: WebhookId,
+        id: DeliveryId,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError>;
+
+    /// Owes again, as `retry_delivery` does, every failed delivery of the endpoint
+    /// owed at `since` or later; answers how many.
+    async fn recover_deliveries(
+        &self,
+        endpoint: WebhookId,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes up to `limit` delivered or failed deliveries owed before `before`;
+    /// answers how many (fewer than `limit`: nothing older is left).
+    async fn prune_deliveries(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError>;
+
+    /// Pending deliveries and disabled endpoints, counted.
+    async fn delivery_gauges(&self) -> Result<DeliveryGauges, StoreError>;
+}
+
+/// The system of record for orders, which is also the work queue: every concern in
+/// one object. Each backend implements the eight traits, one file per concern.
+pub trait Store:
+    Backend + Orders + Queue + Keys + Events + Consumers + Webhooks + Deliveries
+{
+}
+
+impl<T: Backend + Orders + Queue + Keys + Events + Consumers + Webhooks + Deliveries> Store for T {}
 
 /// Opens the store a database URL names: `sqlite://PATH` or `postgres://...`.
 /// `max_connections` sizes the connection pool (for SQLite, the reader pool).

@@ -1,9 +1,13 @@
 //! The types the store's traits speak besides the domain's: claims and what ends them,
-//! the outcomes of operators' changes, listings, idempotent answers, metrics.
+//! the outcomes of operators' changes, listings, idempotent answers, metrics, and
+//! webhook deliveries' claims and attempts.
 
 use uuid::Uuid;
 
-use crate::domain::{Order, OrderId, OrderStatus, StatusCounts, Timestamp};
+use crate::domain::{
+    Delivery, DeliveryId, DeliveryStatus, Order, OrderId, OrderStatus, StatusCounts, Timestamp,
+    WebhookId,
+};
 
 /// A batch of orders claimed by one worker pool, each moved to `Processing`.
 ///
@@ -128,4 +132,56 @@ pub struct Pruned {
     /// Where the next window starts: the last position looked at, or `None` when this
     /// window held no event older than the cutoff (nothing further is old enough).
     pub next_after: Option<i64>,
+}
+
+/// A delivery claimed for one attempt. The token proves the claim: only its holder
+/// records the attempt, and a delivery whose lease ran out is claimed with a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryClaim {
+    pub delivery: Delivery,
+    pub token: Uuid,
+}
+
+/// How an attempt ended, as it is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedAttempt {
+    pub id: DeliveryId,
+    pub token: Uuid,
+    pub endpoint_id: WebhookId,
+    /// When the answer (or the error) came.
+    pub at: Timestamp,
+    /// The answer's status code; `None` without an answer.
+    pub status_code: Option<u16>,
+    /// What went wrong: the start of the answer, or the connection's error.
+    pub error: Option<String>,
+    pub next: NextStep,
+    /// The endpoint answered `410 Gone`: it is disabled at once.
+    pub gone: bool,
+}
+
+/// What follows an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Delivered,
+    RetryAt(Timestamp),
+    /// The schedule is used up: `failed`.
+    GiveUp,
+}
+
+/// Which deliveries of an endpoint an operator lists: newest first, strictly older
+/// than `before`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryQuery {
+    pub endpoint_id: WebhookId,
+    pub status: Option<DeliveryStatus>,
+    pub before: Option<DeliveryId>,
+    pub limit: usize,
+}
+
+/// The deliveries' figures for `/metrics/prometheus`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryGauges {
+    /// Deliveries still owed (due, in flight, waiting, or held by a disabled endpoint).
+    pub pending: u64,
+    pub disabled_endpoints: u64,
 }

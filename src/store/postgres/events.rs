@@ -36,6 +36,15 @@ impl Events for PostgresStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    async fn events_at(&self, positions: &[i64]) -> Result<Vec<OrderEvent>, StoreError> {
+        let sql = format!("{EVENT_SELECT} WHERE e.position = ANY($1) ORDER BY e.position");
+        let rows = sqlx::query(&sql)
+            .bind(positions)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
     async fn last_position(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT COALESCE(max(position), 0) FROM order_events \
@@ -69,6 +78,8 @@ impl Events for PostgresStore {
             "DELETE FROM order_events e USING orders o \
              WHERE o.id = e.order_id AND e.position > $1 AND e.position <= $2 \
              AND e.occurred_at < $3 \
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+                 WHERE d.order_id = e.order_id AND d.seq = e.seq AND d.status = 'pending') \
              AND ((o.status = 'Completed' AND o.completed_at < $3) \
                   OR (o.status = 'Cancelled' AND o.cancelled_at < $3))",
         )

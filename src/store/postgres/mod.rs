@@ -9,6 +9,7 @@
 mod batcher;
 mod connect;
 mod consumers;
+mod deliveries;
 mod events;
 mod keys;
 mod orders;

@@ -11,7 +11,8 @@ use crate::store::{StoreError, Webhooks};
 
 /// The columns `endpoint_from_row` reads.
 const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, secret, previous_secret, \
-     previous_secret_until, disabled_at, disabled_reason, created_at, updated_at, revision";
+     previous_secret_until, disabled_at, disabled_reason, created_at, updated_at, revision, \
+     last_delivered_at, failing_since";
 
 fn endpoint_from_row(row: &PgRow) -> Result<WebhookEndpoint, StoreError> {
     StoredEndpoint {
@@ -27,6 +28,8 @@ fn endpoint_from_row(row: &PgRow) -> Result<WebhookEndpoint, StoreError> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         revision: i64::from(row.try_get::<i32, _>("revision")?),
+        last_delivered_at: row.try_get("last_delivered_at")?,
+        failing_since: row.try_get("failing_since")?,
     }
     .into_endpoint()
 }
@@ -36,7 +39,7 @@ impl Webhooks for PostgresStore {
     async fn insert_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(endpoint.id.as_uuid())
         .bind(endpoint.url.as_str())
@@ -50,6 +53,8 @@ impl Webhooks for PostgresStore {
         .bind(endpoint.created_at)
         .bind(endpoint.updated_at)
         .bind(i32::try_from(endpoint.revision).unwrap_or(i32::MAX))
+        .bind(endpoint.last_delivered_at)
+        .bind(endpoint.failing_since)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -78,7 +83,10 @@ impl Webhooks for PostgresStore {
         let changed = sqlx::query(
             "UPDATE webhook_endpoints SET url = $2, description = $3, event_types = $4, \
              disabled_at = $5, disabled_reason = $6, updated_at = $7, \
-             revision = revision + 1 WHERE id = $1 AND revision = $8",
+             revision = revision + 1, \
+             failing_since = CASE WHEN $5 IS NULL AND disabled_at IS NOT NULL THEN NULL \
+                 ELSE failing_since END \
+             WHERE id = $1 AND revision = $8",
         )
         .bind(endpoint.id.as_uuid())
         .bind(endpoint.url.as_str())
@@ -115,10 +123,16 @@ impl Webhooks for PostgresStore {
     }
 
     async fn delete_endpoint(&self, id: WebhookId) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1")
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
         let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
             .bind(id.as_uuid())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(deleted.rows_affected() == 1)
     }
 }

@@ -34,6 +34,19 @@ impl Events for SqliteStore {
             .await
     }
 
+    async fn events_at(&self, positions: &[i64]) -> Result<Vec<OrderEvent>, StoreError> {
+        let positions = serde_json::to_string(positions).expect("numbers serialise");
+        self.readers
+            .read_blocking(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "{EVENT_SELECT} WHERE e.position IN (SELECT value FROM json_each(?1)) \
+                     ORDER BY e.position"
+                ))?;
+                events_from(&mut stmt, [positions])
+            })
+            .await
+    }
+
     async fn last_position(&self) -> Result<i64, StoreError> {
         self.readers.read(|conn| {
             Ok(conn
@@ -73,6 +86,9 @@ impl Events for SqliteStore {
                              WHERE e.position > ?1 AND e.position <= ?2 \
                              AND e.occurred_at < ?3 \
                              AND e.position < (SELECT max(position) FROM order_events) \
+                             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+                                 WHERE d.order_id = e.order_id AND d.seq = e.seq \
+                                 AND d.status = 'pending') \
                              AND ((o.status = 'Completed' AND o.completed_at < ?3) \
                                   OR (o.status = 'Cancelled' AND o.cancelled_at < ?3)))",
                     )?

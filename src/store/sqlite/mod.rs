@@ -15,6 +15,7 @@
 
 mod connect;
 mod consumers;
+mod deliveries;
 mod events;
 mod keys;
 mod orders;

@@ -13,7 +13,8 @@ use crate::store::{StoreError, Webhooks};
 
 /// The columns `endpoint_from_row` reads, in its order.
 const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, secret, previous_secret, \
-     previous_secret_until, disabled_at, disabled_reason, created_at, updated_at, revision";
+     previous_secret_until, disabled_at, disabled_reason, created_at, updated_at, revision, \
+     last_delivered_at, failing_since";
 
 fn endpoint_from_row(row: &Row<'_>) -> Result<WebhookEndpoint, StoreError> {
     let id: String = row.get(0)?;
@@ -36,6 +37,8 @@ fn endpoint_from_row(row: &Row<'_>) -> Result<WebhookEndpoint, StoreError> {
         created_at: from_millis(row.get(9)?),
         updated_at: from_millis(row.get(10)?),
         revision: row.get(11)?,
+        last_delivered_at: time(12)?,
+        failing_since: time(13)?,
     }
     .into_endpoint()
 }
@@ -54,7 +57,7 @@ impl Webhooks for SqliteStore {
             .run(move |conn| {
                 conn.prepare_cached(&format!(
                     "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
                 ))?
                 .execute(params![
                     endpoint.id.to_string(),
@@ -72,6 +75,8 @@ impl Webhooks for SqliteStore {
                     millis(endpoint.created_at),
                     millis(endpoint.updated_at),
                     endpoint.revision,
+                    endpoint.last_delivered_at.map(millis),
+                    endpoint.failing_since.map(millis),
                 ])?;
                 Ok(())
             })
@@ -111,7 +116,9 @@ impl Webhooks for SqliteStore {
                     .prepare_cached(
                         "UPDATE webhook_endpoints SET url = ?2, description = ?3, \
                          event_types = ?4, disabled_at = ?5, disabled_reason = ?6, \
-                         updated_at = ?7, revision = revision + 1 \
+                         updated_at = ?7, revision = revision + 1, \
+                         failing_since = CASE WHEN ?5 IS NULL AND disabled_at IS NOT NULL THEN NULL \
+                             ELSE failing_since END \
                          WHERE id = ?1 AND revision = ?8",
                     )?
                     .execute(params![
@@ -156,8 +163,10 @@ impl Webhooks for SqliteStore {
 
     async fn delete_endpoint(&self, id: WebhookId) -> Result<bool, StoreError> {
         self.writer
-            .run(move |conn| {
-                Ok(conn
+            .transaction(move |tx| {
+                tx.prepare_cached("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1")?
+                    .execute([id.to_string()])?;
+                Ok(tx
                     .prepare_cached("DELETE FROM webhook_endpoints WHERE id = ?1")?
                     .execute([id.to_string()])?
                     == 1)

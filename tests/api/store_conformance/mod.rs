@@ -4,6 +4,7 @@
 
 mod cancel;
 mod consumers;
+mod deliveries;
 mod events;
 mod failures;
 mod keys;

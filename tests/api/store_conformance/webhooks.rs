@@ -17,6 +17,8 @@ fn endpoint(n: i64, types: Option<Vec<EventType>>) -> WebhookEndpoint {
         previous_secret: None,
         disabled_at: None,
         disabled_reason: None,
+        last_delivered_at: None,
+        failing_since: None,
         created_at: at(n),
         updated_at: at(n),
         revision: 1,
@@ -50,6 +52,8 @@ async fn endpoints_read_back_as_written_change_and_go(db: TestDb) {
         description: String::new(),
         disabled_at: Some(at(500)),
         disabled_reason: Some("410 Gone".into()),
+        last_delivered_at: None,
+        failing_since: None,
         updated_at: at(500),
         ..some_types.clone()
     };
@@ -103,6 +107,8 @@ async fn endpoints_read_back_as_written_change_and_go(db: TestDb) {
         event_types: None,
         disabled_at: None,
         disabled_reason: None,
+        last_delivered_at: None,
+        failing_since: None,
         ..expected.clone()
     };
     assert!(store.update_endpoint(&enabled).await.unwrap());

@@ -1,0 +1,128 @@
+//! What both backends' deliveries share above the SQL: which new deliveries may be due
+//! at once, how a batch of attempts changes each endpoint's health, and why an
+//! endpoint is disabled.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::{FinishedAttempt, NextStep};
+use crate::domain::{Delivery, Timestamp, WebhookId};
+
+/// Why an endpoint that answered `410 Gone` is disabled.
+pub(super) const GONE: &str = "the endpoint answered 410 Gone";
+/// Why an endpoint whose every attempt failed for too long is disabled.
+pub(super) const FAILING: &str = "every delivery failed for WEBHOOK_DISABLE_AFTER";
+
+/// For each delivery, whether it is the first of its order for its endpoint in the
+/// batch: only those may be due at once (if nothing earlier is owed already); the
+/// rest wait behind them.
+pub(super) fn first_of_their_order(deliveries: &[Delivery]) -> Vec<bool> {
+    let mut seen = HashSet::new();
+    deliveries
+        .iter()
+        .map(|d| seen.insert((d.order_id, d.endpoint_id)))
+        .collect()
+}
+
+/// What a batch of recorded attempts does to one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct HealthChange {
+    pub id: WebhookId,
+    /// The last success in the batch, if any.
+    pub delivered_at: Option<Timestamp>,
+    /// The first failure after the batch's last success (or in the whole batch, if
+    /// none succeeded): where `failing_since` starts, if it is not running already.
+    pub failing_from: Option<Timestamp>,
+    /// When it answered `410`, if it did.
+    pub gone_at: Option<Timestamp>,
+    /// The batch's last attempt, when a disable takes effect.
+    pub last_at: Timestamp,
+}
+
+/// Each endpoint's change from the attempts that were recorded (`applied`, beside
+/// `attempts`), by endpoint id.
+pub(super) fn health_changes(
+    attempts: &[FinishedAttempt],
+    applied: impl IntoIterator<Item = bool>,
+) -> Vec<HealthChange> {
+    let mut by_endpoint: BTreeMap<WebhookId, Vec<&FinishedAttempt>> = BTreeMap::new();
+    for (attempt, applied) in attempts.iter().zip(applied) {
+        if applied {
+            by_endpoint
+                .entry(attempt.endpoint_id)
+                .or_default()
+                .push(attempt);
+        }
+    }
+    by_endpoint
+        .into_iter()
+        .map(|(id, mut attempts)| {
+            attempts.sort_by_key(|a| a.at);
+            let delivered_at = attempts
+                .iter()
+                .filter(|a| a.next == NextStep::Delivered)
+                .map(|a| a.at)
+                .max();
+            let failing_from = attempts
+                .iter()
+                .filter(|a| a.next != NextStep::Delivered)
+                .map(|a| a.at)
+                .find(|at| delivered_at.is_none_or(|ok| *at > ok));
+            HealthChange {
+                id,
+                delivered_at,
+                failing_from,
+                gone_at: attempts.iter().filter(|a| a.gone).map(|a| a.at).min(),
+                last_at: attempts.last().expect("a group holds an attempt").at,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{DeliveryId, from_millis};
+
+    fn attempt(endpoint: WebhookId, at: i64, next: NextStep, gone: bool) -> FinishedAttempt {
+        FinishedAttempt {
+            id: DeliveryId::new_at(from_millis(at)),
+            token: Uuid::new_v4(),
+            endpoint_id: endpoint,
+            at: from_millis(at),
+            status_code: None,
+            error: None,
+            next,
+            gone,
+        }
+    }
+
+    #[test]
+    fn health_counts_failures_only_after_the_last_success() {
+        let (a, b) = (
+            WebhookId::new_at(from_millis(1)),
+            WebhookId::new_at(from_millis(2)),
+        );
+        let retry = NextStep::RetryAt(from_millis(10_000));
+        let attempts = [
+            attempt(a, 100, retry, false),
+            attempt(a, 200, NextStep::Delivered, false),
+            attempt(a, 300, NextStep::GiveUp, false),
+            attempt(a, 400, retry, false),
+            attempt(b, 150, NextStep::Delivered, false),
+            attempt(b, 250, retry, true),
+            // Not recorded (its claim was lost): changes nothing.
+            attempt(b, 50, NextStep::Delivered, false),
+        ];
+        let changes = health_changes(&attempts, [true, true, true, true, true, true, false]);
+        let of = |id| *changes.iter().find(|c| c.id == id).unwrap();
+        assert_eq!(of(a).delivered_at, Some(from_millis(200)));
+        assert_eq!(of(a).failing_from, Some(from_millis(300)));
+        assert_eq!(of(a).gone_at, None);
+        assert_eq!(of(a).last_at, from_millis(400));
+        assert_eq!(of(b).delivered_at, Some(from_millis(150)));
+        assert_eq!(of(b).failing_from, Some(from_millis(250)));
+        assert_eq!(of(b).gone_at, Some(from_millis(250)));
+    }
+}
