@@ -78,12 +78,14 @@ pub async fn run_with_processor(
             stop.clone(),
         ));
     }
+    let webhooks = tokio::spawn(crate::webhooks::deliver_until_stopped(
+        store.clone(),
+        config.webhook_settings(),
+        stop.clone(),
+    ));
     // The log's consumers switched on: retention waits for each of them.
-    let consumers: Vec<&'static str> = config
-        .nats()
-        .map(|_| crate::relay::CONSUMER)
-        .into_iter()
-        .collect();
+    let mut consumers = vec![crate::webhooks::CONSUMER];
+    consumers.extend(config.nats().map(|_| crate::relay::CONSUMER));
     tokio::spawn(prune_events_until_stopped(
         store.clone(),
         config.event_retention,
@@ -152,6 +154,11 @@ pub async fn run_with_processor(
     if let Err(err) = workers.await {
         tracing::error!(error = ?err, "worker pool ended abnormally");
     }
+    // Deliveries in flight are recorded, or their timeout passes; either way they are
+    // not lost (an unrecorded one is sent again).
+    if let Err(err) = webhooks.await {
+        tracing::error!(error = ?err, "webhook deliveries ended abnormally");
+    }
     served
 }
 
@@ -179,7 +186,7 @@ const PRUNE_WINDOW: usize = 1_000;
 
 /// Deletes the events of orders finished longer than `retention` ago, a few times per
 /// retention period (at most hourly): window after window through the old part of the
-/// log, with a pause between windows.
+/// log, with a pause between windows; then the webhook deliveries done that long ago.
 async fn prune_events_until_stopped(
     store: Arc<dyn Store>,
     retention: Duration,
@@ -242,6 +249,32 @@ async fn prune_events_until_stopped(
             tracing::info!(
                 pruned,
                 "deleted the events of orders finished past EVENT_RETENTION"
+            );
+        }
+        // Webhook deliveries done (delivered, or failed for good) are kept as long.
+        let mut pruned = 0;
+        loop {
+            match store.prune_deliveries(before, PRUNE_WINDOW).await {
+                Ok(deleted) => {
+                    pruned += deleted;
+                    if deleted < PRUNE_WINDOW as u64 {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "pruning webhook deliveries failed; will retry");
+                    break;
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(
+                pruned,
+                "deleted webhook deliveries done before EVENT_RETENTION"
             );
         }
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod loadtest;
+pub mod outbound;
 pub mod relay;
 pub mod seed;
 pub mod signature;

@@ -184,3 +184,24 @@ impl EventPage {
         }
     }
 }
+
+/// A webhook delivery's body (Standard Webhooks): the event's type, when it happened,
+/// and the order as `GET /orders/{order_id}` showed it right after the change.
+#[derive(Debug, Serialize)]
+pub struct WebhookPayload {
+    #[serde(rename = "type")]
+    event_type: EventType,
+    /// RFC 3339, UTC, milliseconds: the event's `occurred_at`.
+    timestamp: String,
+    data: OrderBody,
+}
+
+impl WebhookPayload {
+    pub fn new(event: &OrderEvent) -> Self {
+        Self {
+            event_type: event.event_type,
+            timestamp: rfc3339(event.occurred_at),
+            data: OrderBody::full(&event.order),
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use uuid::Uuid;
 
-use super::{EventType, FieldError, Timestamp};
+use super::{EventType, FieldError, OrderEvent, Timestamp};
 
 /// Longest endpoint URL accepted, in bytes.
 const MAX_URL_BYTES: usize = 2_048;
@@ -84,6 +84,15 @@ impl WebhookEndpoint {
         self.event_types
             .as_ref()
             .is_none_or(|types| types.contains(&event_type))
+    }
+
+    /// Whether `event` is owed to it: it is enabled, takes the event's type, and was
+    /// registered by the time the event happened (a new endpoint gets what comes
+    /// next, not the past).
+    pub fn owes(&self, event: &OrderEvent) -> bool {
+        self.disabled_at.is_none()
+            && self.wants(event.event_type)
+            && event.occurred_at >= self.created_at
     }
 }
 

@@ -143,7 +143,7 @@ async fn follow(
     mut cursor: i64,
     stop: CancellationToken,
 ) {
-    let wake = store.new_events();
+    let mut wake = store.new_events();
     loop {
         // With no stream open, only the end of the log is noted, not read: the log's
         // cost stays off the write path until someone follows it. The streams are
@@ -164,7 +164,8 @@ async fn follow(
             }
         }
         tokio::select! {
-            () = wake.notified() => {}
+            // The store gone (only at exit) leaves the poll.
+            Ok(()) = wake.changed() => {}
             () = tokio::time::sleep(POLL) => {}
             () = stop.cancelled() => return,
         }

@@ -68,6 +68,9 @@ pub async fn prometheus(
     for (status, count) in counts.iter() {
         metrics::gauge!("orders_by_status", "status" => status.as_str()).set(count as f64);
     }
+    let deliveries = state.store.delivery_gauges().await?;
+    metrics::gauge!("webhook_deliveries_pending").set(deliveries.pending as f64);
+    metrics::gauge!("webhook_endpoints_disabled").set(deliveries.disabled_endpoints as f64);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -2,6 +2,8 @@
 
 mod admission;
 mod body_deadline;
+mod deliveries;
+mod delivery_json;
 mod error;
 mod events;
 mod extract;

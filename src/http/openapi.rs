@@ -15,7 +15,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{Problem, ProblemField};
 use super::{
-    events, health, listing, metrics, new_order_json, orders, status_json, webhook_json, webhooks,
+    deliveries, delivery_json, events, health, listing, metrics, new_order_json, orders,
+    status_json, webhook_json, webhooks,
 };
 use crate::wire;
 
@@ -44,6 +45,9 @@ use crate::wire;
         webhooks::update,
         webhooks::delete,
         webhooks::rotate_secret,
+        deliveries::list,
+        deliveries::retry,
+        deliveries::recover,
         metrics::get,
         metrics::prometheus,
         health::healthz,
@@ -63,6 +67,11 @@ use crate::wire;
         webhook_json::WebhookBody,
         webhook_json::WebhookWithSecret,
         webhook_json::WebhookList,
+        delivery_json::DeliveryBody,
+        delivery_json::DeliveryPage,
+        delivery_json::RecoverRequest,
+        delivery_json::Recovered,
+        crate::domain::DeliveryStatus,
         crate::domain::OrderStatus,
         crate::domain::EventType,
         listing::Page,

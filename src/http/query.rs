@@ -6,6 +6,9 @@ use std::collections::HashMap;
 
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::domain::FieldError;
@@ -62,6 +65,22 @@ impl<'a> Checked<'a> {
         }
     }
 
+    /// `cursor`: a cursor this service issued (the last id of the page before).
+    pub fn cursor(&mut self) -> Option<Uuid> {
+        let text = self.get("cursor")?;
+        let decoded = URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()
+            .and_then(|bytes| Uuid::from_slice(&bytes).ok());
+        if decoded.is_none() {
+            self.fault(FieldError::new(
+                "cursor",
+                "is not a cursor this service issued",
+            ));
+        }
+        decoded
+    }
+
     /// `value` if no parameter was at fault, else every fault, by parameter name.
     pub fn finish<T>(mut self, value: T) -> Result<T, Vec<FieldError>> {
         if self.errors.is_empty() {
@@ -71,4 +90,10 @@ impl<'a> Checked<'a> {
             Err(self.errors)
         }
     }
+}
+
+/// The cursor of the page after the one ending at `last`: opaque to clients, the
+/// base64url of the id's bytes. Listings are keyed by time-ordered ids.
+pub fn cursor_after(last: &Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(last.as_bytes())
 }

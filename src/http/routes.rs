@@ -5,7 +5,7 @@
 use axum::routing::{MethodRouter, get, post};
 
 use super::state::AppState;
-use super::{events, health, listing, metrics, openapi, orders, webhooks};
+use super::{deliveries, events, health, listing, metrics, openapi, orders, webhooks};
 
 /// Whether a route learns its caller (401 without a valid token, when authentication
 /// is on) and is rate-limited, or is open to anyone (probes, the document).
@@ -78,6 +78,21 @@ pub const ROUTES: &[Route] = &[
         template: "/webhooks/{webhook_id}/rotate-secret",
         access: Access::Admitted,
         handlers: || post(webhooks::rotate_secret),
+    },
+    Route {
+        template: "/webhooks/{webhook_id}/deliveries",
+        access: Access::Admitted,
+        handlers: || get(deliveries::list),
+    },
+    Route {
+        template: "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+        access: Access::Admitted,
+        handlers: || post(deliveries::retry),
+    },
+    Route {
+        template: "/webhooks/{webhook_id}/recover",
+        access: Access::Admitted,
+        handlers: || post(deliveries::recover),
     },
     Route {
         template: "/metrics",

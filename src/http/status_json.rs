@@ -1,4 +1,4 @@
-//! Order statuses and event types on the wire: their OpenAPI enums and the
+//! Order statuses, event types and delivery statuses on the wire: their OpenAPI enums and the
 //! `order_counts` object, built from `OrderStatus::ALL` and `EventType::ALL`, so a new
 //! status or type appears in each without an edit here.
 
@@ -9,7 +9,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::domain::{EventType, OrderStatus, StatusCounts};
+use crate::domain::{DeliveryStatus, EventType, OrderStatus, StatusCounts};
 
 /// A string enum of `names`, for a list the domain keeps.
 fn string_enum(description: &str, names: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
@@ -51,6 +51,28 @@ impl ToSchema for EventType {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("EventTypeName")
     }
+}
+
+/// Where a webhook delivery stands, as a string enum.
+impl PartialSchema for DeliveryStatus {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "Where a webhook delivery stands.",
+            DeliveryStatus::ALL.map(DeliveryStatus::as_str),
+        )
+    }
+}
+
+impl ToSchema for DeliveryStatus {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("DeliveryStatusName")
+    }
+}
+
+/// "must be one of pending, delivered, failed": the deliveries listing's message.
+pub fn one_of_the_delivery_statuses() -> String {
+    let names: Vec<&str> = DeliveryStatus::ALL.map(DeliveryStatus::as_str).to_vec();
+    format!("must be one of {}", names.join(", "))
 }
 
 /// "must be one of Pending, Processing, ...": the listing's message for a bad status.

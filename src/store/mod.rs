@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use crate::domain::{
@@ -41,9 +41,10 @@ pub trait Backend: Send + Sync + 'static {
     /// another instance. Workers still poll as a fallback.
     fn new_work(&self) -> Arc<Notify>;
 
-    /// Notified when events may have been added to the log, by this instance or (where
-    /// the backend can tell) by another. Readers of the log still poll as a fallback.
-    fn new_events(&self) -> Arc<Notify>;
+    /// Changes when events may have been added to the log, by this instance or (where
+    /// the backend can tell) by another; every reader of the log subscribes its own
+    /// receiver, so none takes a wake-up from another. Readers still poll as a fallback.
+    fn new_events(&self) -> watch::Receiver<()>;
 
     /// Applies this backend's migrations; safe to run on every start.
     async fn migrate(&self) -> Result<(), StoreError>;

@@ -3,8 +3,10 @@
 //! private networks (`WEBHOOK_ALLOW_PRIVATE_NETWORKS`), so that registering an endpoint
 //! cannot make the service call into its own network (server-side request forgery).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::domain::{FieldError, WebhookHost, WebhookUrl, non_public};
 
@@ -58,6 +60,52 @@ async fn resolve(name: &str, port: u16) -> Result<Vec<IpAddr>, FieldError> {
         }
         Ok(Err(_)) => Err(unresolved("does not resolve")),
         Err(_) => Err(unresolved("did not resolve in time")),
+    }
+}
+
+/// Why a delivery may not go to `ip` under `policy`, if it may not.
+pub fn refused(ip: IpAddr, policy: NetworkPolicy) -> Option<String> {
+    if policy == NetworkPolicy::AllowPrivate {
+        return None;
+    }
+    non_public(ip).map(|why| {
+        format!(
+            "{ip} is {why}; endpoints must be public unless WEBHOOK_ALLOW_PRIVATE_NETWORKS=true"
+        )
+    })
+}
+
+/// The deliveries' name resolver: an endpoint's name is resolved again for every new
+/// connection, and addresses the policy refuses are dropped there, so a name that
+/// resolved to a public address at registration cannot later send a delivery into
+/// the service's own network (DNS rebinding).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckedResolver(pub NetworkPolicy);
+
+impl Resolve for CheckedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.0;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let resolved =
+                tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host.as_str(), 0)))
+                    .await
+                    .map_err(|_| format!("{host:?} did not resolve in time"))??;
+            let mut allowed = Vec::new();
+            let mut refusal = None;
+            for address in resolved {
+                match refused(address.ip(), policy) {
+                    None => allowed.push(address),
+                    Some(why) => refusal = Some(why),
+                }
+            }
+            if allowed.is_empty() {
+                let why = refusal.unwrap_or_else(|| format!("{host:?} resolves to no address"));
+                return Err(why.into());
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter().map(|a| SocketAddr::new(a.ip(), 0)));
+            Ok(addrs)
+        })
     }
 }
 

@@ -2,20 +2,18 @@
 //! endpoint (`PROCESSOR_URL`), and the answer's status decides what follows: done,
 //! never again, or later.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Response, StatusCode, Url};
 use tracing::warn;
 
 use super::{ProcessingError, Processor};
 use crate::domain::{MAX_RESULT_BYTES, Order, OrderResult};
+use crate::outbound::{error_text, read_up_to, retry_after, unreachable};
 use crate::signature::SigningSecret;
 use crate::wire::OrderBody;
-
-/// How much of a refusal's answer `last_error` keeps.
-const ERROR_BODY_BYTES: usize = 1024;
 
 /// Calls one endpoint for every attempt, through one pooled client.
 pub struct HttpProcessor {
@@ -89,7 +87,9 @@ impl Processor for HttpProcessor {
             .body(body)
             .send()
             .await
-            .map_err(|err| ProcessingError::transient(unreachable(err)))?;
+            .map_err(|err| {
+                ProcessingError::transient(unreachable("calling the processor failed", err))
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(kept_result(order, response).await);
@@ -150,60 +150,6 @@ async fn kept_result(order: &Order, response: Response) -> Option<OrderResult> {
     }
 }
 
-/// The start of a refusal's body, for `last_error`.
-async fn error_text(response: Response) -> String {
-    let (bytes, _) = read_up_to(response, ERROR_BODY_BYTES).await;
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(ERROR_BODY_BYTES)]);
-    if text.trim().is_empty() {
-        "(no body)".to_owned()
-    } else {
-        text.into_owned()
-    }
-}
-
-/// Reads at most about `limit` bytes of the body (never more than a chunk past it);
-/// says whether the whole body was read without error.
-async fn read_up_to(mut response: Response, limit: usize) -> (Vec<u8>, bool) {
-    let mut bytes = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() >= limit {
-                    return (bytes, false);
-                }
-            }
-            Ok(None) => return (bytes, true),
-            Err(_) => return (bytes, false),
-        }
-    }
-}
-
-/// `Retry-After` as seconds or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
-}
-
-/// Why the endpoint could not be reached or did not answer, with the causes; without
-/// the URL, which may hold credentials and goes into `last_error`, which the order's
-/// owner reads.
-fn unreachable(err: reqwest::Error) -> String {
-    let err = err.without_url();
-    let mut text = format!("calling the processor failed: {err}");
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,18 +162,5 @@ mod tests {
         for code in [301, 302, 400, 401, 403, 404, 410, 413, 422] {
             assert!(!retries(StatusCode::from_u16(code).unwrap()), "{code}");
         }
-    }
-
-    #[test]
-    fn retry_after_is_read_as_seconds_or_a_date() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("2"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
-        headers.insert(RETRY_AFTER, HeaderValue::try_from(later).unwrap());
-        let wait = retry_after(&headers).unwrap();
-        assert!(wait > Duration::from_secs(110) && wait <= Duration::from_secs(120));
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&headers), None);
     }
 }

@@ -41,6 +41,10 @@ pub struct Options {
     pub processor: Option<Arc<dyn Processor>>,
     /// `WEBHOOK_ALLOW_PRIVATE_NETWORKS`.
     pub webhook_allow_private_networks: bool,
+    /// `WEBHOOK_TIMEOUT_MS`, `WEBHOOK_RETRY_SCALE`, `WEBHOOK_DISABLE_AFTER`.
+    pub webhook_timeout_ms: u64,
+    pub webhook_retry_scale: f64,
+    pub webhook_disable_after: Duration,
     /// `EVENTS_NATS_URL`: the NATS relay.
     pub events_nats_url: Option<String>,
     /// `PROCESSOR_URL` and `PROCESSOR_SECRET`: the HTTP processor.
@@ -75,6 +79,9 @@ impl Default for Options {
             processor_secret: None,
             events_nats_url: None,
             webhook_allow_private_networks: false,
+            webhook_timeout_ms: 15_000,
+            webhook_retry_scale: 1.0,
+            webhook_disable_after: Duration::from_secs(5 * 86_400),
             max_connections: 10_000,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
@@ -159,6 +166,10 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
         events_nats_url: options.events_nats_url.clone(),
         events_nats_stream: "ORDERS".into(),
         webhook_allow_private_networks: options.webhook_allow_private_networks,
+        webhook_timeout_ms: options.webhook_timeout_ms,
+        webhook_retry_scale: options.webhook_retry_scale,
+        webhook_disable_after: options.webhook_disable_after,
+        webhook_concurrency: 64,
         max_streams: options.max_streams,
         sse_heartbeat_ms: options.sse_heartbeat_ms,
         sse_retry_ms: 2_000,

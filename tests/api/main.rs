@@ -17,6 +17,8 @@ mod cancel;
 mod cli;
 mod contract;
 mod crash;
+mod deliveries;
+mod delivery_ops;
 mod event_feed;
 mod events;
 mod failures;

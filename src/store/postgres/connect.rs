@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use super::batcher::Batcher;
@@ -36,7 +36,7 @@ impl PostgresStore {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen_all([CHANNEL, EVENTS_CHANNEL]).await?;
         let new_work = Arc::new(Notify::new());
-        let new_events = Arc::new(Notify::new());
+        let new_events = Arc::new(watch::Sender::new(()));
         let listener = tokio::spawn(forward_notifications(
             listener,
             new_work.clone(),
@@ -86,7 +86,7 @@ impl PostgresStore {
 async fn forward_notifications(
     mut listener: PgListener,
     new_work: Arc<Notify>,
-    new_events: Arc<Notify>,
+    new_events: Arc<watch::Sender<()>>,
 ) {
     let mut delay = Duration::from_millis(100);
     loop {
@@ -94,14 +94,14 @@ async fn forward_notifications(
             Ok(Some(notification)) => {
                 delay = Duration::from_millis(100);
                 if notification.channel() == EVENTS_CHANNEL {
-                    new_events.notify_one();
+                    new_events.send_replace(());
                 } else {
                     new_work.notify_one();
                 }
             }
             Ok(None) => {
                 new_work.notify_one();
-                new_events.notify_one();
+                new_events.send_replace(());
             }
             Err(err) => {
                 tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
@@ -118,8 +118,8 @@ impl Backend for PostgresStore {
         self.new_work.clone()
     }
 
-    fn new_events(&self) -> Arc<Notify> {
-        self.new_events.clone()
+    fn new_events(&self) -> watch::Receiver<()> {
+        self.new_events.subscribe()
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgPool;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::ClaimOutcome;
@@ -54,7 +54,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct PostgresStore {
     pool: PgPool,
     new_work: Arc<Notify>,
-    new_events: Arc<Notify>,
+    new_events: Arc<watch::Sender<()>>,
     /// New orders, group-committed: one statement and one commit per batch.
     inserts: Batcher<Order, bool>,
     /// Completions, group-committed the same way.

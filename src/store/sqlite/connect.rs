@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::readers::Readers;
 use super::writer::Writer;
@@ -45,7 +45,7 @@ impl SqliteStore {
         // makes every read search a large WAL index until the next write resets it.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         let new_work = Arc::<Notify>::default();
-        let new_events = Arc::<Notify>::default();
+        let new_events = Arc::new(watch::Sender::new(()));
         let writer = Writer::start(conn, new_work.clone(), new_events.clone())
             .map_err(|err| StoreError::Unavailable(Box::new(err)))?;
         Ok(Self {
@@ -64,8 +64,8 @@ impl Backend for SqliteStore {
         self.new_work.clone()
     }
 
-    fn new_events(&self) -> Arc<Notify> {
-        self.new_events.clone()
+    fn new_events(&self) -> watch::Receiver<()> {
+        self.new_events.subscribe()
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::StoreError;
 use readers::Readers;
@@ -52,7 +52,7 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     new_work: Arc<Notify>,
-    new_events: Arc<Notify>,
+    new_events: Arc<watch::Sender<()>>,
 }
 
 /// Opens a connection with the settings every connection of this backend shares.

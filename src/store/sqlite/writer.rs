@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::sql::{CHANGED_COLUMNS, changed_from, insert_new_orders, millis, record_changes};
 use crate::domain::{EventType, Order};
@@ -46,7 +46,7 @@ impl Writer {
     pub fn start(
         conn: Connection,
         new_work: Arc<Notify>,
-        new_events: Arc<Notify>,
+        new_events: Arc<watch::Sender<()>>,
     ) -> std::io::Result<Self> {
         let (commands, incoming) = mpsc::unbounded_channel();
         std::thread::Builder::new()
@@ -117,7 +117,7 @@ fn write_until_closed(
     mut conn: Connection,
     mut incoming: mpsc::UnboundedReceiver<Command>,
     new_work: &Notify,
-    new_events: &Notify,
+    new_events: &watch::Sender<()>,
 ) {
     while let Some(first) = incoming.blocking_recv() {
         // Whatever queued up while the last commit was being written goes in this one.
@@ -151,7 +151,7 @@ fn write_until_closed(
                 tracing::error!("a write panicked; it was refused");
             }
         }
-        new_events.notify_one();
+        new_events.send_replace(());
     }
 }
 

@@ -1,0 +1,269 @@
+//! The senders: claim due deliveries, make each attempt (at most `WEBHOOK_CONCURRENCY`
+//! at once), decide what follows from the answer, and record attempts in batches. A
+//! receiver that hangs holds one of those slots until the timeout, never a request of
+//! the API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::WebhookSettings;
+use super::send::{Sender, Sent, Target};
+use crate::domain::{
+    AfterAttempt, Answer, DeliverySchedule, OrderEvent, Timestamp, WebhookId, now,
+};
+use crate::store::{ClaimOutcome, DeliveryClaim, FinishedAttempt, NextStep, Store, StoreError};
+use crate::wire::WebhookPayload;
+
+/// How often due deliveries are looked for when nothing woke the senders (retries
+/// come due by the clock, and other instances' deliveries are not announced).
+const POLL: Duration = Duration::from_millis(100);
+/// Most attempts recorded in one write.
+const RECORD_BATCH: usize = 512;
+/// How long a claim outlives the attempt's timeout before another sender may take the
+/// delivery: an attempt that has not been recorded by then is presumed lost.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+
+/// An attempt made, and when its event happened (for the latency metric).
+struct Made {
+    attempt: FinishedAttempt,
+    occurred_at: Timestamp,
+}
+
+/// Sends until `stop`; then lets attempts in flight finish (within the timeout) and
+/// records them.
+pub async fn send_until_stopped(
+    store: Arc<dyn Store>,
+    settings: WebhookSettings,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let sender = match Sender::new(settings.timeout, settings.network) {
+        Ok(sender) => Arc::new(sender),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot build the webhook client; webhooks are NOT delivered");
+            return;
+        }
+    };
+    let slots = Arc::new(Semaphore::new(settings.concurrency));
+    let (made, to_record) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record(
+        store.clone(),
+        to_record,
+        wake.clone(),
+        settings.disable_after,
+    ));
+    let lease = settings.timeout + LEASE_MARGIN;
+    while !stop.is_cancelled() {
+        let free = slots.available_permits();
+        let claimed = if free == 0 {
+            Ok(0)
+        } else {
+            claim_and_send(
+                &store,
+                &sender,
+                &slots,
+                &made,
+                settings.schedule,
+                free,
+                lease,
+            )
+            .await
+        };
+        match claimed {
+            // Every free slot taken: there may be more due at once.
+            Ok(n) if n > 0 && n >= free => continue,
+            Ok(_) => {}
+            Err(err) => warn!(error = %err, "claiming webhook deliveries failed; will retry"),
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+            () = stop.cancelled() => {}
+        }
+    }
+    // Attempts in flight end within the timeout; each returns its slot.
+    let all = u32::try_from(settings.concurrency).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(settings.timeout, slots.acquire_many(all)).await;
+    drop(made);
+    let _ = recorder.await;
+}
+
+/// Claims what is due for the free slots and starts an attempt for each; answers how
+/// many it claimed.
+async fn claim_and_send(
+    store: &Arc<dyn Store>,
+    sender: &Arc<Sender>,
+    slots: &Arc<Semaphore>,
+    made: &mpsc::UnboundedSender<Made>,
+    schedule: DeliverySchedule,
+    free: usize,
+    lease: Duration,
+) -> Result<usize, StoreError> {
+    let endpoints = store.endpoints().await?;
+    let enabled = endpoints.iter().filter(|e| e.disabled_at.is_none()).count();
+    if enabled == 0 {
+        return Ok(0);
+    }
+    // Each endpoint gets its share of the free slots, so one with a backlog does not
+    // hold up the others, and nothing claimed waits long for a slot.
+    let per_endpoint = (free / enabled).max(1);
+    let at = now();
+    let claims = store.claim_deliveries(per_endpoint, at, lease).await?;
+    if claims.is_empty() {
+        return Ok(0);
+    }
+    let positions: Vec<i64> = claims.iter().map(|c| c.delivery.event_position).collect();
+    let events: HashMap<i64, OrderEvent> = store
+        .events_at(&positions)
+        .await?
+        .into_iter()
+        .map(|event| (event.position, event))
+        .collect();
+    let mut targets: HashMap<WebhookId, Arc<Result<Target, String>>> = endpoints
+        .iter()
+        .map(|e| (e.id, Arc::new(Target::of(e, at))))
+        .collect();
+    let count = claims.len();
+    for claim in claims {
+        let target = match targets.get(&claim.delivery.endpoint_id) {
+            Some(target) => target.clone(),
+            // Registered after the list was read.
+            None => {
+                let target = Arc::new(match store.endpoint(claim.delivery.endpoint_id).await? {
+                    Some(endpoint) => Target::of(&endpoint, at),
+                    None => Err("the endpoint was removed".to_owned()),
+                });
+                targets.insert(claim.delivery.endpoint_id, target.clone());
+                target
+            }
+        };
+        // `None` only if retention took it, which it does not while it is owed.
+        let event = events.get(&claim.delivery.event_position).cloned();
+        let slot = slots.clone().acquire_owned().await.expect("never closed");
+        let (sender, made) = (sender.clone(), made.clone());
+        tokio::spawn(async move {
+            let occurred_at = claim.delivery.occurred_at;
+            let attempt = attempt(&sender, claim, event, &target, schedule).await;
+            let _ = made.send(Made {
+                attempt,
+                occurred_at,
+            });
+            drop(slot);
+        });
+    }
+    Ok(count)
+}
+
+/// Makes one attempt and decides what follows it.
+async fn attempt(
+    sender: &Sender,
+    claim: DeliveryClaim,
+    event: Option<OrderEvent>,
+    target: &Result<Target, String>,
+    schedule: DeliverySchedule,
+) -> FinishedAttempt {
+    let delivery = &claim.delivery;
+    let sent = match (event, target) {
+        (Some(event), Ok(target)) => {
+            let body =
+                serde_json::to_vec(&WebhookPayload::new(&event)).expect("an event serialises");
+            sender
+                .send(target, &delivery.event_id.hyphenated().to_string(), &body)
+                .await
+        }
+        (None, _) => Sent::NoAnswer("the event is no longer kept in the log".to_owned()),
+        (_, Err(why)) => Sent::NoAnswer(why.clone()),
+    };
+    let at = now();
+    let retry =
+        |retry_after| match schedule.after(delivery.attempts, at, fastrand::f64(), retry_after) {
+            AfterAttempt::RetryAt(when) => NextStep::RetryAt(when),
+            AfterAttempt::GiveUp => NextStep::GiveUp,
+        };
+    let (status_code, error, next, gone) = match sent {
+        Sent::Answered {
+            status,
+            retry_after,
+            text,
+        } => {
+            let error = text.map(|text| format!("answered {status}: {text}"));
+            match Answer::of(status) {
+                Answer::Accepted => (Some(status), None, NextStep::Delivered, false),
+                Answer::Gone => (Some(status), error, retry(None), true),
+                Answer::Busy => (Some(status), error, retry(retry_after), false),
+                Answer::Refused => (Some(status), error, retry(None), false),
+            }
+        }
+        Sent::NoAnswer(why) => (None, Some(why), retry(None), false),
+    };
+    FinishedAttempt {
+        id: delivery.id,
+        token: claim.token,
+        endpoint_id: delivery.endpoint_id,
+        at,
+        status_code,
+        error,
+        next,
+        gone,
+    }
+}
+
+/// Records attempts as they are made, in batches, until every sender is gone; wakes
+/// the senders after each batch (the next event of an order may be due now).
+async fn record(
+    store: Arc<dyn Store>,
+    mut made: mpsc::UnboundedReceiver<Made>,
+    wake: Arc<Notify>,
+    disable_after: Duration,
+) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while made.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let attempts: Vec<FinishedAttempt> = batch.iter().map(|m| m.attempt.clone()).collect();
+        let mut wait = Duration::from_millis(100);
+        let outcomes = loop {
+            let failing_too_long =
+                now() - chrono::Duration::from_std(disable_after).unwrap_or(chrono::Duration::MAX);
+            match store.finish_deliveries(&attempts, failing_too_long).await {
+                Ok(outcomes) => break Some(outcomes),
+                // Unrecorded, the deliveries come due again when their claims' leases
+                // end: sent again, never lost.
+                Err(err) if wait > Duration::from_secs(5) => {
+                    warn!(error = %err, attempts = attempts.len(), "recording webhook attempts failed; they will be made again");
+                    break None;
+                }
+                Err(err) => {
+                    warn!(error = %err, "recording webhook attempts failed; will retry");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+        };
+        for (made, outcome) in batch.drain(..).zip(outcomes.unwrap_or_default()) {
+            if outcome == ClaimOutcome::Applied {
+                observe(&made);
+            }
+        }
+        wake.notify_one();
+    }
+}
+
+/// The metrics of one recorded attempt.
+fn observe(made: &Made) {
+    let outcome = match made.attempt.next {
+        NextStep::Delivered => {
+            let latency = (made.attempt.at - made.occurred_at)
+                .to_std()
+                .unwrap_or_default();
+            metrics::histogram!("webhook_delivery_latency_seconds").record(latency.as_secs_f64());
+            "delivered"
+        }
+        NextStep::RetryAt(_) => "retrying",
+        NextStep::GiveUp => "failed",
+    };
+    metrics::counter!("webhook_attempts_total", "outcome" => outcome).increment(1);
+}
