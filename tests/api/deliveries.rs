@@ -149,6 +149,7 @@ async fn only_the_event_types_asked_for_are_delivered(db: TestDb) {
 }
 
 async fn failed_attempts_are_retried_on_the_schedule_under_one_id(db: TestDb) {
+    let _timed = crate::helpers::DISK_QUIET.read().await;
     // Scaled to a thousandth: 5 ms, 300 ms, 1.8 s, each with a fifth of jitter.
     let app = webhook_app(db, 0.001).await;
     let receiver = Receiver::start(|call| {
@@ -203,6 +204,7 @@ static ATTEMPTS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, usize>>> =
     std::sync::LazyLock::new(Default::default);
 
 async fn retry_after_is_honoured(db: TestDb) {
+    let _timed = crate::helpers::DISK_QUIET.read().await;
     let app = webhook_app(db, 0.001).await;
     let receiver = Receiver::start(|call| {
         if call_count(call) == 1 {

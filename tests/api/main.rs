@@ -18,6 +18,7 @@ mod cli;
 mod contract;
 mod crash;
 mod deliveries;
+mod delivery_faults;
 mod delivery_ops;
 mod event_feed;
 mod events;
