@@ -172,9 +172,9 @@ pub const RETRY_SCHEDULE: [Duration; 7] = [
     Duration::from_secs(10 * 3_600),
 ];
 
-/// The longest a receiver's `Retry-After` may park a delivery: the schedule's longest
-/// wait, so a receiver cannot make a delivery outlive its schedule by much.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(10 * 3_600);
+/// The longest a receiver's `Retry-After` is honoured: a day, so that a receiver's
+/// mistake (a year) cannot park a delivery for good.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3_600);
 
 /// The schedule, stretched or shrunk (`WEBHOOK_RETRY_SCALE`; tests run it in
 /// milliseconds).
@@ -280,8 +280,8 @@ mod tests {
         assert_eq!(at(Some(Duration::ZERO)), 5);
         assert_eq!(
             at(Some(Duration::from_secs(7 * 24 * 3_600))),
-            36_000_000,
-            "capped at the longest wait"
+            86_400_000,
+            "capped at a day"
         );
         assert_eq!(schedule.after(8, now, 0.5, None), AfterAttempt::GiveUp);
     }

@@ -46,7 +46,7 @@ pub(super) fn health_changes(
 ) -> Vec<HealthChange> {
     let mut by_endpoint: BTreeMap<WebhookId, Vec<&FinishedAttempt>> = BTreeMap::new();
     for (attempt, applied) in attempts.iter().zip(applied) {
-        if applied {
+        if applied && attempt.reached {
             by_endpoint
                 .entry(attempt.endpoint_id)
                 .or_default()
@@ -95,6 +95,7 @@ mod tests {
             error: None,
             next,
             gone,
+            reached: true,
         }
     }
 

@@ -289,12 +289,15 @@ pub trait Deliveries: Send + Sync + 'static {
         lease: Duration,
     ) -> Result<bool, StoreError>;
 
-    /// Claims, for every enabled endpoint, up to `per_endpoint` deliveries due at
-    /// `now`, soonest due first: each counts an attempt and is not due again until
-    /// `lease` after `now` (so a crashed sender's delivery comes back by itself).
+    /// Claims up to `limit` deliveries due at `now`, at most `per_endpoint` of each
+    /// enabled endpoint (taken in a random order, so that when the limit cuts the list
+    /// short no endpoint is always last), each endpoint's soonest due first: each
+    /// counts an attempt and is not due again until `lease` after `now` (so a crashed
+    /// sender's delivery comes back by itself).
     async fn claim_deliveries(
         &self,
         per_endpoint: usize,
+        limit: usize,
         now: Timestamp,
         lease: Duration,
     ) -> Result<Vec<DeliveryClaim>, StoreError>;
@@ -314,8 +317,8 @@ pub trait Deliveries: Send + Sync + 'static {
     async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
 
     /// Owes a delivery again with a fresh schedule, due at `now` (or once an earlier
-    /// event of its order owed to the endpoint is done); one in flight is left as it
-    /// is. `None` if the endpoint has no such delivery.
+    /// event of its order owed to the endpoint is done); one in flight (claimed, its
+    /// lease running) is left as it is. `None` if the endpoint has no such delivery.
     async fn retry_delivery(
         &self,
         endpoint: WebhookId,
@@ -332,8 +335,8 @@ pub trait Deliveries: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<u64, StoreError>;
 
-    /// Deletes up to `limit` delivered or failed deliveries owed before `before`;
-    /// answers how many (fewer than `limit`: nothing older is left).
+    /// Deletes up to `limit` deliveries owed and finished (delivered or failed) before
+    /// `before`; answers how many (fewer than `limit`: nothing older is left).
     async fn prune_deliveries(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError>;
 
     /// Pending deliveries and disabled endpoints, counted.

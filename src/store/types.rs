@@ -157,6 +157,10 @@ pub struct FinishedAttempt {
     pub next: NextStep,
     /// The endpoint answered `410 Gone`: it is disabled at once.
     pub gone: bool,
+    /// Whether the attempt tells of the endpoint's health: `false` when it failed on
+    /// this side (the event no longer kept, an endpoint that cannot be read), which
+    /// must not count towards disabling the endpoint.
+    pub reached: bool,
 }
 
 /// What follows an attempt.

@@ -61,7 +61,7 @@ pub async fn send_until_stopped(
     while !stop.is_cancelled() {
         let free = slots.available_permits();
         let claimed = if free == 0 {
-            Ok(0)
+            Ok(Round::default())
         } else {
             claim_and_send(
                 &store,
@@ -75,8 +75,8 @@ pub async fn send_until_stopped(
             .await
         };
         match claimed {
-            // Every free slot taken: there may be more due at once.
-            Ok(n) if n > 0 && n >= free => continue,
+            // Every free slot taken, or an endpoint's whole share: more may be due.
+            Ok(round) if round.more => continue,
             Ok(_) => {}
             Err(err) => warn!(error = %err, "claiming webhook deliveries failed; will retry"),
         }
@@ -93,8 +93,15 @@ pub async fn send_until_stopped(
     let _ = recorder.await;
 }
 
-/// Claims what is due for the free slots and starts an attempt for each; answers how
-/// many it claimed.
+/// What one round of claims found.
+#[derive(Debug, Default)]
+struct Round {
+    /// Whether more may be due at once: every free slot was taken, or some endpoint
+    /// took its whole share of them.
+    more: bool,
+}
+
+/// Claims what is due for the free slots and starts an attempt for each.
 async fn claim_and_send(
     store: &Arc<dyn Store>,
     sender: &Arc<Sender>,
@@ -103,20 +110,36 @@ async fn claim_and_send(
     schedule: DeliverySchedule,
     free: usize,
     lease: Duration,
-) -> Result<usize, StoreError> {
+) -> Result<Round, StoreError> {
     let endpoints = store.endpoints().await?;
     let enabled = endpoints.iter().filter(|e| e.disabled_at.is_none()).count();
     if enabled == 0 {
-        return Ok(0);
+        return Ok(Round::default());
     }
     // Each endpoint gets its share of the free slots, so one with a backlog does not
-    // hold up the others, and nothing claimed waits long for a slot.
+    // hold up the others.
     let per_endpoint = (free / enabled).max(1);
+    // The slots are taken before the claim, and never more claimed than taken: every
+    // delivery claimed starts at once, none waits for a slot while its lease runs out.
+    let mut taken = slots
+        .clone()
+        .acquire_many_owned(u32::try_from(free).unwrap_or(u32::MAX))
+        .await
+        .expect("never closed");
     let at = now();
-    let claims = store.claim_deliveries(per_endpoint, at, lease).await?;
+    let claims = store
+        .claim_deliveries(per_endpoint, free, at, lease)
+        .await?;
     if claims.is_empty() {
-        return Ok(0);
+        return Ok(Round::default());
     }
+    let mut shares: HashMap<WebhookId, usize> = HashMap::new();
+    for claim in &claims {
+        *shares.entry(claim.delivery.endpoint_id).or_default() += 1;
+    }
+    let round = Round {
+        more: claims.len() >= free || shares.values().any(|n| *n >= per_endpoint),
+    };
     let positions: Vec<i64> = claims.iter().map(|c| c.delivery.event_position).collect();
     let events: HashMap<i64, OrderEvent> = store
         .events_at(&positions)
@@ -128,7 +151,6 @@ async fn claim_and_send(
         .iter()
         .map(|e| (e.id, Arc::new(Target::of(e, at))))
         .collect();
-    let count = claims.len();
     for claim in claims {
         let target = match targets.get(&claim.delivery.endpoint_id) {
             Some(target) => target.clone(),
@@ -144,7 +166,7 @@ async fn claim_and_send(
         };
         // `None` only if retention took it, which it does not while it is owed.
         let event = events.get(&claim.delivery.event_position).cloned();
-        let slot = slots.clone().acquire_owned().await.expect("never closed");
+        let slot = taken.split(1).expect("a slot for every claim");
         let (sender, made) = (sender.clone(), made.clone());
         tokio::spawn(async move {
             let occurred_at = claim.delivery.occurred_at;
@@ -156,7 +178,7 @@ async fn claim_and_send(
             drop(slot);
         });
     }
-    Ok(count)
+    Ok(round)
 }
 
 /// Makes one attempt and decides what follows it.
@@ -168,6 +190,23 @@ async fn attempt(
     schedule: DeliverySchedule,
 ) -> FinishedAttempt {
     let delivery = &claim.delivery;
+    let retry =
+        |at, retry_after| match schedule.after(delivery.attempts, at, fastrand::f64(), retry_after)
+        {
+            AfterAttempt::RetryAt(when) => NextStep::RetryAt(when),
+            AfterAttempt::GiveUp => NextStep::GiveUp,
+        };
+    let finished = |at, status_code, error, next, gone, reached| FinishedAttempt {
+        id: delivery.id,
+        token: claim.token,
+        endpoint_id: delivery.endpoint_id,
+        at,
+        status_code,
+        error,
+        next,
+        gone,
+        reached,
+    };
     let sent = match (event, target) {
         (Some(event), Ok(target)) => {
             let body =
@@ -176,15 +215,27 @@ async fn attempt(
                 .send(target, &delivery.event_id.hyphenated().to_string(), &body)
                 .await
         }
-        (None, _) => Sent::NoAnswer("the event is no longer kept in the log".to_owned()),
-        (_, Err(why)) => Sent::NoAnswer(why.clone()),
+        // Failures on this side are recorded, but say nothing of the endpoint's health.
+        // Retention keeps what is owed, so only the recovery of a delivery older than
+        // EVENT_RETENTION meets this one: nothing can be sent, now or later.
+        (None, _) => {
+            let why = "the event is no longer kept in the log (EVENT_RETENTION)";
+            return finished(
+                now(),
+                None,
+                Some(why.to_owned()),
+                NextStep::GiveUp,
+                false,
+                false,
+            );
+        }
+        (_, Err(why)) => {
+            let why = format!("the endpoint cannot be used: {why}");
+            let at = now();
+            return finished(at, None, Some(why), retry(at, None), false, false);
+        }
     };
     let at = now();
-    let retry =
-        |retry_after| match schedule.after(delivery.attempts, at, fastrand::f64(), retry_after) {
-            AfterAttempt::RetryAt(when) => NextStep::RetryAt(when),
-            AfterAttempt::GiveUp => NextStep::GiveUp,
-        };
     let (status_code, error, next, gone) = match sent {
         Sent::Answered {
             status,
@@ -194,23 +245,14 @@ async fn attempt(
             let error = text.map(|text| format!("answered {status}: {text}"));
             match Answer::of(status) {
                 Answer::Accepted => (Some(status), None, NextStep::Delivered, false),
-                Answer::Gone => (Some(status), error, retry(None), true),
-                Answer::Busy => (Some(status), error, retry(retry_after), false),
-                Answer::Refused => (Some(status), error, retry(None), false),
+                Answer::Gone => (Some(status), error, retry(at, None), true),
+                Answer::Busy => (Some(status), error, retry(at, retry_after), false),
+                Answer::Refused => (Some(status), error, retry(at, None), false),
             }
         }
-        Sent::NoAnswer(why) => (None, Some(why), retry(None), false),
+        Sent::NoAnswer(why) => (None, Some(why), retry(at, None), false),
     };
-    FinishedAttempt {
-        id: delivery.id,
-        token: claim.token,
-        endpoint_id: delivery.endpoint_id,
-        at,
-        status_code,
-        error,
-        next,
-        gone,
-    }
+    finished(at, status_code, error, next, gone, true)
 }
 
 /// Records attempts as they are made, in batches, until every sender is gone; wakes

@@ -22,6 +22,10 @@ const LEASE: Duration = Duration::from_secs(30);
 const RENEW: Duration = Duration::from_secs(5);
 /// Events read from the log at once.
 const PAGE: usize = 1_000;
+/// Most deliveries owed in one transaction (at least one event's, however many
+/// endpoints take it): bounds the writer's time and the memory of a page of events
+/// times many endpoints.
+const MOST_OWED: usize = 5_000;
 /// How often the log is read when no wake-up came (one from another instance may be
 /// lost while the store reconnects).
 const POLL: Duration = Duration::from_millis(500);
@@ -108,26 +112,30 @@ async fn owe_next(
     position: i64,
 ) -> Result<Next, crate::store::StoreError> {
     let events = store.events_after(position, PAGE).await?;
-    let Some(last) = events.last() else {
+    if events.is_empty() {
         return Ok(Next::CaughtUp);
-    };
+    }
     let endpoints = store.endpoints().await?;
     let at = now();
-    let deliveries: Vec<Delivery> = events
-        .iter()
-        .flat_map(|event| {
-            endpoints
-                .iter()
-                .filter(|endpoint| endpoint.owes(event))
-                .map(move |endpoint| Delivery::new(endpoint.id, event, at))
-        })
-        .collect();
+    let (mut deliveries, mut through) = (Vec::new(), position);
+    for event in &events {
+        let owed: Vec<Delivery> = endpoints
+            .iter()
+            .filter(|endpoint| endpoint.owes(event))
+            .map(|endpoint| Delivery::new(endpoint.id, event, at))
+            .collect();
+        if !deliveries.is_empty() && deliveries.len() + owed.len() > MOST_OWED {
+            break;
+        }
+        deliveries.extend(owed);
+        through = event.position;
+    }
     let moved = store
-        .enqueue_deliveries(CONSUMER, holder, last.position, &deliveries, at, LEASE)
+        .enqueue_deliveries(CONSUMER, holder, through, &deliveries, at, LEASE)
         .await?;
     Ok(if moved {
         Next::Moved {
-            to: last.position,
+            to: through,
             deliveries: deliveries.len() as u64,
         }
     } else {

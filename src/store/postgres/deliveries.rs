@@ -68,7 +68,7 @@ async fn lock_endpoints(
 
 /// Owes again the deliveries `filter` picks (`$3` on), due at `$2` unless an earlier
 /// event of the order is owed to the endpoint, or owed again by the same statement
-/// (failed, with an id at or after `$1`). One in flight is left as it is.
+/// (failed, with an id at or after `$1`). One in flight (its lease running) is left.
 fn owe_again(filter: &str) -> String {
     format!(
         "UPDATE webhook_deliveries AS d SET status = 'pending', attempts = 0, \
@@ -78,9 +78,32 @@ fn owe_again(filter: &str) -> String {
                  AND p.seq < d.seq \
                  AND (p.status = 'pending' OR (p.status = 'failed' AND p.id >= $1))) \
              THEN NULL ELSE $2 END \
-         WHERE {filter} AND NOT (d.status = 'pending' AND d.claim_token IS NOT NULL) \
+         WHERE {filter} AND NOT (d.status = 'pending' AND d.claim_token IS NOT NULL \
+             AND d.next_attempt_at > $2) \
          RETURNING {DELIVERY_COLUMNS}"
     )
+}
+
+/// After owing again: any delivery of the endpoint left waiting with nothing earlier
+/// owed is made due. A failed delivery the statement counted on as owed again may have
+/// been pruned under it; this statement's snapshot sees that.
+async fn release_waiting(
+    tx: &mut Transaction<'_, Postgres>,
+    endpoint: WebhookId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE webhook_deliveries d SET next_attempt_at = $2 \
+         WHERE d.endpoint_id = $1 AND d.status = 'pending' AND d.next_attempt_at IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
+             WHERE p.order_id = d.order_id AND p.endpoint_id = d.endpoint_id \
+             AND p.seq < d.seq AND p.status = 'pending')",
+    )
+    .bind(endpoint.as_uuid())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -124,7 +147,8 @@ impl Deliveries for PostgresStore {
                      $6::int[], $7::text[], $8::timestamptz[], $9::bool[], $10::timestamptz[]) \
                      AS v (id, endpoint_id, position, event_id, order_id, seq, type, \
                            occurred_at, first, created_at) \
-                 WHERE EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = v.endpoint_id)"
+                 WHERE EXISTS (SELECT 1 FROM webhook_endpoints w \
+                     WHERE w.id = v.endpoint_id AND w.disabled_at IS NULL)"
             ))
             .bind(column(|d| *d.id.as_uuid()))
             .bind(column(|d| *d.endpoint_id.as_uuid()))
@@ -161,6 +185,7 @@ impl Deliveries for PostgresStore {
     async fn claim_deliveries(
         &self,
         per_endpoint: usize,
+        limit: usize,
         now: Timestamp,
         lease: Duration,
     ) -> Result<Vec<DeliveryClaim>, StoreError> {
@@ -172,18 +197,21 @@ impl Deliveries for PostgresStore {
                  attempts = d.attempts + 1, last_attempt_at = $3 \
              WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
              AND d.id = ANY(ARRAY( \
-                 SELECT due.id FROM webhook_endpoints w CROSS JOIN LATERAL ( \
+                 SELECT due.id FROM ( \
+                     SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL \
+                     ORDER BY random()) w CROSS JOIN LATERAL ( \
                      SELECT id FROM webhook_deliveries \
                      WHERE endpoint_id = w.id AND status = 'pending' \
                      AND next_attempt_at <= $3 \
                      ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) due \
-                 WHERE w.disabled_at IS NULL)) \
+                 LIMIT $5)) \
              RETURNING {DELIVERY_COLUMNS}"
         ))
         .bind(token)
         .bind(lease_end(now, lease))
         .bind(now)
         .bind(i64::try_from(per_endpoint).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -278,10 +306,15 @@ impl Deliveries for PostgresStore {
         let recorded = outcomes.iter().map(|o| *o == ClaimOutcome::Applied);
         for change in health_changes(attempts, recorded) {
             sqlx::query(
+                // Batches of several instances commit in any order: a success or a
+                // failure older than the last success recorded changes nothing.
                 "UPDATE webhook_endpoints SET \
-                     last_delivered_at = COALESCE($2, last_delivered_at), \
-                     failing_since = CASE WHEN $2 IS NOT NULL THEN $3 \
-                         ELSE COALESCE(failing_since, $3) END \
+                     last_delivered_at = GREATEST(last_delivered_at, $2), \
+                     failing_since = CASE \
+                         WHEN $2 > COALESCE(last_delivered_at, '-infinity') THEN $3 \
+                         WHEN $3 > COALESCE(last_delivered_at, '-infinity') \
+                             THEN COALESCE(failing_since, $3) \
+                         ELSE failing_since END \
                  WHERE id = $1",
             )
             .bind(change.id.as_uuid())
@@ -339,6 +372,7 @@ impl Deliveries for PostgresStore {
             .bind(id.as_uuid())
             .fetch_optional(&mut *tx)
             .await?;
+        release_waiting(&mut tx, endpoint, now).await?;
         let row = match again {
             Some(row) => Some(row),
             // In flight (left as it is), or none.
@@ -374,6 +408,7 @@ impl Deliveries for PostgresStore {
         .bind(endpoint.as_uuid())
         .fetch_all(&mut *tx)
         .await?;
+        release_waiting(&mut tx, endpoint, now).await?;
         tx.commit().await?;
         Ok(again.len() as u64)
     }
@@ -382,9 +417,11 @@ impl Deliveries for PostgresStore {
         let deleted = sqlx::query(
             "DELETE FROM webhook_deliveries WHERE id IN ( \
                  SELECT id FROM webhook_deliveries \
-                 WHERE id < $1 AND status <> 'pending' ORDER BY id LIMIT $2)",
+                 WHERE id < $1 AND status <> 'pending' AND finished_at < $2 \
+                 ORDER BY id LIMIT $3)",
         )
         .bind(DeliveryId::first_at(before).as_uuid())
+        .bind(before)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .await?;

@@ -123,12 +123,15 @@ impl Webhooks for PostgresStore {
     }
 
     async fn delete_endpoint(&self, id: WebhookId) -> Result<bool, StoreError> {
+        // The endpoint's row first: whatever holds it (owing deliveries to it, recording
+        // attempts) finishes before, so the next statement sees and removes every
+        // delivery it wrote, and nothing is written for it after.
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1")
+        let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
             .bind(id.as_uuid())
             .execute(&mut *tx)
             .await?;
-        let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+        sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1")
             .bind(id.as_uuid())
             .execute(&mut *tx)
             .await?;

@@ -97,11 +97,14 @@ fn promote_next(
     Ok(())
 }
 
-/// Owes again the deliveries `filter` picks (`?5` on, given in `values`), due at `?6`
-/// unless an earlier event of the order is owed to the endpoint (`?4`: the smallest id
-/// that counts as recovered with them).
+/// Owes again the deliveries `filter` picks (`?3` on, given in `values`), due at `?2`
+/// unless an earlier event of the order is owed to the endpoint (`?1`: the smallest id
+/// that counts as owed again with them); one in flight (its lease running) is left.
+/// Then any delivery of the endpoint left waiting with nothing earlier owed is made
+/// due: a failed delivery the statement counted on may have been pruned under it.
 fn owe_again(
     tx: &Transaction<'_>,
+    endpoint: WebhookId,
     filter: &str,
     since: DeliveryId,
     values: Vec<Value>,
@@ -113,10 +116,20 @@ fn owe_again(
         "UPDATE webhook_deliveries AS d SET status = 'pending', attempts = 0, \
              claim_token = NULL, finished_at = NULL, \
              next_attempt_at = CASE WHEN {EARLIER_OWED_AGAIN} THEN NULL ELSE ?2 END \
-         WHERE {filter} AND NOT (d.status = 'pending' AND d.claim_token IS NOT NULL) \
+         WHERE {filter} AND NOT (d.status = 'pending' AND d.claim_token IS NOT NULL \
+             AND d.next_attempt_at > ?2) \
          RETURNING {DELIVERY_COLUMNS}"
     ))?;
-    deliveries_from(&mut stmt, params_from_iter(all))
+    let again = deliveries_from(&mut stmt, params_from_iter(all))?;
+    tx.prepare_cached(
+        "UPDATE webhook_deliveries AS d SET next_attempt_at = ?2 \
+         WHERE d.endpoint_id = ?1 AND d.status = 'pending' AND d.next_attempt_at IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
+             WHERE p.order_id = d.order_id AND p.endpoint_id = d.endpoint_id \
+             AND p.seq < d.seq AND p.status = 'pending')",
+    )?
+    .execute(params![endpoint.to_string(), millis(now)])?;
+    Ok(again)
 }
 
 #[async_trait]
@@ -148,7 +161,8 @@ impl Deliveries for SqliteStore {
                      SELECT ?4, ?2, ?5, ?6, ?1, ?3, ?7, ?8, 'pending', 0, \
                          CASE WHEN ?9 AND NOT {EARLIER_OWED} THEN ?10 END, \
                          NULL, NULL, NULL, ?10, NULL, NULL \
-                     WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = ?2)"
+                     WHERE EXISTS (SELECT 1 FROM webhook_endpoints \
+                         WHERE id = ?2 AND disabled_at IS NULL)"
                 ))?;
                 for (delivery, first) in deliveries.iter().zip(first_of_their_order(&deliveries)) {
                     insert.execute(params![
@@ -172,18 +186,31 @@ impl Deliveries for SqliteStore {
     async fn claim_deliveries(
         &self,
         per_endpoint: usize,
+        limit: usize,
         now: Timestamp,
         lease: Duration,
     ) -> Result<Vec<DeliveryClaim>, StoreError> {
+        // Which enabled endpoints have something due, read without the writer: an idle
+        // sender polling costs no write.
+        let due: Vec<String> = self.readers.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT w.id FROM webhook_endpoints w WHERE w.disabled_at IS NULL \
+                 AND EXISTS (SELECT 1 FROM webhook_deliveries d \
+                     WHERE d.endpoint_id = w.id AND d.status = 'pending' \
+                     AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1) \
+                 ORDER BY random()",
+            )?;
+            let rows = stmt.query_map([millis(now)], |row| row.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })?;
+        if due.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
         let token = Uuid::new_v4();
         let until = lease_end(now, lease);
-        let limit = i64::try_from(per_endpoint).unwrap_or(i64::MAX);
         self.writer
             .transaction(move |tx| {
-                let endpoints: Vec<String> = tx
-                    .prepare_cached("SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL")?
-                    .query_map([], |row| row.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
+                let endpoints = due;
                 let mut claim = tx.prepare_cached(&format!(
                     "UPDATE webhook_deliveries SET claim_token = ?1, next_attempt_at = ?2, \
                          attempts = attempts + 1, last_attempt_at = ?3 \
@@ -194,6 +221,10 @@ impl Deliveries for SqliteStore {
                 ))?;
                 let mut claims = Vec::new();
                 for endpoint in endpoints {
+                    let room = per_endpoint.min(limit - claims.len());
+                    if room == 0 {
+                        break;
+                    }
                     let claimed = deliveries_from(
                         &mut claim,
                         params![
@@ -201,7 +232,7 @@ impl Deliveries for SqliteStore {
                             millis(until),
                             millis(now),
                             endpoint,
-                            limit
+                            i64::try_from(room).unwrap_or(i64::MAX)
                         ],
                     )?;
                     claims.extend(
@@ -262,10 +293,17 @@ impl Deliveries for SqliteStore {
                 let applied = outcomes.iter().map(|o| *o == ClaimOutcome::Applied);
                 for change in health_changes(&attempts, applied) {
                     tx.prepare_cached(
+                        // Batches of several instances commit in any order: a
+                        // success or a failure older than the last success recorded
+                        // changes nothing.
                         "UPDATE webhook_endpoints SET \
-                             last_delivered_at = COALESCE(?2, last_delivered_at), \
-                             failing_since = CASE WHEN ?2 IS NOT NULL THEN ?3 \
-                                 ELSE COALESCE(failing_since, ?3) END \
+                             last_delivered_at = CASE WHEN ?2 > COALESCE(last_delivered_at, 0) \
+                                 THEN ?2 ELSE last_delivered_at END, \
+                             failing_since = CASE \
+                                 WHEN ?2 > COALESCE(last_delivered_at, 0) THEN ?3 \
+                                 WHEN ?3 > COALESCE(last_delivered_at, 0) \
+                                     THEN COALESCE(failing_since, ?3) \
+                                 ELSE failing_since END \
                          WHERE id = ?1",
                     )?
                     .execute(params![
@@ -332,8 +370,15 @@ impl Deliveries for SqliteStore {
                 ];
                 // The id itself: nothing else is being recovered with it.
                 let since = DeliveryId::from_uuid(Uuid::max());
-                if let Some(again) =
-                    owe_again(tx, "d.endpoint_id = ?3 AND d.id = ?4", since, values, now)?.pop()
+                if let Some(again) = owe_again(
+                    tx,
+                    endpoint,
+                    "d.endpoint_id = ?3 AND d.id = ?4",
+                    since,
+                    values,
+                    now,
+                )?
+                .pop()
                 {
                     return Ok(Some(again));
                 }
@@ -363,6 +408,7 @@ impl Deliveries for SqliteStore {
                 let values = vec![Value::Text(endpoint.to_string())];
                 let again = owe_again(
                     tx,
+                    endpoint,
                     "d.endpoint_id = ?3 AND d.status = 'failed' AND d.id >= ?1",
                     since,
                     values,
@@ -374,7 +420,7 @@ impl Deliveries for SqliteStore {
     }
 
     async fn prune_deliveries(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
-        let (before, limit) = (
+        let (first, limit) = (
             DeliveryId::first_at(before),
             i64::try_from(limit).unwrap_or(i64::MAX),
         );
@@ -384,9 +430,11 @@ impl Deliveries for SqliteStore {
                     .prepare_cached(
                         "DELETE FROM webhook_deliveries WHERE id IN ( \
                              SELECT id FROM webhook_deliveries \
-                             WHERE id < ?1 AND status <> 'pending' ORDER BY id LIMIT ?2)",
+                             WHERE id < ?1 AND status <> 'pending' AND finished_at < ?2 \
+                             ORDER BY id LIMIT ?3)",
                     )?
-                    .execute(params![before.to_string(), limit])? as u64)
+                    .execute(params![first.to_string(), millis(before), limit])?
+                    as u64)
             })
             .await
     }

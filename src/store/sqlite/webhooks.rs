@@ -164,12 +164,13 @@ impl Webhooks for SqliteStore {
     async fn delete_endpoint(&self, id: WebhookId) -> Result<bool, StoreError> {
         self.writer
             .transaction(move |tx| {
+                // The endpoint first, then its deliveries: the order PostgreSQL needs.
+                let deleted = tx
+                    .prepare_cached("DELETE FROM webhook_endpoints WHERE id = ?1")?
+                    .execute([id.to_string()])?;
                 tx.prepare_cached("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1")?
                     .execute([id.to_string()])?;
-                Ok(tx
-                    .prepare_cached("DELETE FROM webhook_endpoints WHERE id = ?1")?
-                    .execute([id.to_string()])?
-                    == 1)
+                Ok(deleted == 1)
             })
             .await
     }

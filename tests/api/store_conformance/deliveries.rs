@@ -108,6 +108,7 @@ fn finished(claim: &DeliveryClaim, at_ms: i64, next: NextStep) -> FinishedAttemp
         error: (next != NextStep::Delivered).then(|| "boom".to_owned()),
         next,
         gone: false,
+        reached: true,
     }
 }
 
@@ -146,7 +147,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
 
     // Each order's first event is due; the first order's later two wait behind it.
     let claims = store
-        .claim_deliveries(10, at(200), DELIVERY_LEASE)
+        .claim_deliveries(10, 100, at(200), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(
@@ -156,7 +157,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
     assert!(claims.iter().all(|c| c.delivery.attempts == 1));
     assert!(
         store
-            .claim_deliveries(10, at(201), DELIVERY_LEASE)
+            .claim_deliveries(10, 100, at(201), DELIVERY_LEASE)
             .await
             .unwrap()
             .is_empty(),
@@ -180,7 +181,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
 
     // Delivered: the next event of that order is due.
     let processing = store
-        .claim_deliveries(10, at(400), DELIVERY_LEASE)
+        .claim_deliveries(10, 100, at(400), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(claimed(&processing), [(2, EventType::Processing)]);
@@ -194,13 +195,13 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
         .unwrap();
     assert!(
         store
-            .claim_deliveries(10, at(5_499), DELIVERY_LEASE)
+            .claim_deliveries(10, 100, at(5_499), DELIVERY_LEASE)
             .await
             .unwrap()
             .is_empty()
     );
     let again = store
-        .claim_deliveries(10, at(5_500), DELIVERY_LEASE)
+        .claim_deliveries(10, 100, at(5_500), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(claimed(&again), [(2, EventType::Processing)]);
@@ -212,7 +213,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
         .await
         .unwrap();
     let completed = store
-        .claim_deliveries(10, at(5_700), DELIVERY_LEASE)
+        .claim_deliveries(10, 100, at(5_700), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(claimed(&completed), [(3, EventType::Completed)]);
@@ -229,14 +230,14 @@ async fn a_lost_claim_records_nothing_and_a_lapsed_lease_frees_the_delivery(db: 
     let hook = endpoint(1);
     owe_all(&*store, &[&hook]).await;
     let first = store
-        .claim_deliveries(1, at(200), DELIVERY_LEASE)
+        .claim_deliveries(1, 100, at(200), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(first.len(), 1, "at most one per endpoint here");
     // Its sender died: after the lease the delivery is claimed again, with a new token.
     let lapsed = at(200) + chrono::Duration::from_std(DELIVERY_LEASE).unwrap();
     let second: Vec<DeliveryClaim> = store
-        .claim_deliveries(10, lapsed, DELIVERY_LEASE)
+        .claim_deliveries(10, 100, lapsed, DELIVERY_LEASE)
         .await
         .unwrap()
         .into_iter()
@@ -279,13 +280,21 @@ async fn endpoints_keep_their_health_and_are_disabled_when_gone_or_failing_too_l
     let (gone, failing) = (endpoint(1), endpoint(2));
     owe_all(&*store, &[&gone, &failing]).await;
     let claims = store
-        .claim_deliveries(10, at(200), DELIVERY_LEASE)
+        .claim_deliveries(10, 100, at(200), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(
         claims.len(),
         4,
         "two orders' first events, to each endpoint"
+    );
+    // Never more than asked for in all, however many endpoints have something due.
+    assert!(
+        store
+            .claim_deliveries(10, 0, at(200), DELIVERY_LEASE)
+            .await
+            .unwrap()
+            .is_empty()
     );
     let to = |id: WebhookId| -> Vec<&DeliveryClaim> {
         claims
@@ -330,7 +339,7 @@ async fn endpoints_keep_their_health_and_are_disabled_when_gone_or_failing_too_l
     assert_eq!(gauges.pending, 7, "eight owed, one delivered");
     assert!(
         store
-            .claim_deliveries(10, at(20_000), DELIVERY_LEASE)
+            .claim_deliveries(10, 100, at(20_000), DELIVERY_LEASE)
             .await
             .unwrap()
             .is_empty()
@@ -346,7 +355,7 @@ async fn endpoints_keep_their_health_and_are_disabled_when_gone_or_failing_too_l
     assert_eq!((back.disabled_at, back.failing_since), (None, None));
     // (One of its two was claimed at 200 and never answered: due when its lease ends.)
     let claims = store
-        .claim_deliveries(10, at(70_000), DELIVERY_LEASE)
+        .claim_deliveries(10, 100, at(70_000), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(claims.len(), 2);
@@ -383,7 +392,7 @@ async fn operators_list_retry_and_recover_deliveries(db: TestDb) {
     let mut now = 200;
     loop {
         let claims = store
-            .claim_deliveries(10, at(now), DELIVERY_LEASE)
+            .claim_deliveries(10, 100, at(now), DELIVERY_LEASE)
             .await
             .unwrap();
         if claims.is_empty() {
@@ -448,7 +457,7 @@ async fn operators_list_retry_and_recover_deliveries(db: TestDb) {
         .finish_deliveries(
             &[finished(
                 &store
-                    .claim_deliveries(10, at(1_000), DELIVERY_LEASE)
+                    .claim_deliveries(10, 100, at(1_000), DELIVERY_LEASE)
                     .await
                     .unwrap()[0],
                 1_001,
@@ -471,12 +480,19 @@ async fn operators_list_retry_and_recover_deliveries(db: TestDb) {
     let mut now = 2_000;
     loop {
         let claims = store
-            .claim_deliveries(10, at(now), DELIVERY_LEASE)
+            .claim_deliveries(10, 100, at(now), DELIVERY_LEASE)
             .await
             .unwrap();
         if claims.is_empty() {
             break;
         }
+        let orders: std::collections::HashSet<_> =
+            claims.iter().map(|c| c.delivery.order_id).collect();
+        assert_eq!(
+            orders.len(),
+            claims.len(),
+            "one event of an order at a time"
+        );
         for claim in &claims {
             sent.push((claim.delivery.order_id, claim.delivery.seq));
         }
@@ -510,7 +526,7 @@ async fn retention_keeps_what_deliveries_owe_and_prunes_what_is_done(db: TestDb)
     let log = owe_all(&*store, &[&hook]).await;
     // Only the first order's first event is delivered; the rest stay owed.
     let claims = store
-        .claim_deliveries(10, at(200), DELIVERY_LEASE)
+        .claim_deliveries(10, 100, at(200), DELIVERY_LEASE)
         .await
         .unwrap();
     let first = claims
