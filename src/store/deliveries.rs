@@ -4,22 +4,28 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::{FinishedAttempt, NextStep};
-use crate::domain::{Delivery, Timestamp, WebhookId};
+use super::{FinishedAttempt, NextStep, Owed};
+use crate::domain::{DeliveryStatus, Timestamp, WebhookId};
 
 /// Why an endpoint that answered `410 Gone` is disabled.
 pub(super) const GONE: &str = "the endpoint answered 410 Gone";
 /// Why an endpoint whose every attempt failed for too long is disabled.
 pub(super) const FAILING: &str = "every delivery failed for WEBHOOK_DISABLE_AFTER";
 
-/// For each delivery, whether it is the first of its order for its endpoint in the
-/// batch: only those may be due at once (if nothing earlier is owed already); the
-/// rest wait behind them.
-pub(super) fn first_of_their_order(deliveries: &[Delivery]) -> Vec<bool> {
-    let mut seen = HashSet::new();
-    deliveries
-        .iter()
-        .map(|d| seen.insert((d.order_id, d.endpoint_id)))
+/// For each delivery of a page, whether an earlier one of its order to its endpoint in
+/// the page is still owed (pending, or not yet sent): an unsent delivery behind it
+/// waits.
+pub(super) fn behind_in_page(owed: &[Owed]) -> Vec<bool> {
+    let mut owing = HashSet::new();
+    owed.iter()
+        .map(|o| {
+            let chain = (o.delivery.order_id, o.delivery.endpoint_id);
+            let behind = owing.contains(&chain);
+            if !o.settled || o.delivery.status == DeliveryStatus::Pending {
+                owing.insert(chain);
+            }
+            behind
+        })
         .collect()
 }
 
@@ -97,6 +103,44 @@ mod tests {
             gone,
             reached: true,
         }
+    }
+
+    #[test]
+    fn a_delivery_waits_only_behind_one_of_its_order_still_owed() {
+        use crate::domain::{Delivery, EventType, Order, OrderEvent, event_id};
+        let order: Order = crate::seed::sample_orders().remove(0);
+        let hook = WebhookId::new_at(from_millis(1));
+        let owed = |seq: u32, status: DeliveryStatus, settled: bool| {
+            let event = OrderEvent {
+                event_id: event_id(order.id, seq, order.created_at),
+                order_id: order.id,
+                seq,
+                event_type: EventType::Created,
+                occurred_at: order.created_at,
+                position: i64::from(seq),
+                order: order.clone(),
+            };
+            let mut delivery = Delivery::new(hook, &event, from_millis(2));
+            delivery.status = status;
+            Owed {
+                delivery,
+                settled,
+                claim: None,
+            }
+        };
+        let page = [
+            owed(1, DeliveryStatus::Delivered, true),
+            owed(2, DeliveryStatus::Pending, true),
+            owed(3, DeliveryStatus::Pending, false),
+            owed(4, DeliveryStatus::Pending, false),
+        ];
+        assert_eq!(behind_in_page(&page), [false, false, true, true]);
+        assert_eq!(behind_in_page(&page[..1]), [false]);
+        assert_eq!(
+            behind_in_page(&[page[0].clone(), page[2].clone()]),
+            [false, false],
+            "a delivered one holds nothing up"
+        );
     }
 
     #[test]

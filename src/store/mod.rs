@@ -12,6 +12,7 @@ mod postgres;
 mod sqlite;
 mod types;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +30,8 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::{
     CancelOutcome, Claim, ClaimOutcome, DeliveryClaim, DeliveryGauges, DeliveryQuery, Extended,
-    FinishedAttempt, IdempotentResponse, KeyedInsert, ListQuery, NextStep, OrderMetrics, Pruned,
-    Rescued, RetryOutcome,
+    FinishedAttempt, IdempotentResponse, KeyedInsert, ListQuery, NextStep, OrderMetrics, Owed,
+    OwedPage, Pruned, Rescued, RetryOutcome,
 };
 
 /// What every backend does besides holding orders: wake-ups, migrations, readiness.
@@ -275,19 +276,26 @@ pub trait Webhooks: Send + Sync + 'static {
 /// while an earlier event of its order is still owed to the same endpoint.
 #[async_trait]
 pub trait Deliveries: Send + Sync + 'static {
-    /// Writes `deliveries` (events up to position `through`, each due at once unless
-    /// it waits behind an earlier event of its order) and moves consumer `name` to
-    /// `through`, in one transaction, if `holder` still holds it; `false` (and nothing
-    /// written) if it does not.
+    /// Writes a page's deliveries (of events up to `page.through`; those to endpoints
+    /// since disabled or removed are dropped), keeps the endpoints' health from the
+    /// consumer's own attempts in it, and moves consumer `name` to `page.through`, in
+    /// one transaction, if `holder` still holds it; `false` (and nothing written) if it
+    /// does not.
     async fn enqueue_deliveries(
         &self,
         name: &str,
         holder: Uuid,
-        through: i64,
-        deliveries: &[Delivery],
+        page: &OwedPage,
         now: Timestamp,
         lease: Duration,
     ) -> Result<bool, StoreError>;
+
+    /// Which of these (order, endpoint) pairs have a delivery owed (pending): a new
+    /// event of such an order must wait behind it.
+    async fn owing(
+        &self,
+        pairs: &[(OrderId, WebhookId)],
+    ) -> Result<HashSet<(OrderId, WebhookId)>, StoreError>;
 
     /// Claims up to `limit` deliveries due at `now`, at most `per_endpoint` of each
     /// enabled endpoint (taken in a random order, so that when the limit cuts the list

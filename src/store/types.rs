@@ -134,6 +134,43 @@ pub struct Pruned {
     pub next_after: Option<i64>,
 }
 
+/// A delivery as the webhooks consumer hands it to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owed {
+    /// When `settled`, stored as it is (its status, attempts and last answer, as the
+    /// consumer's own first attempt left it); else stored `Pending` with no attempt,
+    /// due at once unless an earlier event of its order is owed to the endpoint (in
+    /// the store, or earlier in the same page), when it waits behind it.
+    pub delivery: Delivery,
+    pub settled: bool,
+    /// A settled delivery whose attempt is still in flight: the claim it is made
+    /// under (its `next_attempt_at` is the claim's lease end).
+    pub claim: Option<Uuid>,
+}
+
+impl Owed {
+    /// A delivery owed, to be sent by whoever claims it.
+    pub fn unsent(delivery: Delivery) -> Self {
+        Self {
+            delivery,
+            settled: false,
+            claim: None,
+        }
+    }
+}
+
+/// What the webhooks consumer writes for a page of the log, in one transaction with
+/// its move to `through`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwedPage {
+    pub through: i64,
+    pub owed: Vec<Owed>,
+    /// The consumer's own attempts that ended (delivered or not), for the endpoints'
+    /// health, as `finish_deliveries` keeps it.
+    pub attempts: Vec<FinishedAttempt>,
+    pub failing_too_long: Timestamp,
+}
+
 /// A delivery claimed for one attempt. The token proves the claim: only its holder
 /// records the attempt, and a delivery whose lease ran out is claimed with a new one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,7 @@
-//! The senders: claim due deliveries, make each attempt (at most `WEBHOOK_CONCURRENCY`
-//! at once), decide what follows from the answer, and record attempts in batches. A
+//! The claimers: claim due deliveries (retries, deliveries that waited behind an
+//! earlier event of their order, those sent again by operators, and any whose sender
+//! died), make each attempt within the shared slots (`WEBHOOK_CONCURRENCY` in flight
+//! at most), decide what follows from the answer, and record attempts in batches. A
 //! receiver that hangs holds one of those slots until the timeout, never a request of
 //! the API.
 
@@ -19,7 +21,7 @@ use crate::domain::{
 use crate::store::{ClaimOutcome, DeliveryClaim, FinishedAttempt, NextStep, Store, StoreError};
 use crate::wire::WebhookPayload;
 
-/// How often due deliveries are looked for when nothing woke the senders (retries
+/// How often due deliveries are looked for when nothing woke the claimers (retries
 /// come due by the clock, and other instances' deliveries are not announced).
 const POLL: Duration = Duration::from_millis(100);
 /// Most attempts recorded in one write.
@@ -29,68 +31,60 @@ const RECORD_BATCH: usize = 512;
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
 /// An attempt made, and when its event happened (for the latency metric).
-struct Made {
-    attempt: FinishedAttempt,
-    occurred_at: Timestamp,
+pub(super) struct Made {
+    pub attempt: FinishedAttempt,
+    pub occurred_at: Timestamp,
 }
 
-/// Sends until `stop`; then lets attempts in flight finish (within the timeout) and
-/// records them.
-pub async fn send_until_stopped(
+/// What every sender shares: the client, the slots (at most `WEBHOOK_CONCURRENCY`
+/// attempts in flight in all), the recorder's queue, and the claimers' wake-up.
+pub(super) struct Shared {
+    pub sender: Sender,
+    pub slots: Arc<Semaphore>,
+    pub made: mpsc::UnboundedSender<Made>,
+    pub schedule: DeliverySchedule,
+    /// A claim's lease: the attempt's timeout and a margin.
+    pub lease: Duration,
+    pub wake: Arc<Notify>,
+}
+
+impl Shared {
+    /// The shared parts, and the recorder's end of its queue.
+    pub fn new(
+        settings: &WebhookSettings,
+    ) -> reqwest::Result<(Self, mpsc::UnboundedReceiver<Made>)> {
+        let (made, to_record) = mpsc::unbounded_channel();
+        let shared = Self {
+            sender: Sender::new(settings.timeout, settings.network)?,
+            slots: Arc::new(Semaphore::new(settings.concurrency)),
+            made,
+            schedule: settings.schedule,
+            lease: settings.timeout + LEASE_MARGIN,
+            wake: Arc::new(Notify::new()),
+        };
+        Ok((shared, to_record))
+    }
+}
+
+/// Claims due deliveries and sends them until `stop`.
+pub(super) async fn claim_until_stopped(
     store: Arc<dyn Store>,
-    settings: WebhookSettings,
-    wake: Arc<Notify>,
+    shared: Arc<Shared>,
     stop: CancellationToken,
 ) {
-    let sender = match Sender::new(settings.timeout, settings.network) {
-        Ok(sender) => Arc::new(sender),
-        Err(err) => {
-            tracing::error!(error = %err, "cannot build the webhook client; webhooks are NOT delivered");
-            return;
-        }
-    };
-    let slots = Arc::new(Semaphore::new(settings.concurrency));
-    let (made, to_record) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(record(
-        store.clone(),
-        to_record,
-        wake.clone(),
-        settings.disable_after,
-    ));
-    let lease = settings.timeout + LEASE_MARGIN;
     while !stop.is_cancelled() {
-        let free = slots.available_permits();
-        let claimed = if free == 0 {
-            Ok(Round::default())
-        } else {
-            claim_and_send(
-                &store,
-                &sender,
-                &slots,
-                &made,
-                settings.schedule,
-                free,
-                lease,
-            )
-            .await
-        };
-        match claimed {
+        match claim_and_send(&store, &shared).await {
             // Every free slot taken, or an endpoint's whole share: more may be due.
             Ok(round) if round.more => continue,
             Ok(_) => {}
             Err(err) => warn!(error = %err, "claiming webhook deliveries failed; will retry"),
         }
         tokio::select! {
-            () = wake.notified() => {}
+            () = shared.wake.notified() => {}
             () = tokio::time::sleep(POLL) => {}
             () = stop.cancelled() => {}
         }
     }
-    // Attempts in flight end within the timeout; each returns its slot.
-    let all = u32::try_from(settings.concurrency).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(settings.timeout, slots.acquire_many(all)).await;
-    drop(made);
-    let _ = recorder.await;
 }
 
 /// What one round of claims found.
@@ -102,33 +96,32 @@ struct Round {
 }
 
 /// Claims what is due for the free slots and starts an attempt for each.
-async fn claim_and_send(
-    store: &Arc<dyn Store>,
-    sender: &Arc<Sender>,
-    slots: &Arc<Semaphore>,
-    made: &mpsc::UnboundedSender<Made>,
-    schedule: DeliverySchedule,
-    free: usize,
-    lease: Duration,
-) -> Result<Round, StoreError> {
+async fn claim_and_send(store: &Arc<dyn Store>, shared: &Arc<Shared>) -> Result<Round, StoreError> {
+    let free = shared.slots.available_permits();
+    if free == 0 {
+        return Ok(Round::default());
+    }
     let endpoints = store.endpoints().await?;
     let enabled = endpoints.iter().filter(|e| e.disabled_at.is_none()).count();
     if enabled == 0 {
         return Ok(Round::default());
     }
+    // The slots are taken before the claim, and never more claimed than taken: every
+    // delivery claimed starts at once, none waits for a slot while its lease runs out.
+    let Ok(mut taken) = shared
+        .slots
+        .clone()
+        .try_acquire_many_owned(u32::try_from(free).unwrap_or(u32::MAX))
+    else {
+        // The consumer of the log took some meanwhile: again at the next wake-up.
+        return Ok(Round::default());
+    };
     // Each endpoint gets its share of the free slots, so one with a backlog does not
     // hold up the others.
     let per_endpoint = (free / enabled).max(1);
-    // The slots are taken before the claim, and never more claimed than taken: every
-    // delivery claimed starts at once, none waits for a slot while its lease runs out.
-    let mut taken = slots
-        .clone()
-        .acquire_many_owned(u32::try_from(free).unwrap_or(u32::MAX))
-        .await
-        .expect("never closed");
     let at = now();
     let claims = store
-        .claim_deliveries(per_endpoint, free, at, lease)
+        .claim_deliveries(per_endpoint, free, at, shared.lease)
         .await?;
     if claims.is_empty() {
         return Ok(Round::default());
@@ -167,28 +160,28 @@ async fn claim_and_send(
         // `None` only if retention took it, which it does not while it is owed.
         let event = events.get(&claim.delivery.event_position).cloned();
         let slot = taken.split(1).expect("a slot for every claim");
-        let (sender, made) = (sender.clone(), made.clone());
+        let shared = shared.clone();
         tokio::spawn(async move {
             let occurred_at = claim.delivery.occurred_at;
-            let attempt = attempt(&sender, claim, event, &target, schedule).await;
-            let _ = made.send(Made {
+            let attempt = attempt(&shared, claim, event, &target).await;
+            drop(slot);
+            let _ = shared.made.send(Made {
                 attempt,
                 occurred_at,
             });
-            drop(slot);
         });
     }
     Ok(round)
 }
 
 /// Makes one attempt and decides what follows it.
-async fn attempt(
-    sender: &Sender,
+pub(super) async fn attempt(
+    shared: &Shared,
     claim: DeliveryClaim,
     event: Option<OrderEvent>,
     target: &Result<Target, String>,
-    schedule: DeliverySchedule,
 ) -> FinishedAttempt {
+    let (sender, schedule) = (&shared.sender, shared.schedule);
     let delivery = &claim.delivery;
     let retry =
         |at, retry_after| match schedule.after(delivery.attempts, at, fastrand::f64(), retry_after)
@@ -257,7 +250,7 @@ async fn attempt(
 
 /// Records attempts as they are made, in batches, until every sender is gone; wakes
 /// the senders after each batch (the next event of an order may be due now).
-async fn record(
+pub(super) async fn record(
     store: Arc<dyn Store>,
     mut made: mpsc::UnboundedReceiver<Made>,
     wake: Arc<Notify>,
@@ -295,7 +288,7 @@ async fn record(
 }
 
 /// The metrics of one recorded attempt.
-fn observe(made: &Made) {
+pub(super) fn observe(made: &Made) {
     let outcome = match made.attempt.next {
         NextStep::Delivered => {
             let latency = (made.attempt.at - made.occurred_at)

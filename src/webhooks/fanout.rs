@@ -1,18 +1,31 @@
 //! The webhooks consumer of the log: for each new event and each enabled endpoint that
-//! takes it, one delivery is owed, written in the transaction that moves the consumer
-//! past the event, so an event is owed exactly once however instances come and go.
-//! One instance at a time does this, under a lease.
+//! takes it, one delivery is owed. One instance at a time, under a lease, reads the log
+//! a page at a time and makes each delivery's first attempt itself (an order's
+//! deliveries to an endpoint one after another, orders side by side), then writes every
+//! delivery of the page once, with how its first attempt went, in the transaction that
+//! moves the consumer past the page: so an event is owed exactly once however instances
+//! come and go, and a delivery answered at once costs one row. What the page could not
+//! settle goes to the claimers as rows: a delivery that failed (retried on the
+//! schedule), those of its order behind it, those of an order that already owes one,
+//! and an attempt still in flight when the page stopped waiting (written as claimed, so
+//! its answer is recorded, or it is sent again once the claim lapses).
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use uuid::Uuid;
 
-use crate::domain::{Delivery, now};
-use crate::store::Store;
+use super::dispatch::{self, Made, Shared};
+use super::send::Target;
+use crate::domain::{
+    Delivery, DeliveryId, DeliveryStatus, OrderEvent, OrderId, Timestamp, WebhookId, from_millis,
+    now,
+};
+use crate::store::{DeliveryClaim, FinishedAttempt, NextStep, Owed, OwedPage, Store, StoreError};
 
 /// The consumer's name in the log.
 pub const CONSUMER: &str = "webhooks";
@@ -22,18 +35,23 @@ const LEASE: Duration = Duration::from_secs(30);
 const RENEW: Duration = Duration::from_secs(5);
 /// Events read from the log at once.
 const PAGE: usize = 1_000;
-/// Most deliveries owed in one transaction (at least one event's, however many
-/// endpoints take it): bounds the writer's time and the memory of a page of events
-/// times many endpoints.
+/// Most deliveries owed in one page (at least one event's, however many endpoints take
+/// it): bounds the writer's time and the memory of a page of events times many
+/// endpoints.
 const MOST_OWED: usize = 5_000;
+/// How long a page waits for its first attempts before it is written: an endpoint
+/// slower than this costs the others no more than this, and its attempts in flight go
+/// on as claimed rows.
+const SEND_WAIT: Duration = Duration::from_millis(250);
 /// How often the log is read when no wake-up came (one from another instance may be
 /// lost while the store reconnects).
 const POLL: Duration = Duration::from_millis(500);
 
-/// Owes deliveries until `stop`, waking `senders` whenever it owed some.
-pub async fn owe_until_stopped(
+/// Owes deliveries, and makes their first attempts, until `stop`.
+pub(super) async fn owe_until_stopped(
     store: Arc<dyn Store>,
-    senders: Arc<Notify>,
+    shared: Arc<Shared>,
+    disable_after: Duration,
     stop: CancellationToken,
 ) {
     let holder = Uuid::new_v4();
@@ -57,31 +75,30 @@ pub async fn owe_until_stopped(
             return;
         };
         log_changed.borrow_and_update();
-        let owed = match owe_next(&*store, holder, position).await {
-            Ok(owed) => owed,
-            Err(err) => {
-                warn!(error = %err, "owing webhook deliveries failed; will retry");
-                if pause(&stop, Duration::from_secs(1)).await {
-                    continue;
-                }
-                break;
-            }
-        };
-        match owed {
-            Next::Moved { to, deliveries } => {
+        let next = owe_next(&*store, &shared, holder, position, disable_after).await;
+        match next {
+            Ok(Next::Moved { to, owed }) => {
                 held = Some((to, Instant::now()));
-                if deliveries > 0 {
-                    metrics::counter!("webhook_deliveries_owed_total").increment(deliveries);
-                    senders.notify_one();
+                if owed > 0 {
+                    metrics::counter!("webhook_deliveries_owed_total").increment(owed);
+                }
+                if stop.is_cancelled() {
+                    break;
                 }
             }
-            Next::Lost => held = None,
-            Next::CaughtUp => {
+            Ok(Next::Lost) => held = None,
+            Ok(Next::CaughtUp) => {
                 tokio::select! {
                     // The store gone (only at exit) leaves the poll.
                     Ok(()) = log_changed.changed() => {}
                     () = tokio::time::sleep(POLL) => {}
                     () = stop.cancelled() => break,
+                }
+            }
+            Err(err) => {
+                warn!(error = %err, "owing webhook deliveries failed; will retry");
+                if !pause(&stop, Duration::from_secs(1)).await {
+                    break;
                 }
             }
         }
@@ -97,50 +114,257 @@ pub async fn owe_until_stopped(
 }
 
 enum Next {
-    /// Moved past events up to `to`, owing `deliveries`.
-    Moved { to: i64, deliveries: u64 },
+    /// Moved past events up to `to`, owing `owed` deliveries.
+    Moved { to: i64, owed: u64 },
     /// Nothing new in the log.
     CaughtUp,
     /// Another instance holds the consumer now.
     Lost,
 }
 
-/// Owes the deliveries of the next page of events after `position`.
+/// How one order's deliveries to one endpoint in a page are going, shared by the task
+/// sending them and the page.
+#[derive(Debug, Default)]
+struct ChainState {
+    /// The attempts that ended, in the chain's order (all delivered but the last).
+    ended: Vec<FinishedAttempt>,
+    /// The delivery whose attempt is in flight (its place in the chain), and when it
+    /// started.
+    in_flight: Option<(usize, Timestamp)>,
+    /// Set when the page stops waiting: an attempt that ends after it goes to the
+    /// recorder (the page wrote it as claimed), and no other starts.
+    cut: bool,
+}
+
+/// One order's deliveries to one endpoint in a page, in `seq` order.
+struct Chain {
+    deliveries: Vec<Delivery>,
+    state: Arc<Mutex<ChainState>>,
+}
+
+/// Owes the deliveries of the next page of events after `position`, making their
+/// first attempts.
 async fn owe_next(
     store: &dyn Store,
+    shared: &Arc<Shared>,
     holder: Uuid,
     position: i64,
-) -> Result<Next, crate::store::StoreError> {
+    disable_after: Duration,
+) -> Result<Next, StoreError> {
     let events = store.events_after(position, PAGE).await?;
     if events.is_empty() {
         return Ok(Next::CaughtUp);
     }
     let endpoints = store.endpoints().await?;
     let at = now();
-    let (mut deliveries, mut through) = (Vec::new(), position);
+    let (mut chains, mut count, mut through) = (Vec::<Chain>::new(), 0, position);
+    let mut chain_of: HashMap<(OrderId, WebhookId), usize> = HashMap::new();
     for event in &events {
         let owed: Vec<Delivery> = endpoints
             .iter()
             .filter(|endpoint| endpoint.owes(event))
             .map(|endpoint| Delivery::new(endpoint.id, event, at))
             .collect();
-        if !deliveries.is_empty() && deliveries.len() + owed.len() > MOST_OWED {
+        if count > 0 && count + owed.len() > MOST_OWED {
             break;
         }
-        deliveries.extend(owed);
+        count += owed.len();
         through = event.position;
+        for delivery in owed {
+            let key = (delivery.order_id, delivery.endpoint_id);
+            let n = *chain_of.entry(key).or_insert_with(|| {
+                chains.push(Chain {
+                    deliveries: Vec::new(),
+                    state: Arc::default(),
+                });
+                chains.len() - 1
+            });
+            chains[n].deliveries.push(delivery);
+        }
+    }
+    let keys: Vec<(OrderId, WebhookId)> = chain_of.keys().copied().collect();
+    // An order that already owes an endpoint a delivery: its new ones wait behind it.
+    let owing: HashSet<(OrderId, WebhookId)> = if keys.is_empty() {
+        HashSet::new()
+    } else {
+        store.owing(&keys).await?
+    };
+    let events: Arc<HashMap<i64, OrderEvent>> = Arc::new(
+        events
+            .into_iter()
+            .filter(|e| e.position <= through)
+            .map(|e| (e.position, e))
+            .collect(),
+    );
+    let targets: HashMap<WebhookId, Arc<Result<Target, String>>> = endpoints
+        .iter()
+        .map(|e| (e.id, Arc::new(Target::of(e, at))))
+        .collect();
+    let token = Uuid::new_v4();
+    let mut sending = JoinSet::new();
+    for chain in &chains {
+        let first = &chain.deliveries[0];
+        if owing.contains(&(first.order_id, first.endpoint_id)) {
+            continue;
+        }
+        let target = targets[&first.endpoint_id].clone();
+        sending.spawn(send_chain(
+            shared.clone(),
+            chain.deliveries.clone(),
+            events.clone(),
+            target,
+            token,
+            chain.state.clone(),
+        ));
+    }
+    let deadline = tokio::time::Instant::now() + SEND_WAIT;
+    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, sending.join_next()).await {}
+    // What is still in flight goes on in the background, as claimed.
+    sending.detach_all();
+
+    let mut page = OwedPage {
+        through,
+        owed: Vec::with_capacity(count),
+        attempts: Vec::new(),
+        failing_too_long: at
+            - chrono::Duration::from_std(disable_after).unwrap_or(chrono::Duration::MAX),
+    };
+    for chain in &chains {
+        let mut state = chain.state.lock().expect("not poisoned");
+        state.cut = true;
+        for (n, delivery) in chain.deliveries.iter().enumerate() {
+            page.owed.push(if let Some(attempt) = state.ended.get(n) {
+                settled(delivery, attempt)
+            } else if let Some((_, started)) = state.in_flight.filter(|(m, _)| *m == n) {
+                in_flight(delivery, started, token, shared.lease)
+            } else {
+                Owed::unsent(delivery.clone())
+            });
+        }
+        page.attempts.extend(state.ended.iter().cloned());
     }
     let moved = store
-        .enqueue_deliveries(CONSUMER, holder, through, &deliveries, at, LEASE)
+        .enqueue_deliveries(CONSUMER, holder, &page, at, LEASE)
         .await?;
-    Ok(if moved {
-        Next::Moved {
-            to: through,
-            deliveries: deliveries.len() as u64,
-        }
-    } else {
-        Next::Lost
+    if !moved {
+        return Ok(Next::Lost);
+    }
+    let occurred: HashMap<DeliveryId, Timestamp> = page
+        .owed
+        .iter()
+        .map(|o| (o.delivery.id, o.delivery.occurred_at))
+        .collect();
+    for attempt in &page.attempts {
+        dispatch::observe(&Made {
+            attempt: attempt.clone(),
+            occurred_at: occurred[&attempt.id],
+        });
+    }
+    if page
+        .owed
+        .iter()
+        .any(|o| !o.settled || o.delivery.status == DeliveryStatus::Pending)
+    {
+        shared.wake.notify_one();
+    }
+    Ok(Next::Moved {
+        to: through,
+        owed: page.owed.len() as u64,
     })
+}
+
+/// Sends a chain's deliveries one after another, each once its slot is free, until
+/// one is not delivered or the page stops waiting.
+async fn send_chain(
+    shared: Arc<Shared>,
+    chain: Vec<Delivery>,
+    events: Arc<HashMap<i64, OrderEvent>>,
+    target: Arc<Result<Target, String>>,
+    token: Uuid,
+    state: Arc<Mutex<ChainState>>,
+) {
+    for (n, delivery) in chain.into_iter().enumerate() {
+        let Ok(slot) = shared.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let started = now();
+        {
+            let mut state = state.lock().expect("not poisoned");
+            if state.cut {
+                return;
+            }
+            state.in_flight = Some((n, started));
+        }
+        let occurred_at = delivery.occurred_at;
+        let event = events.get(&delivery.event_position).cloned();
+        let claim = DeliveryClaim {
+            delivery: Delivery {
+                attempts: 1,
+                last_attempt_at: Some(started),
+                ..delivery
+            },
+            token,
+        };
+        let attempt = dispatch::attempt(&shared, claim, event, &target).await;
+        drop(slot);
+        let mut state = state.lock().expect("not poisoned");
+        state.in_flight = None;
+        if state.cut {
+            // The page wrote it as claimed and in flight: the recorder finishes it.
+            let _ = shared.made.send(Made {
+                attempt,
+                occurred_at,
+            });
+            return;
+        }
+        let delivered = attempt.next == NextStep::Delivered;
+        state.ended.push(attempt);
+        if !delivered {
+            return;
+        }
+    }
+}
+
+/// A delivery as its first attempt left it.
+fn settled(delivery: &Delivery, attempt: &FinishedAttempt) -> Owed {
+    let (status, next_attempt_at, finished_at) = match attempt.next {
+        NextStep::Delivered => (DeliveryStatus::Delivered, None, Some(attempt.at)),
+        NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at), None),
+        NextStep::GiveUp => (DeliveryStatus::Failed, None, Some(attempt.at)),
+    };
+    Owed {
+        delivery: Delivery {
+            status,
+            attempts: 1,
+            next_attempt_at,
+            last_attempt_at: Some(attempt.at),
+            last_status_code: attempt.status_code,
+            last_error: attempt.error.clone(),
+            finished_at,
+            ..delivery.clone()
+        },
+        settled: true,
+        claim: None,
+    }
+}
+
+/// A delivery whose first attempt is still in flight: claimed under `token` until the
+/// lease after `started` ends.
+fn in_flight(delivery: &Delivery, started: Timestamp, token: Uuid, lease: Duration) -> Owed {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
+    Owed {
+        delivery: Delivery {
+            status: DeliveryStatus::Pending,
+            attempts: 1,
+            next_attempt_at: Some(from_millis(
+                started.timestamp_millis().saturating_add(lease_ms),
+            )),
+            last_attempt_at: Some(started),
+            ..delivery.clone()
+        },
+        settled: true,
+        claim: Some(token),
+    }
 }
 
 /// Sleeps, or answers `false` at once if a stop comes first.

@@ -1,7 +1,7 @@
 //! Webhooks: signed deliveries of the event log to the shop's endpoints. The check an
 //! endpoint's address passes (`network`), the consumer of the log that owes deliveries
-//! (`fanout`), the senders that make and record attempts (`dispatch`), and one
-//! attempt's signed request (`send`).
+//! and makes their first attempts (`fanout`), the claimers that make every other
+//! attempt and record them (`dispatch`), and one attempt's signed request (`send`).
 
 mod dispatch;
 mod fanout;
@@ -11,7 +11,6 @@ mod send;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::DeliverySchedule;
@@ -40,12 +39,32 @@ pub async fn deliver_until_stopped(
     settings: WebhookSettings,
     stop: CancellationToken,
 ) {
-    let wake = Arc::new(Notify::new());
+    let (shared, to_record) = match dispatch::Shared::new(&settings) {
+        Ok(parts) => parts,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot build the webhook client; webhooks are NOT delivered");
+            return;
+        }
+    };
+    let shared = Arc::new(shared);
+    let recorder = tokio::spawn(dispatch::record(
+        store.clone(),
+        to_record,
+        shared.wake.clone(),
+        settings.disable_after,
+    ));
     let owing = tokio::spawn(fanout::owe_until_stopped(
         store.clone(),
-        wake.clone(),
+        shared.clone(),
+        settings.disable_after,
         stop.clone(),
     ));
-    dispatch::send_until_stopped(store, settings, wake, stop).await;
+    dispatch::claim_until_stopped(store, shared.clone(), stop).await;
     let _ = owing.await;
+    // Attempts in flight end within the timeout; each returns its slot, and the last
+    // sender gone ends the recorder once it has recorded what it was given.
+    let all = u32::try_from(settings.concurrency).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(settings.timeout, shared.slots.acquire_many(all)).await;
+    drop(shared);
+    let _ = tokio::time::timeout(Duration::from_secs(10), recorder).await;
 }

@@ -16,6 +16,7 @@ use crate::helpers::{TestDb, eventually, on_every_backend};
 use crate::receiver::{Receiver, Reply};
 
 on_every_backend!(
+    a_hanging_endpoint_holds_up_no_other,
     each_orders_events_arrive_in_order_and_a_failing_order_holds_up_no_other,
     a_killed_instance_s_deliveries_all_arrive_after_a_restart,
 );
@@ -32,6 +33,54 @@ async fn logged_event_ids(store: &dyn Store) -> HashSet<String> {
         after = last.position;
         ids.extend(page.iter().map(|e| e.event_id.hyphenated().to_string()));
     }
+}
+
+async fn a_hanging_endpoint_holds_up_no_other(db: TestDb) {
+    let app = crate::helpers::spawn_app_with(
+        db,
+        crate::helpers::Options {
+            webhook_allow_private_networks: true,
+            webhook_timeout_ms: 3_000,
+            ..crate::helpers::Options::default()
+        },
+    )
+    .await;
+    let hanging = Receiver::start(|_| Reply::Hang).await;
+    let healthy = Receiver::start(|_| Reply::status(200, "")).await;
+    let (stuck, _) = register(&app, &hanging.url, None).await;
+    let (_, secret) = register(&app, &healthy.url, None).await;
+    let started = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(app.new_order().await);
+    }
+    app.wait_until_completed(&ids, Duration::from_secs(20))
+        .await;
+    eventually(Duration::from_secs(20), "15 events delivered", || async {
+        healthy.calls().len() >= 15
+    })
+    .await;
+    // Well within the hanging endpoint's first timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    verified(&healthy, &secret);
+    // Every event is owed to the hanging endpoint too (its first attempts claimed, in
+    // flight, the rest of each order's waiting behind them), once each page has
+    // stopped waiting for it.
+    let pending = format!("/webhooks/{stuck}/deliveries?status=pending");
+    eventually(
+        Duration::from_secs(10),
+        "15 owed to the hanging one",
+        || async {
+            app.get_json(&pending).await["deliveries"]
+                .as_array()
+                .is_some_and(|d| d.len() == 15)
+        },
+    )
+    .await;
 }
 
 async fn each_orders_events_arrive_in_order_and_a_failing_order_holds_up_no_other(db: TestDb) {

@@ -16,10 +16,10 @@ use super::PostgresStore;
 use crate::domain::{Delivery, DeliveryId, DeliveryStatus, OrderId, Timestamp, WebhookId};
 use crate::store::claims::lease_end;
 use crate::store::decode::StoredDelivery;
-use crate::store::deliveries::{FAILING, GONE, first_of_their_order, health_changes};
+use crate::store::deliveries::{FAILING, GONE, behind_in_page, health_changes};
 use crate::store::{
     ClaimOutcome, Deliveries, DeliveryClaim, DeliveryGauges, DeliveryQuery, FinishedAttempt,
-    NextStep, StoreError,
+    NextStep, Owed, OwedPage, StoreError,
 };
 
 /// The columns `delivery_from_row` reads.
@@ -106,14 +106,58 @@ async fn release_waiting(
     Ok(())
 }
 
+/// Keeps each endpoint's health from the attempts recorded (`applied`, beside
+/// `attempts`), and disables an endpoint that answered `410`, or whose every attempt
+/// has failed since before `failing_too_long`.
+async fn keep_health(
+    tx: &mut Transaction<'_, Postgres>,
+    attempts: &[FinishedAttempt],
+    applied: impl IntoIterator<Item = bool>,
+    failing_too_long: Timestamp,
+) -> Result<(), StoreError> {
+    for change in health_changes(attempts, applied) {
+        sqlx::query(
+            // Batches of several instances commit in any order: a success or a
+            // failure older than the last success recorded changes nothing.
+            "UPDATE webhook_endpoints SET \
+                 last_delivered_at = GREATEST(last_delivered_at, $2), \
+                 failing_since = CASE \
+                     WHEN $2 > COALESCE(last_delivered_at, '-infinity') THEN $3 \
+                     WHEN $3 > COALESCE(last_delivered_at, '-infinity') \
+                         THEN COALESCE(failing_since, $3) \
+                     ELSE failing_since END \
+             WHERE id = $1",
+        )
+        .bind(change.id.as_uuid())
+        .bind(change.delivered_at)
+        .bind(change.failing_from)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE webhook_endpoints SET disabled_at = $2, \
+                 disabled_reason = CASE WHEN $3 THEN $4 ELSE $5 END, \
+                 updated_at = $2, revision = revision + 1 \
+             WHERE id = $1 AND disabled_at IS NULL AND ($3 OR failing_since <= $6)",
+        )
+        .bind(change.id.as_uuid())
+        .bind(change.gone_at.unwrap_or(change.last_at))
+        .bind(change.gone_at.is_some())
+        .bind(GONE)
+        .bind(FAILING)
+        .bind(failing_too_long)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Deliveries for PostgresStore {
     async fn enqueue_deliveries(
         &self,
         name: &str,
         holder: Uuid,
-        through: i64,
-        deliveries: &[Delivery],
+        page: &OwedPage,
         now: Timestamp,
         lease: Duration,
     ) -> Result<bool, StoreError> {
@@ -124,62 +168,148 @@ impl Deliveries for PostgresStore {
         )
         .bind(name)
         .bind(holder)
-        .bind(through)
+        .bind(page.through)
         .bind(lease_end(now, lease))
         .execute(&mut *tx)
         .await?;
         if held.rows_affected() != 1 {
             return Ok(false);
         }
-        if !deliveries.is_empty() {
-            lock_endpoints(&mut tx, deliveries.iter().map(|d| d.endpoint_id)).await?;
-            let column = |f: fn(&Delivery) -> Uuid| deliveries.iter().map(f).collect::<Vec<_>>();
+        let owed = &page.owed;
+        let endpoints = owed.iter().map(|o| o.delivery.endpoint_id);
+        lock_endpoints(
+            &mut tx,
+            endpoints.chain(page.attempts.iter().map(|a| a.endpoint_id)),
+        )
+        .await?;
+        if !owed.is_empty() {
+            let column = |f: fn(&Owed) -> Uuid| owed.iter().map(f).collect::<Vec<_>>();
+            // A settled delivery goes in as it is; an unsent one is due at once unless
+            // one of its order's is owed before it, here or in the page.
             sqlx::query(&format!(
                 "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}, claim_token) \
                  SELECT v.id, v.endpoint_id, v.position, v.event_id, v.order_id, v.seq, v.type, \
-                     v.occurred_at, 'pending', 0, \
-                     CASE WHEN v.first AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
-                         WHERE p.order_id = v.order_id AND p.endpoint_id = v.endpoint_id \
-                         AND p.seq < v.seq AND p.status = 'pending') \
-                     THEN v.created_at END, \
-                     NULL, NULL, NULL, v.created_at, NULL, NULL \
+                     v.occurred_at, v.status, v.attempts, \
+                     CASE WHEN v.settled THEN v.next \
+                         WHEN v.behind OR EXISTS (SELECT 1 FROM webhook_deliveries p \
+                             WHERE p.order_id = v.order_id AND p.endpoint_id = v.endpoint_id \
+                             AND p.seq < v.seq AND p.status = 'pending') THEN NULL \
+                         ELSE v.created_at END, \
+                     v.last_attempt_at, v.last_status_code, v.last_error, v.created_at, \
+                     v.finished_at, v.claim \
                  FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::uuid[], \
-                     $6::int[], $7::text[], $8::timestamptz[], $9::bool[], $10::timestamptz[]) \
+                     $6::int[], $7::text[], $8::timestamptz[], $9::text[], $10::int[], \
+                     $11::bool[], $12::timestamptz[], $13::bool[], $14::timestamptz[], \
+                     $15::int[], $16::text[], $17::timestamptz[], $18::timestamptz[], \
+                     $19::uuid[]) \
                      AS v (id, endpoint_id, position, event_id, order_id, seq, type, \
-                           occurred_at, first, created_at) \
+                           occurred_at, status, attempts, settled, next, behind, \
+                           last_attempt_at, last_status_code, last_error, created_at, \
+                           finished_at, claim) \
                  WHERE EXISTS (SELECT 1 FROM webhook_endpoints w \
                      WHERE w.id = v.endpoint_id AND w.disabled_at IS NULL)"
             ))
-            .bind(column(|d| *d.id.as_uuid()))
-            .bind(column(|d| *d.endpoint_id.as_uuid()))
+            .bind(column(|o| *o.delivery.id.as_uuid()))
+            .bind(column(|o| *o.delivery.endpoint_id.as_uuid()))
             .bind(
-                deliveries
-                    .iter()
-                    .map(|d| d.event_position)
+                owed.iter()
+                    .map(|o| o.delivery.event_position)
                     .collect::<Vec<_>>(),
             )
-            .bind(column(|d| d.event_id))
-            .bind(column(|d| *d.order_id.as_uuid()))
+            .bind(column(|o| o.delivery.event_id))
+            .bind(column(|o| *o.delivery.order_id.as_uuid()))
             .bind(
-                deliveries
-                    .iter()
-                    .map(|d| i32::try_from(d.seq).unwrap_or(i32::MAX))
+                owed.iter()
+                    .map(|o| i32::try_from(o.delivery.seq).unwrap_or(i32::MAX))
                     .collect::<Vec<_>>(),
             )
             .bind(
-                deliveries
-                    .iter()
-                    .map(|d| d.event_type.as_str())
+                owed.iter()
+                    .map(|o| o.delivery.event_type.as_str())
                     .collect::<Vec<_>>(),
             )
-            .bind(deliveries.iter().map(|d| d.occurred_at).collect::<Vec<_>>())
-            .bind(first_of_their_order(deliveries))
-            .bind(deliveries.iter().map(|d| d.created_at).collect::<Vec<_>>())
+            .bind(
+                owed.iter()
+                    .map(|o| o.delivery.occurred_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                owed.iter()
+                    .map(|o| o.delivery.status.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                owed.iter()
+                    .map(|o| i32::try_from(o.delivery.attempts).unwrap_or(i32::MAX))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(owed.iter().map(|o| o.settled).collect::<Vec<_>>())
+            .bind(
+                owed.iter()
+                    .map(|o| o.delivery.next_attempt_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(behind_in_page(owed))
+            .bind(
+                owed.iter()
+                    .map(|o| o.delivery.last_attempt_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                owed.iter()
+                    .map(|o| o.delivery.last_status_code.map(i32::from))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                owed.iter()
+                    .map(|o| o.delivery.last_error.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                owed.iter()
+                    .map(|o| o.delivery.created_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                owed.iter()
+                    .map(|o| o.delivery.finished_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(owed.iter().map(|o| o.claim).collect::<Vec<_>>())
             .execute(&mut *tx)
+            .await?;
+        }
+        if !page.attempts.is_empty() {
+            keep_health(
+                &mut tx,
+                &page.attempts,
+                std::iter::repeat(true),
+                page.failing_too_long,
+            )
             .await?;
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn owing(
+        &self,
+        pairs: &[(OrderId, WebhookId)],
+    ) -> Result<HashSet<(OrderId, WebhookId)>, StoreError> {
+        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT DISTINCT d.order_id, d.endpoint_id FROM webhook_deliveries d \
+             JOIN unnest($1::uuid[], $2::uuid[]) AS k (order_id, endpoint_id) \
+                 ON d.order_id = k.order_id AND d.endpoint_id = k.endpoint_id \
+             WHERE d.status = 'pending'",
+        )
+        .bind(pairs.iter().map(|(o, _)| *o.as_uuid()).collect::<Vec<_>>())
+        .bind(pairs.iter().map(|(_, e)| *e.as_uuid()).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(order, endpoint)| (OrderId::from_uuid(order), WebhookId::from_uuid(endpoint)))
+            .collect())
     }
 
     async fn claim_deliveries(
@@ -304,39 +434,7 @@ impl Deliveries for PostgresStore {
             })
             .collect();
         let recorded = outcomes.iter().map(|o| *o == ClaimOutcome::Applied);
-        for change in health_changes(attempts, recorded) {
-            sqlx::query(
-                // Batches of several instances commit in any order: a success or a
-                // failure older than the last success recorded changes nothing.
-                "UPDATE webhook_endpoints SET \
-                     last_delivered_at = GREATEST(last_delivered_at, $2), \
-                     failing_since = CASE \
-                         WHEN $2 > COALESCE(last_delivered_at, '-infinity') THEN $3 \
-                         WHEN $3 > COALESCE(last_delivered_at, '-infinity') \
-                             THEN COALESCE(failing_since, $3) \
-                         ELSE failing_since END \
-                 WHERE id = $1",
-            )
-            .bind(change.id.as_uuid())
-            .bind(change.delivered_at)
-            .bind(change.failing_from)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE webhook_endpoints SET disabled_at = $2, \
-                     disabled_reason = CASE WHEN $3 THEN $4 ELSE $5 END, \
-                     updated_at = $2, revision = revision + 1 \
-                 WHERE id = $1 AND disabled_at IS NULL AND ($3 OR failing_since <= $6)",
-            )
-            .bind(change.id.as_uuid())
-            .bind(change.gone_at.unwrap_or(change.last_at))
-            .bind(change.gone_at.is_some())
-            .bind(GONE)
-            .bind(FAILING)
-            .bind(failing_too_long)
-            .execute(&mut *tx)
-            .await?;
-        }
+        keep_health(&mut tx, attempts, recorded, failing_too_long).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

@@ -2,6 +2,7 @@
 //! their attempts recorded, listed and sent again. The one writer runs each of these
 //! alone, so the order of an order's deliveries needs no locks here.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,10 +18,10 @@ use crate::domain::{
 };
 use crate::store::claims::{claim_outcome, lease_end};
 use crate::store::decode::{StoredDelivery, corrupt};
-use crate::store::deliveries::{FAILING, GONE, first_of_their_order, health_changes};
+use crate::store::deliveries::{FAILING, GONE, behind_in_page, health_changes};
 use crate::store::{
     ClaimOutcome, Deliveries, DeliveryClaim, DeliveryGauges, DeliveryQuery, FinishedAttempt,
-    NextStep, StoreError,
+    NextStep, OwedPage, StoreError,
 };
 
 /// The columns `delivery_from_row` reads, in its order.
@@ -132,19 +133,66 @@ fn owe_again(
     Ok(again)
 }
 
+/// Keeps each endpoint's health from the attempts recorded (`applied`, beside
+/// `attempts`), and disables an endpoint that answered `410`, or whose every attempt
+/// has failed since before `failing_too_long`.
+fn keep_health(
+    tx: &Transaction<'_>,
+    attempts: &[FinishedAttempt],
+    applied: impl IntoIterator<Item = bool>,
+    failing_too_long: Timestamp,
+) -> Result<(), StoreError> {
+    for change in health_changes(attempts, applied) {
+        tx.prepare_cached(
+            // Batches of several instances commit in any order: a
+            // success or a failure older than the last success recorded
+            // changes nothing.
+            "UPDATE webhook_endpoints SET \
+                 last_delivered_at = CASE WHEN ?2 > COALESCE(last_delivered_at, 0) \
+                     THEN ?2 ELSE last_delivered_at END, \
+                 failing_since = CASE \
+                     WHEN ?2 > COALESCE(last_delivered_at, 0) THEN ?3 \
+                     WHEN ?3 > COALESCE(last_delivered_at, 0) \
+                         THEN COALESCE(failing_since, ?3) \
+                     ELSE failing_since END \
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            change.id.to_string(),
+            change.delivered_at.map(millis),
+            change.failing_from.map(millis),
+        ])?;
+        tx.prepare_cached(
+            "UPDATE webhook_endpoints SET disabled_at = ?2, \
+                 disabled_reason = CASE WHEN ?3 THEN ?4 ELSE ?5 END, \
+                 updated_at = ?2, revision = revision + 1 \
+             WHERE id = ?1 AND disabled_at IS NULL \
+             AND (?3 OR failing_since <= ?6)",
+        )?
+        .execute(params![
+            change.id.to_string(),
+            millis(change.gone_at.unwrap_or(change.last_at)),
+            change.gone_at.is_some(),
+            GONE,
+            FAILING,
+            millis(failing_too_long),
+        ])?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Deliveries for SqliteStore {
     async fn enqueue_deliveries(
         &self,
         name: &str,
         holder: Uuid,
-        through: i64,
-        deliveries: &[Delivery],
+        page: &OwedPage,
         now: Timestamp,
         lease: Duration,
     ) -> Result<bool, StoreError> {
         let (name, until) = (name.to_owned(), lease_end(now, lease));
-        let deliveries = deliveries.to_vec();
+        let page = page.clone();
         self.writer
             .transaction(move |tx| {
                 let held = tx
@@ -152,33 +200,86 @@ impl Deliveries for SqliteStore {
                         "UPDATE event_consumers SET position = ?3, lease_expires_at = ?4 \
                          WHERE name = ?1 AND holder = ?2",
                     )?
-                    .execute(params![name, holder.to_string(), through, millis(until)])?;
+                    .execute(params![
+                        name,
+                        holder.to_string(),
+                        page.through,
+                        millis(until)
+                    ])?;
                 if held != 1 {
                     return Ok(false);
                 }
+                // A settled delivery goes in as it is; an unsent one is due at once
+                // unless one of its order's is owed before it, here or in the page.
                 let mut insert = tx.prepare_cached(&format!(
                     "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}, claim_token) \
-                     SELECT ?4, ?2, ?5, ?6, ?1, ?3, ?7, ?8, 'pending', 0, \
-                         CASE WHEN ?9 AND NOT {EARLIER_OWED} THEN ?10 END, \
-                         NULL, NULL, NULL, ?10, NULL, NULL \
+                     SELECT ?4, ?2, ?5, ?6, ?1, ?3, ?7, ?8, ?9, ?10, \
+                         CASE WHEN ?11 THEN ?12 WHEN ?13 OR {EARLIER_OWED} THEN NULL \
+                             ELSE ?16 END, \
+                         ?14, ?15, ?17, ?16, ?18, ?19 \
                      WHERE EXISTS (SELECT 1 FROM webhook_endpoints \
                          WHERE id = ?2 AND disabled_at IS NULL)"
                 ))?;
-                for (delivery, first) in deliveries.iter().zip(first_of_their_order(&deliveries)) {
+                for (owed, behind) in page.owed.iter().zip(behind_in_page(&page.owed)) {
+                    let d = &owed.delivery;
                     insert.execute(params![
-                        delivery.order_id.to_string(),
-                        delivery.endpoint_id.to_string(),
-                        delivery.seq,
-                        delivery.id.to_string(),
-                        delivery.event_position,
-                        delivery.event_id.hyphenated().to_string(),
-                        delivery.event_type.as_str(),
-                        millis(delivery.occurred_at),
-                        first,
-                        millis(delivery.created_at),
+                        d.order_id.to_string(),
+                        d.endpoint_id.to_string(),
+                        d.seq,
+                        d.id.to_string(),
+                        d.event_position,
+                        d.event_id.hyphenated().to_string(),
+                        d.event_type.as_str(),
+                        millis(d.occurred_at),
+                        d.status.as_str(),
+                        d.attempts,
+                        owed.settled,
+                        d.next_attempt_at.map(millis),
+                        behind,
+                        d.last_attempt_at.map(millis),
+                        d.last_status_code,
+                        millis(d.created_at),
+                        d.last_error,
+                        d.finished_at.map(millis),
+                        owed.claim.map(|token| token.to_string()),
                     ])?;
                 }
+                drop(insert);
+                keep_health(
+                    tx,
+                    &page.attempts,
+                    std::iter::repeat(true),
+                    page.failing_too_long,
+                )?;
                 Ok(true)
+            })
+            .await
+    }
+
+    async fn owing(
+        &self,
+        pairs: &[(OrderId, WebhookId)],
+    ) -> Result<HashSet<(OrderId, WebhookId)>, StoreError> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(order, endpoint)| (order.to_string(), endpoint.to_string()))
+            .collect();
+        self.readers
+            .read_blocking(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT 1 FROM webhook_deliveries \
+                     WHERE order_id = ?1 AND endpoint_id = ?2 AND status = 'pending' LIMIT 1",
+                )?;
+                let mut owing = HashSet::new();
+                for (order, endpoint) in pairs {
+                    if stmt.exists(params![order, endpoint])? {
+                        owing.insert((
+                            OrderId::from_str(&order).map_err(corrupt)?,
+                            WebhookId::from_str(&endpoint).map_err(corrupt)?,
+                        ));
+                    }
+                }
+                Ok(owing)
             })
             .await
     }
@@ -291,42 +392,7 @@ impl Deliveries for SqliteStore {
                 }
                 drop(record);
                 let applied = outcomes.iter().map(|o| *o == ClaimOutcome::Applied);
-                for change in health_changes(&attempts, applied) {
-                    tx.prepare_cached(
-                        // Batches of several instances commit in any order: a
-                        // success or a failure older than the last success recorded
-                        // changes nothing.
-                        "UPDATE webhook_endpoints SET \
-                             last_delivered_at = CASE WHEN ?2 > COALESCE(last_delivered_at, 0) \
-                                 THEN ?2 ELSE last_delivered_at END, \
-                             failing_since = CASE \
-                                 WHEN ?2 > COALESCE(last_delivered_at, 0) THEN ?3 \
-                                 WHEN ?3 > COALESCE(last_delivered_at, 0) \
-                                     THEN COALESCE(failing_since, ?3) \
-                                 ELSE failing_since END \
-                         WHERE id = ?1",
-                    )?
-                    .execute(params![
-                        change.id.to_string(),
-                        change.delivered_at.map(millis),
-                        change.failing_from.map(millis),
-                    ])?;
-                    tx.prepare_cached(
-                        "UPDATE webhook_endpoints SET disabled_at = ?2, \
-                             disabled_reason = CASE WHEN ?3 THEN ?4 ELSE ?5 END, \
-                             updated_at = ?2, revision = revision + 1 \
-                         WHERE id = ?1 AND disabled_at IS NULL \
-                         AND (?3 OR failing_since <= ?6)",
-                    )?
-                    .execute(params![
-                        change.id.to_string(),
-                        millis(change.gone_at.unwrap_or(change.last_at)),
-                        change.gone_at.is_some(),
-                        GONE,
-                        FAILING,
-                        millis(failing_too_long),
-                    ])?;
-                }
+                keep_health(tx, &attempts, applied, failing_too_long)?;
                 Ok(outcomes)
             })
             .await

@@ -9,7 +9,7 @@ use order_processor::domain::{
     new_secret,
 };
 use order_processor::store::{
-    ClaimOutcome, DeliveryClaim, DeliveryQuery, FinishedAttempt, NextStep, Store,
+    ClaimOutcome, DeliveryClaim, DeliveryQuery, FinishedAttempt, NextStep, Owed, OwedPage, Store,
 };
 use uuid::Uuid;
 
@@ -17,6 +17,7 @@ use super::{LEASE, at, order};
 use crate::helpers::{TestDb, on_every_backend};
 
 on_every_backend!(
+    a_page_keeps_first_attempts_as_they_went,
     an_orders_deliveries_come_due_one_after_another,
     a_lost_claim_records_nothing_and_a_lapsed_lease_frees_the_delivery,
     endpoints_keep_their_health_and_are_disabled_when_gone_or_failing_too_long,
@@ -85,13 +86,24 @@ async fn owe_all(store: &dyn Store, endpoints: &[&WebhookEndpoint]) -> Vec<Order
         .flat_map(|endpoint| log.iter().map(|e| Delivery::new(endpoint.id, e, at(100))))
         .collect();
     let through = log.last().unwrap().position;
+    let page = unsent_page(through, owed);
     assert!(
         store
-            .enqueue_deliveries(CONSUMER, holder, through, &owed, at(100), LEASE)
+            .enqueue_deliveries(CONSUMER, holder, &page, at(100), LEASE)
             .await
             .unwrap()
     );
     log
+}
+
+/// A page of deliveries none of which was sent yet.
+fn unsent_page(through: i64, owed: Vec<Delivery>) -> OwedPage {
+    OwedPage {
+        through,
+        owed: owed.into_iter().map(Owed::unsent).collect(),
+        attempts: Vec::new(),
+        failing_too_long: at(0),
+    }
 }
 
 fn finished(claim: &DeliveryClaim, at_ms: i64, next: NextStep) -> FinishedAttempt {
@@ -113,7 +125,7 @@ fn finished(claim: &DeliveryClaim, at_ms: i64, next: NextStep) -> FinishedAttemp
 }
 
 /// (order's seq, event type) of each claim, sorted.
-fn claimed(claims: &[DeliveryClaim]) -> Vec<(u32, EventType)> {
+fn claimed_of(claims: &[DeliveryClaim]) -> Vec<(u32, EventType)> {
     let mut seen: Vec<_> = claims
         .iter()
         .map(|c| (c.delivery.seq, c.delivery.event_type))
@@ -132,8 +144,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
             .enqueue_deliveries(
                 CONSUMER,
                 Uuid::new_v4(),
-                99,
-                &[Delivery::new(hook.id, &log[0], at(100))],
+                &unsent_page(99, vec![Delivery::new(hook.id, &log[0], at(100))]),
                 at(100),
                 LEASE
             )
@@ -151,7 +162,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(
-        claimed(&claims),
+        claimed_of(&claims),
         [(1, EventType::Created), (1, EventType::Created)]
     );
     assert!(claims.iter().all(|c| c.delivery.attempts == 1));
@@ -184,7 +195,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
         .claim_deliveries(10, 100, at(400), DELIVERY_LEASE)
         .await
         .unwrap();
-    assert_eq!(claimed(&processing), [(2, EventType::Processing)]);
+    assert_eq!(claimed_of(&processing), [(2, EventType::Processing)]);
     // Retried later: the order's third event still waits.
     store
         .finish_deliveries(
@@ -204,7 +215,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
         .claim_deliveries(10, 100, at(5_500), DELIVERY_LEASE)
         .await
         .unwrap();
-    assert_eq!(claimed(&again), [(2, EventType::Processing)]);
+    assert_eq!(claimed_of(&again), [(2, EventType::Processing)]);
     assert_eq!(again[0].delivery.attempts, 2);
     assert_eq!(again[0].delivery.last_status_code, Some(500));
     // Failed for good: the third is due after all.
@@ -216,7 +227,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
         .claim_deliveries(10, 100, at(5_700), DELIVERY_LEASE)
         .await
         .unwrap();
-    assert_eq!(claimed(&completed), [(3, EventType::Completed)]);
+    assert_eq!(claimed_of(&completed), [(3, EventType::Completed)]);
     // The bodies come from the log, by position.
     let events = store
         .events_at(&[completed[0].delivery.event_position, log[0].position])
@@ -553,4 +564,151 @@ async fn retention_keeps_what_deliveries_owe_and_prunes_what_is_done(db: TestDb)
     // Finished deliveries go after retention; owed ones stay.
     assert_eq!(store.prune_deliveries(at(100_000), 100).await.unwrap(), 1);
     assert_eq!(store.delivery_gauges().await.unwrap().pending, 3);
+}
+
+async fn a_page_keeps_first_attempts_as_they_went(db: TestDb) {
+    let store = db.store().await;
+    let hook = endpoint(1);
+    store.insert_endpoint(&hook).await.unwrap();
+    let log = two_orders(&*store).await;
+    let holder = Uuid::new_v4();
+    store
+        .hold_consumer(CONSUMER, holder, at(100), LEASE)
+        .await
+        .unwrap();
+    let first_order = log[0].order_id;
+    let second_order = log[3].order_id;
+    let of = |n: usize| Delivery::new(hook.id, &log[n], at(100));
+    let claimed = |d: &Delivery| DeliveryClaim {
+        delivery: Delivery {
+            attempts: 1,
+            ..d.clone()
+        },
+        token: Uuid::new_v4(),
+    };
+    // The first order's first event delivered, its second failed (retried at 5 s), its
+    // third behind them; the second order's first still in flight under a claim.
+    let (created, processing, completed, other) = (of(0), of(1), of(2), of(3));
+    let delivered = finished(&claimed(&created), 150, NextStep::Delivered);
+    let failed = finished(&claimed(&processing), 160, NextStep::RetryAt(at(5_000)));
+    let token = Uuid::new_v4();
+    let settled = |d: &Delivery, status, next, attempt: &FinishedAttempt| Owed {
+        delivery: Delivery {
+            status,
+            attempts: 1,
+            next_attempt_at: next,
+            last_attempt_at: Some(attempt.at),
+            last_status_code: attempt.status_code,
+            last_error: attempt.error.clone(),
+            finished_at: (status == DeliveryStatus::Delivered).then_some(attempt.at),
+            ..d.clone()
+        },
+        settled: true,
+        claim: None,
+    };
+    let page = OwedPage {
+        through: log[3].position,
+        owed: vec![
+            settled(&created, DeliveryStatus::Delivered, None, &delivered),
+            settled(
+                &processing,
+                DeliveryStatus::Pending,
+                Some(at(5_000)),
+                &failed,
+            ),
+            Owed::unsent(completed.clone()),
+            Owed {
+                delivery: Delivery {
+                    attempts: 1,
+                    next_attempt_at: Some(at(60_100)),
+                    last_attempt_at: Some(at(100)),
+                    ..other.clone()
+                },
+                settled: true,
+                claim: Some(token),
+            },
+        ],
+        attempts: vec![delivered.clone(), failed.clone()],
+        failing_too_long: at(0),
+    };
+    assert!(
+        store
+            .enqueue_deliveries(CONSUMER, holder, &page, at(170), LEASE)
+            .await
+            .unwrap()
+    );
+    let health = store.endpoint(hook.id).await.unwrap().unwrap();
+    assert_eq!(health.last_delivered_at, Some(at(150)));
+    assert_eq!(health.failing_since, Some(at(160)));
+    let listed = store
+        .deliveries(&DeliveryQuery {
+            endpoint_id: hook.id,
+            status: None,
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let row = |id| listed.iter().find(|d| d.id == id).unwrap();
+    assert_eq!(row(created.id).status, DeliveryStatus::Delivered);
+    assert_eq!(row(created.id).finished_at, Some(at(150)));
+    assert_eq!(row(processing.id).last_status_code, Some(500));
+    assert_eq!(row(processing.id).next_attempt_at, Some(at(5_000)));
+    assert_eq!(
+        row(completed.id).next_attempt_at,
+        None,
+        "waits behind the failed one"
+    );
+    assert_eq!(row(completed.id).attempts, 0);
+    assert_eq!(
+        store
+            .owing(&[(first_order, hook.id), (second_order, hook.id)])
+            .await
+            .unwrap(),
+        [(first_order, hook.id), (second_order, hook.id)].into()
+    );
+
+    // Nothing is due before the retry; the attempt in flight is recorded under its claim.
+    assert!(
+        store
+            .claim_deliveries(10, 100, at(4_999), DELIVERY_LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let answered = FinishedAttempt {
+        id: other.id,
+        token,
+        ..finished(&claimed(&other), 200, NextStep::Delivered)
+    };
+    assert_eq!(
+        store.finish_deliveries(&[answered], at(0)).await.unwrap(),
+        [ClaimOutcome::Applied]
+    );
+    let retried = store
+        .claim_deliveries(10, 100, at(5_000), DELIVERY_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed_of(&retried), [(2, EventType::Processing)]);
+    assert_eq!(retried[0].delivery.attempts, 2);
+    store
+        .finish_deliveries(&[finished(&retried[0], 5_001, NextStep::Delivered)], at(0))
+        .await
+        .unwrap();
+    let last = store
+        .claim_deliveries(10, 100, at(5_002), DELIVERY_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed_of(&last), [(3, EventType::Completed)]);
+    store
+        .finish_deliveries(&[finished(&last[0], 5_003, NextStep::Delivered)], at(0))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .owing(&[(first_order, hook.id), (second_order, hook.id)])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
