@@ -46,6 +46,8 @@ pub(super) struct Shared {
     /// A claim's lease: the attempt's timeout and a margin.
     pub lease: Duration,
     pub wake: Arc<Notify>,
+    /// The slots in all (`WEBHOOK_CONCURRENCY`).
+    pub concurrency: usize,
 }
 
 impl Shared {
@@ -61,6 +63,7 @@ impl Shared {
             schedule: settings.schedule,
             lease: settings.timeout + LEASE_MARGIN,
             wake: Arc::new(Notify::new()),
+            concurrency: settings.concurrency,
         };
         Ok((shared, to_record))
     }

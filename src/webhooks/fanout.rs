@@ -8,7 +8,10 @@
 //! settle goes to the claimers as rows: a delivery that failed (retried on the
 //! schedule), those of its order behind it, those of an order that already owes one,
 //! and an attempt still in flight when the page stopped waiting (written as claimed, so
-//! its answer is recorded, or it is sent again once the claim lapses).
+//! its answer is recorded, or it is sent again once the claim lapses). An endpoint gets
+//! no more first attempts in flight than its share of the slots, and none while it is
+//! failing, so a hanging or failing endpoint is left to the claimers and holds up no
+//! other.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -43,6 +46,9 @@ const MOST_OWED: usize = 5_000;
 /// slower than this costs the others no more than this, and its attempts in flight go
 /// on as claimed rows.
 const SEND_WAIT: Duration = Duration::from_millis(250);
+/// How often the consumer moves along the log while no endpoint is enabled: each move
+/// is a write, which the log's every commit would otherwise cause.
+const IDLE_MOVE: Duration = Duration::from_millis(250);
 /// How often the log is read when no wake-up came (one from another instance may be
 /// lost while the store reconnects).
 const POLL: Duration = Duration::from_millis(500);
@@ -55,6 +61,7 @@ pub(super) async fn owe_until_stopped(
     stop: CancellationToken,
 ) {
     let holder = Uuid::new_v4();
+    let flying = InFlight::default();
     let mut log_changed = store.new_events();
     // Where the consumer stands and when the lease was last renewed, while held here.
     let mut held: Option<(i64, Instant)> = None;
@@ -75,7 +82,7 @@ pub(super) async fn owe_until_stopped(
             return;
         };
         log_changed.borrow_and_update();
-        let next = owe_next(&*store, &shared, holder, position, disable_after).await;
+        let next = owe_next(&*store, &shared, &flying, holder, position, disable_after).await;
         match next {
             Ok(Next::Moved { to, owed }) => {
                 held = Some((to, Instant::now()));
@@ -122,18 +129,26 @@ enum Next {
     Lost,
 }
 
+/// First attempts in flight, by endpoint, across pages.
+type InFlight = Arc<Mutex<HashMap<WebhookId, usize>>>;
+
 /// How one order's deliveries to one endpoint in a page are going, shared by the task
 /// sending them and the page.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct ChainState {
-    /// The attempts that ended, in the chain's order (all delivered but the last).
-    ended: Vec<FinishedAttempt>,
+    /// The attempts that ended, each with when it started, in the chain's order (all
+    /// delivered but the last).
+    ended: Vec<(FinishedAttempt, Timestamp)>,
     /// The delivery whose attempt is in flight (its place in the chain), and when it
     /// started.
     in_flight: Option<(usize, Timestamp)>,
-    /// Set when the page stops waiting: an attempt that ends after it goes to the
-    /// recorder (the page wrote it as claimed), and no other starts.
+    /// Set when the page stops waiting: no other attempt starts, and one that ends after
+    /// it goes to the recorder (the page wrote it as claimed)...
     cut: bool,
+    /// ...once the page is written: until then it waits here, so that it is never
+    /// recorded before its row exists.
+    written: bool,
+    late: Option<Made>,
 }
 
 /// One order's deliveries to one endpoint in a page, in `seq` order.
@@ -147,15 +162,43 @@ struct Chain {
 async fn owe_next(
     store: &dyn Store,
     shared: &Arc<Shared>,
+    flying: &InFlight,
     holder: Uuid,
     position: i64,
     disable_after: Duration,
 ) -> Result<Next, StoreError> {
+    // With no endpoint enabled, nothing in the log so far is owed to anyone: an event
+    // committed before the endpoints were read happened before any endpoint registered
+    // after (one owes only what happens once it exists). So the consumer moves to the
+    // end without reading the log, and no more often than IDLE_MOVE.
+    let end = store.last_position().await?;
+    let endpoints = store.endpoints().await?;
+    if endpoints.iter().all(|e| e.disabled_at.is_some()) {
+        if end <= position {
+            return Ok(Next::CaughtUp);
+        }
+        tokio::time::sleep(IDLE_MOVE).await;
+        let page = OwedPage {
+            through: end,
+            owed: Vec::new(),
+            attempts: Vec::new(),
+            failing_too_long: now(),
+        };
+        return Ok(
+            if store
+                .enqueue_deliveries(CONSUMER, holder, &page, now(), LEASE)
+                .await?
+            {
+                Next::Moved { to: end, owed: 0 }
+            } else {
+                Next::Lost
+            },
+        );
+    }
     let events = store.events_after(position, PAGE).await?;
     if events.is_empty() {
         return Ok(Next::CaughtUp);
     }
-    let endpoints = store.endpoints().await?;
     let at = now();
     let (mut chains, mut count, mut through) = (Vec::<Chain>::new(), 0, position);
     let mut chain_of: HashMap<(OrderId, WebhookId), usize> = HashMap::new();
@@ -200,26 +243,43 @@ async fn owe_next(
         .iter()
         .map(|e| (e.id, Arc::new(Target::of(e, at))))
         .collect();
+    // A failing endpoint is left to the claimers: they give each endpoint its share.
+    let failing: HashSet<WebhookId> = endpoints
+        .iter()
+        .filter(|e| e.failing_since.is_some())
+        .map(|e| e.id)
+        .collect();
+    let enabled = endpoints.iter().filter(|e| e.disabled_at.is_none()).count();
+    let share = (shared.concurrency / enabled.max(1)).max(1);
     let token = Uuid::new_v4();
+    let cut = CancellationToken::new();
     let mut sending = JoinSet::new();
     for chain in &chains {
         let first = &chain.deliveries[0];
-        if owing.contains(&(first.order_id, first.endpoint_id)) {
+        if owing.contains(&(first.order_id, first.endpoint_id))
+            || failing.contains(&first.endpoint_id)
+        {
             continue;
         }
-        let target = targets[&first.endpoint_id].clone();
         sending.spawn(send_chain(
-            shared.clone(),
+            Sending {
+                shared: shared.clone(),
+                events: events.clone(),
+                target: targets[&first.endpoint_id].clone(),
+                token,
+                flying: flying.clone(),
+                share,
+                cut: cut.clone(),
+            },
             chain.deliveries.clone(),
-            events.clone(),
-            target,
-            token,
             chain.state.clone(),
         ));
     }
     let deadline = tokio::time::Instant::now() + SEND_WAIT;
     while let Ok(Some(_)) = tokio::time::timeout_at(deadline, sending.join_next()).await {}
-    // What is still in flight goes on in the background, as claimed.
+    // Chains still waiting for a slot give up theirs; attempts in flight go on in the
+    // background, as claimed.
+    cut.cancel();
     sending.detach_all();
 
     let mut page = OwedPage {
@@ -233,21 +293,43 @@ async fn owe_next(
         let mut state = chain.state.lock().expect("not poisoned");
         state.cut = true;
         for (n, delivery) in chain.deliveries.iter().enumerate() {
-            page.owed.push(if let Some(attempt) = state.ended.get(n) {
-                settled(delivery, attempt)
-            } else if let Some((_, started)) = state.in_flight.filter(|(m, _)| *m == n) {
-                in_flight(delivery, started, token, shared.lease)
-            } else {
-                Owed::unsent(delivery.clone())
-            });
+            page.owed
+                .push(if let Some((attempt, started)) = state.ended.get(n) {
+                    settled(delivery, attempt, *started)
+                } else if let Some((_, started)) = state.in_flight.filter(|(m, _)| *m == n) {
+                    in_flight(delivery, started, token, shared.lease)
+                } else {
+                    Owed::unsent(delivery.clone())
+                });
         }
-        page.attempts.extend(state.ended.iter().cloned());
+        page.attempts
+            .extend(state.ended.iter().map(|(attempt, _)| attempt.clone()));
     }
-    let moved = store
-        .enqueue_deliveries(CONSUMER, holder, &page, at, LEASE)
-        .await?;
+    // Written again on a failure, not sent again: the attempts are made.
+    let mut wait = Duration::from_millis(100);
+    let moved = loop {
+        match store
+            .enqueue_deliveries(CONSUMER, holder, &page, at, LEASE)
+            .await
+        {
+            Ok(moved) => break moved,
+            Err(err) if wait >= Duration::from_secs(5) => return Err(err),
+            Err(err) => {
+                warn!(error = %err, "writing a page of webhook deliveries failed; will retry");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    };
     if !moved {
         return Ok(Next::Lost);
+    }
+    for chain in &chains {
+        let mut state = chain.state.lock().expect("not poisoned");
+        state.written = true;
+        if let Some(made) = state.late.take() {
+            let _ = shared.made.send(made);
+        }
     }
     let occurred: HashMap<DeliveryId, Timestamp> = page
         .owed
@@ -273,26 +355,54 @@ async fn owe_next(
     })
 }
 
-/// Sends a chain's deliveries one after another, each once its slot is free, until
-/// one is not delivered or the page stops waiting.
-async fn send_chain(
+/// What a chain's task needs beside its deliveries.
+struct Sending {
     shared: Arc<Shared>,
-    chain: Vec<Delivery>,
     events: Arc<HashMap<i64, OrderEvent>>,
     target: Arc<Result<Target, String>>,
+    /// The page's claim, under which an attempt cut off in flight is written.
     token: Uuid,
-    state: Arc<Mutex<ChainState>>,
-) {
+    flying: InFlight,
+    /// Most first attempts in flight to one endpoint.
+    share: usize,
+    /// Cancelled when the page stops waiting.
+    cut: CancellationToken,
+}
+
+/// Sends a chain's deliveries one after another, each once a slot is free, until one
+/// is not delivered, the endpoint has its share in flight, or the page stops waiting.
+async fn send_chain(sending: Sending, chain: Vec<Delivery>, state: Arc<Mutex<ChainState>>) {
+    let Sending {
+        shared,
+        events,
+        target,
+        token,
+        flying,
+        share,
+        cut,
+    } = sending;
     for (n, delivery) in chain.into_iter().enumerate() {
-        let Ok(slot) = shared.slots.clone().acquire_owned().await else {
-            return;
+        let slot = tokio::select! {
+            slot = shared.slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+            () = cut.cancelled() => return,
         };
         let started = now();
+        let endpoint = delivery.endpoint_id;
         {
             let mut state = state.lock().expect("not poisoned");
             if state.cut {
                 return;
             }
+            let mut flying = flying.lock().expect("not poisoned");
+            let count = flying.entry(endpoint).or_default();
+            if *count >= share {
+                // The rest go to the claimers.
+                return;
+            }
+            *count += 1;
             state.in_flight = Some((n, started));
         }
         let occurred_at = delivery.occurred_at;
@@ -307,26 +417,41 @@ async fn send_chain(
         };
         let attempt = dispatch::attempt(&shared, claim, event, &target).await;
         drop(slot);
+        {
+            let mut flying = flying.lock().expect("not poisoned");
+            if let Some(count) = flying.get_mut(&endpoint) {
+                *count -= 1;
+                if *count == 0 {
+                    flying.remove(&endpoint);
+                }
+            }
+        }
         let mut state = state.lock().expect("not poisoned");
         state.in_flight = None;
         if state.cut {
-            // The page wrote it as claimed and in flight: the recorder finishes it.
-            let _ = shared.made.send(Made {
+            // The page writes it as claimed and in flight: the recorder finishes it,
+            // once that row is written.
+            let made = Made {
                 attempt,
                 occurred_at,
-            });
+            };
+            if state.written {
+                let _ = shared.made.send(made);
+            } else {
+                state.late = Some(made);
+            }
             return;
         }
         let delivered = attempt.next == NextStep::Delivered;
-        state.ended.push(attempt);
+        state.ended.push((attempt, started));
         if !delivered {
             return;
         }
     }
 }
 
-/// A delivery as its first attempt left it.
-fn settled(delivery: &Delivery, attempt: &FinishedAttempt) -> Owed {
+/// A delivery as its first attempt, started at `started`, left it.
+fn settled(delivery: &Delivery, attempt: &FinishedAttempt, started: Timestamp) -> Owed {
     let (status, next_attempt_at, finished_at) = match attempt.next {
         NextStep::Delivered => (DeliveryStatus::Delivered, None, Some(attempt.at)),
         NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at), None),
@@ -337,7 +462,7 @@ fn settled(delivery: &Delivery, attempt: &FinishedAttempt) -> Owed {
             status,
             attempts: 1,
             next_attempt_at,
-            last_attempt_at: Some(attempt.at),
+            last_attempt_at: Some(started),
             last_status_code: attempt.status_code,
             last_error: attempt.error.clone(),
             finished_at,
