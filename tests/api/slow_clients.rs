@@ -281,10 +281,12 @@ async fn a_client_that_never_reads_its_answers_is_closed_after_the_write_timeout
         .await
         .expect("connect");
     let (mut reader, mut writer) = stream.into_split();
-    // Pipelined requests, far more answers than the buffers hold, none of them read.
+    // Pipelined requests, far more answers than the buffers hold (the kernel may give
+    // the server's side of the connection a send buffer of several megabytes), none of
+    // them read.
     let sending = tokio::spawn(async move {
         let request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
-        for _ in 0..50_000 {
+        for _ in 0..100_000 {
             if writer.write_all(request).await.is_err() {
                 return;
             }
@@ -293,7 +295,10 @@ async fn a_client_that_never_reads_its_answers_is_closed_after_the_write_timeout
         std::future::pending::<()>().await;
         drop(writer);
     });
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Long enough for the server to fill its send buffer (it may be megabytes, which
+    // take a debug build on a shared runtime more than a second) and wait out the
+    // timeout after it.
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
     // Reading now drains what was sent before the close, then ends: without the
     // timeout the server would still be answering (and the sender still sending).
     let drained = tokio::time::timeout(Duration::from_secs(5), async {
