@@ -81,9 +81,10 @@ pub async fn history(
     reason = "Documents the parameters, which the handler checks one by one."
 )]
 pub struct FeedParams {
-    /// Only events with a larger position (default 0: from the start of the log).
-    #[param(minimum = 0)]
-    after: Option<i64>,
+    /// Only events with a larger position (default 0: from the start of the log); or
+    /// `latest`: after the last event committed now, to follow only what comes next.
+    #[param(value_type = Option<String>, pattern = "^([0-9]{1,18}|latest)$", example = "latest")]
+    after: Option<String>,
     /// Page size, 1 to 1,000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -121,6 +122,10 @@ pub async fn feed(
     require_admin(&caller)?;
     let params = query::read(query)?;
     let (after, limit) = parse(&params).map_err(ApiError::InvalidQuery)?;
+    let after = match after {
+        After::Position(after) => after,
+        After::Latest => state.store.last_position().await?,
+    };
     if wants_stream(&headers) {
         let after = last_event_id(&headers)?.unwrap_or(after);
         return state.streams.open(state.store.clone(), Scope::All, after);
@@ -129,19 +134,30 @@ pub async fn feed(
     Ok(Json(EventPage::new(&events, after)).into_response())
 }
 
+/// Where a page of the feed starts.
+#[derive(Debug, PartialEq, Eq)]
+enum After {
+    Position(i64),
+    /// The last position committed when the request is answered.
+    Latest,
+}
+
 /// `after` and `limit`, every bad or unknown parameter named.
-fn parse(params: &Params) -> Result<(i64, usize), Vec<FieldError>> {
+fn parse(params: &Params) -> Result<(After, usize), Vec<FieldError>> {
     let mut checked = Checked::new(params, &PARAMETERS);
-    let after = match checked.get("after").map(|text| text.parse::<i64>()) {
-        None => 0,
-        Some(Ok(after)) if after >= 0 => after,
-        Some(_) => {
-            checked.fault(FieldError::new(
-                "after",
-                "must be a position: an integer of 0 or more",
-            ));
-            0
-        }
+    let after = match checked.get("after").map(String::as_str) {
+        None => After::Position(0),
+        Some("latest") => After::Latest,
+        Some(text) => match text.parse::<i64>() {
+            Ok(after) if after >= 0 => After::Position(after),
+            _ => {
+                checked.fault(FieldError::new(
+                    "after",
+                    "must be a position (an integer of 0 or more) or `latest`",
+                ));
+                After::Position(0)
+            }
+        },
     };
     let limit = checked.limit(DEFAULT_LIMIT, MAX_LIMIT);
     checked.finish((after, limit))
@@ -160,10 +176,17 @@ mod tests {
 
     #[test]
     fn the_feed_starts_at_the_beginning_a_hundred_at_a_time() {
-        assert_eq!(parse(&params(&[])).unwrap(), (0, DEFAULT_LIMIT));
+        assert_eq!(
+            parse(&params(&[])).unwrap(),
+            (After::Position(0), DEFAULT_LIMIT)
+        );
         assert_eq!(
             parse(&params(&[("after", "42"), ("limit", "1000")])).unwrap(),
-            (42, 1000)
+            (After::Position(42), 1000)
+        );
+        assert_eq!(
+            parse(&params(&[("after", "latest")])).unwrap(),
+            (After::Latest, DEFAULT_LIMIT)
         );
     }
 
@@ -178,6 +201,7 @@ mod tests {
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["after", "from", "limit"]);
         assert!(parse(&params(&[("after", "x")])).is_err());
+        assert!(parse(&params(&[("after", "Latest")])).is_err());
         assert!(parse(&params(&[("limit", "0")])).is_err());
     }
 }

@@ -13,6 +13,7 @@ use super::error::{ApiError, CommonProblems};
 use super::state::AppState;
 use super::status_json::OrderCounts;
 use crate::auth::Caller;
+use crate::domain::now;
 
 /// `{"total_orders": 10, "average_processing_time": 5.2, "order_counts": {...}}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -22,6 +23,10 @@ pub struct MetricsBody {
     /// Seconds, millisecond precision; 0 when nothing is completed.
     average_processing_time: f64,
     order_counts: OrderCounts,
+    /// Seconds since the longest-waiting claimable `Pending` order became due: the
+    /// "is it stuck?" number. `null` when no order is waiting; orders waiting out a
+    /// retry backoff do not count.
+    oldest_pending_age_seconds: Option<f64>,
 }
 
 #[utoipa::path(
@@ -42,7 +47,15 @@ pub async fn get(
         total_orders: metrics.counts.total(),
         average_processing_time: metrics.average_processing_seconds(),
         order_counts: OrderCounts(metrics.counts),
+        oldest_pending_age_seconds: oldest_pending_age(&state).await?,
     }))
+}
+
+/// Seconds (millisecond precision) since the oldest due `Pending` order became due.
+async fn oldest_pending_age(state: &AppState) -> Result<Option<f64>, ApiError> {
+    let now = now();
+    let oldest = state.store.oldest_due(now).await?;
+    Ok(oldest.map(|due| (now - due).num_milliseconds().max(0) as f64 / 1000.0))
 }
 
 /// The Prometheus exposition: everything recorded through the `metrics` facade, with
@@ -71,6 +84,8 @@ pub async fn prometheus(
     let deliveries = state.store.delivery_gauges().await?;
     metrics::gauge!("webhook_deliveries_pending").set(deliveries.pending as f64);
     metrics::gauge!("webhook_endpoints_disabled").set(deliveries.disabled_endpoints as f64);
+    metrics::gauge!("orders_oldest_pending_age_seconds")
+        .set(oldest_pending_age(&state).await?.unwrap_or(0.0));
     Ok((
         [(
             header::CONTENT_TYPE,

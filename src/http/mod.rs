@@ -24,6 +24,7 @@ mod serve;
 mod state;
 mod status_json;
 mod streams;
+mod ui;
 mod webhook_json;
 mod webhooks;
 mod write_deadline;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admitted)
         .merge(open)
         .merge(SwaggerUi::new("/docs").config(Config::new(["/openapi.json"])))
+        .merge(ui::router())
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

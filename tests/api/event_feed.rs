@@ -68,6 +68,20 @@ async fn the_feed_pages_through_every_event_by_position(db: TestDb) {
         .get_json(&format!("/events?after={}", positions[18]))
         .await;
     assert_eq!(tail["events"].as_array().unwrap().len(), 2);
+
+    // `after=latest`: nothing yet, and the position to follow what comes next from.
+    let latest = app.get_json("/events?after=latest").await;
+    assert_eq!(latest["events"], serde_json::json!([]));
+    assert_eq!(latest["next_after"], positions[20]);
+    let id = app.new_order().await;
+    app.wait_until_completed(std::slice::from_ref(&id), Duration::from_secs(10))
+        .await;
+    let next = app
+        .get_json(&format!("/events?after={}", latest["next_after"]))
+        .await;
+    let events = next["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["order_id"] == id.as_str()));
 }
 
 async fn the_feed_is_for_admins_and_its_parameters_are_checked(db: TestDb) {

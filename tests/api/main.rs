@@ -17,6 +17,7 @@ mod cancel;
 mod cli;
 mod contract;
 mod crash;
+mod dashboard;
 mod deliveries;
 mod delivery_faults;
 mod delivery_ops;

@@ -26,7 +26,8 @@ async fn metrics_of_an_empty_service_are_zero_with_every_status(db: TestDb) {
             "total_orders": 0,
             "average_processing_time": 0.0,
             "order_counts": {"Pending": 0, "Processing": 0, "Completed": 0, "Failed": 0,
-                             "Cancelled": 0}
+                             "Cancelled": 0},
+            "oldest_pending_age_seconds": null
         })
     );
     assert!(metrics["total_orders"].is_u64());
@@ -67,6 +68,24 @@ async fn metrics_match_known_data(db: TestDb) {
     );
     // (1.000 + 2.500 + 4.001) / 3 = 2.500333... -> 2.5 s, millisecond precision.
     assert_eq!(metrics["average_processing_time"], json!(2.5));
+    // The order of minute 11 has waited since it was created (the one of minute 10,
+    // due longer, is the one being processed).
+    let waited = (chrono::Utc::now() - known_order(11, OrderStatus::Pending, None).created_at)
+        .num_milliseconds() as f64
+        / 1000.0;
+    let age = metrics["oldest_pending_age_seconds"].as_f64().unwrap();
+    assert!(
+        (waited - 5.0..=waited).contains(&age),
+        "{age} against {waited}"
+    );
+    let prometheus = app.get("/metrics/prometheus").await.text().await.unwrap();
+    let gauge: f64 = prometheus
+        .lines()
+        .find_map(|line| line.strip_prefix("orders_oldest_pending_age_seconds "))
+        .expect("the gauge is exported")
+        .parse()
+        .unwrap();
+    assert!((age..=age + 5.0).contains(&gauge), "{gauge} against {age}");
     gate.open();
 }
 

@@ -1,6 +1,6 @@
 //! The queue: claims (oldest first, limits, never shared), completion and release under the current claim, lease rescue.
 
-use order_processor::domain::{OrderId, OrderStatus};
+use order_processor::domain::{AfterFailure, OrderId, OrderStatus};
 use order_processor::store::ClaimOutcome;
 
 use super::{LEASE, at, order, requeued};
@@ -14,6 +14,7 @@ on_every_backend!(
     a_stale_claim_can_neither_complete_nor_release,
     release_returns_the_order_to_the_queue,
     rescue_takes_back_only_expired_leases,
+    the_oldest_due_order_is_the_longest_waiting_claimable_one,
 );
 
 async fn claim_takes_the_oldest_pending_orders_and_starts_an_attempt(db: TestDb) {
@@ -175,4 +176,44 @@ async fn rescue_takes_back_only_expired_leases(db: TestDb) {
         store.status(late.id).await.unwrap(),
         Some(OrderStatus::Processing)
     );
+}
+
+async fn the_oldest_due_order_is_the_longest_waiting_claimable_one(db: TestDb) {
+    let store = db.store().await;
+    assert_eq!(
+        store.oldest_due(at(0)).await.unwrap(),
+        None,
+        "nothing waits"
+    );
+    let (first, second) = (order(100, "u"), order(200, "u"));
+    store.insert(&second).await.unwrap();
+    store.insert(&first).await.unwrap();
+    assert_eq!(store.oldest_due(at(150)).await.unwrap(), Some(at(100)));
+    assert_eq!(
+        store.oldest_due(at(50)).await.unwrap(),
+        None,
+        "not due yet is not waiting"
+    );
+    // Claimed, it no longer waits; failed with a backoff, it waits again once due.
+    let claims = store.claim(1, at(1_000), LEASE).await.unwrap();
+    assert_eq!(claims[0].order.id, first.id);
+    assert_eq!(store.oldest_due(at(1_000)).await.unwrap(), Some(at(200)));
+    store
+        .fail(
+            &claims[0],
+            "boom",
+            AfterFailure::RetryAt(at(5_000)),
+            at(1_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.oldest_due(at(4_000)).await.unwrap(), Some(at(200)));
+    let claims = store.claim(1, at(4_000), LEASE).await.unwrap();
+    assert_eq!(claims[0].order.id, second.id);
+    assert_eq!(
+        store.oldest_due(at(4_000)).await.unwrap(),
+        None,
+        "backing off"
+    );
+    assert_eq!(store.oldest_due(at(6_000)).await.unwrap(), Some(at(5_000)));
 }

@@ -1,0 +1,265 @@
+// The dashboard in a real browser (Debian's Chromium, driven by playwright-core): one
+// scenario per run, named on the command line, against a service that
+// tests/api/dashboard.rs started and filled. Exits non-zero, saying why, when the page
+// does not do what the scenario expects.
+//
+//   BASE_URL=http://127.0.0.1:8080 node tests/browser/dashboard.mjs overview
+//
+// Every scenario also fails on an error in the page, a console error (other than the
+// refusals the scenario provokes on purpose), or a request to another origin.
+
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.BASE_URL;
+const SHOTS = process.env.SCREENSHOTS || "target/screenshots";
+const WAIT = 15_000;
+const scenario = process.argv[2];
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  // Root in a container has no user namespace for Chromium's sandbox.
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+const problems = [];
+const pages = [];
+let expectedRefusals = [];
+
+async function open(path = "/ui", viewport = { width: 1280, height: 900 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  pages.push(page);
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() !== "error") return;
+    const text = message.text();
+    if (expectedRefusals.some((status) => text.includes(`status of ${status}`))) return;
+    problems.push(`console error: ${text}`);
+  });
+  page.on("request", (request) => {
+    const url = new URL(request.url());
+    if (url.protocol !== "data:" && url.origin !== new URL(BASE).origin) {
+      problems.push(`request to another origin: ${request.url()}`);
+    }
+  });
+  await page.goto(BASE + path);
+  return page;
+}
+
+async function api(method, path, body, token) {
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(BASE + path, { method, headers, body: body && JSON.stringify(body) });
+  assert.ok(response.ok, `${method} ${path} answered ${response.status}`);
+  return response.json();
+}
+
+const number = async (page, selector) =>
+  Number((await page.locator(selector).textContent()).replace(/,/g, ""));
+
+async function until(what, check) {
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function shot(page, name) {
+  mkdirSync(SHOTS, { recursive: true });
+  return page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+async function setHidden(page, hidden) {
+  await page.evaluate((value) => {
+    Object.defineProperty(document, "hidden", { value, configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, hidden);
+}
+
+const scenarios = {
+  /** Counts change live as orders are created; the stream pauses while the tab is
+   *  hidden and resumes from its last position; the page fits 390 px. */
+  async overview() {
+    const response = await fetch(`${BASE}/ui`);
+    const csp = response.headers.get("content-security-policy");
+    assert.match(csp, /script-src 'self'/);
+    assert.match(csp, /connect-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline|https?:/);
+    assert.equal(response.headers.get("x-frame-options"), "DENY");
+    assert.equal(response.headers.get("referrer-policy"), "no-referrer");
+
+    const page = await open();
+    await page.locator("[data-testid=count-total]").waitFor();
+    await until("the stream to open", async () => (await page.locator("#live").textContent()) === "Live");
+    const before = await number(page, "[data-testid=count-total]");
+    for (let i = 0; i < 3; i++) {
+      await api("POST", "/orders", { user_id: "carol", item_ids: ["a"], total_amount: 1234.5 });
+    }
+    await until("the total to count 3 more", async () => (await number(page, "[data-testid=count-total]")) === before + 3);
+    await until("3 completed", async () => (await number(page, "[data-testid=count-Completed]")) >= 3);
+    await until("the new orders' events", async () => (await page.locator("#recent-events li").count()) >= 9);
+
+    // Hidden: the stream closes; visible again: it resumes after the last position,
+    // so the events of an order created meanwhile still arrive.
+    await setHidden(page, true);
+    await until("the stream to pause", async () => (await page.locator("#live").textContent()).startsWith("Paused"));
+    const made = await api("POST", "/orders", { user_id: "while-hidden", item_ids: ["a"], total_amount: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(await page.locator("#recent-events li", { hasText: made.order_id }).count(), 0, "no event while hidden");
+    await setHidden(page, false);
+    await until("the events made while hidden", async () => (await page.locator("#recent-events li", { hasText: made.order_id }).count()) >= 1);
+    await until("the total to count it", async () => (await number(page, "[data-testid=count-total]")) === before + 4);
+
+    // Every form control has a label; the first Tab reaches the skip link.
+    const unlabelled = await page.evaluate(() =>
+      [...document.querySelectorAll("input, select, textarea")].filter((e) => e.labels.length === 0 && e.closest("dialog") === null).length,
+    );
+    assert.equal(unlabelled, 0, "every control is labelled");
+    await shot(page, "overview");
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement.className), "skip");
+    await page.keyboard.press("Escape");
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), "no sideways scrolling at 390 px");
+    await shot(page, "overview-390");
+  },
+
+  /** Filters narrow the listing; pages follow the cursor, newest first. */
+  async filters() {
+    const page = await open("/ui#/orders");
+    const rows = page.locator("#orders-table tbody tr");
+    await rows.first().waitFor();
+    assert.equal(await rows.count(), 25, "a first page of 25");
+    await page.locator("#next-page").click();
+    await until("the second page", async () => (await rows.count()) === 5);
+
+    await page.goto(`${BASE}/ui#/orders`);
+    await page.locator("#filter-user").fill("bob");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await until("bob's orders only", async () => (await rows.count()) === 3);
+    for (const text of await page.locator("#orders-table tbody tr td:nth-child(2)").allTextContents()) {
+      assert.equal(text, "bob");
+    }
+    await page.locator("#filter-status").selectOption("Cancelled");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.getByText("No orders match.").waitFor();
+
+    const [first] = await page.evaluate(async () => (await (await fetch("/orders?user_id=bob&limit=1")).json()).orders.map((o) => o.order_id));
+    await page.goto(`${BASE}/ui#/orders`);
+    await page.locator("#filter-order").fill(first);
+    await page.getByRole("button", { name: "Apply" }).click();
+    await until("the one order", async () => (await rows.count()) === 1);
+    await page.locator(`#orders-table a[href="#/orders/${first}"]`).click();
+    await page.locator("#order-fields").waitFor();
+  },
+
+  /** A dead letter's timeline shows its failed attempts; retried from the page, it
+   *  ends Completed, shown live. */
+  async retry() {
+    const id = process.env.ORDER_ID;
+    const page = await open(`/ui#/orders/${id}`);
+    const timeline = page.locator("#timeline li");
+    await page.locator('#timeline li[data-type="order.failed"]').waitFor();
+    assert.match(await page.locator('#timeline li[data-type="order.attempt_failed"]').textContent(), /card declined \(attempt 1\)/);
+    assert.match(await page.locator('#timeline li[data-type="order.failed"]').textContent(), /card declined \(attempt 2\)/);
+    assert.equal(await page.locator('#order-fields [data-field="Status"]').textContent(), "Failed");
+    await page.locator("#retry-order").click();
+    await until("the outcome", async () => /Requeued/.test(await page.locator("#action-outcome").textContent()));
+    await page.locator('#timeline li[data-type="order.completed"]').waitFor({ timeout: WAIT });
+    await until("Completed", async () => (await page.locator('#order-fields [data-field="Status"]').textContent()) === "Completed");
+    const types = await timeline.evaluateAll((items) => items.map((item) => item.dataset.type));
+    assert.deepEqual(types, [
+      "order.created",
+      "order.processing",
+      "order.attempt_failed",
+      "order.processing",
+      "order.failed",
+      "order.retried",
+      "order.processing",
+      "order.completed",
+    ]);
+    await shot(page, "order");
+  },
+
+  /** A Pending order cancelled from the page, with a reason; an order being processed
+   *  offers no cancel. */
+  async cancel() {
+    const page = await open(`/ui#/orders/${process.env.BUSY_ID}`);
+    await page.locator("#order-actions").waitFor();
+    await page.getByText("No actions for a Processing order.").waitFor();
+
+    await page.goto(`${BASE}/ui#/orders/${process.env.ORDER_ID}`);
+    await page.locator("#cancel-order").waitFor();
+    await page.getByLabel("Reason (optional)").fill("customer changed their mind");
+    await page.locator("#cancel-order").click();
+    await until("the outcome", async () => (await page.locator("#action-outcome").textContent()) === "Cancelled.");
+    await until("Cancelled", async () => (await page.locator('#order-fields [data-field="Status"]').textContent()) === "Cancelled");
+    await page.locator('#timeline li[data-type="order.cancelled"]', { hasText: "customer changed their mind" }).waitFor();
+    assert.equal(await page.locator("#cancel-order").count(), 0, "nothing more to cancel");
+  },
+
+  /** With authentication on: the page asks for a token once; an admin sees actions,
+   *  a user without the admin scope sees their orders and no actions. */
+  async auth() {
+    // The page learns that authentication is on from a 401, and a user's token from a 403.
+    expectedRefusals = [401, 403];
+    const page = await open();
+    await page.locator("#token-dialog[open]").waitFor();
+    await page.getByLabel("Token").fill(process.env.ADMIN_TOKEN);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator("[data-testid=count-total]").waitFor();
+    assert.match(await page.locator("#who").textContent(), /\(admin\)/);
+    await page.reload();
+    await page.locator("[data-testid=count-total]").waitFor();
+    assert.equal(await page.locator("#token-dialog[open]").count(), 0, "the token is kept for the tab");
+    await page.goto(`${BASE}/ui#/orders/${process.env.ORDER_ID}`);
+    await page.locator("#order-actions").waitFor();
+
+    const reader = await open(`/ui#/orders/${process.env.ORDER_ID}`);
+    await reader.locator("#token-dialog[open]").waitFor();
+    await reader.getByLabel("Token").fill(process.env.USER_TOKEN);
+    await reader.getByRole("button", { name: "Sign in" }).click();
+    await reader.locator("#order-fields").waitFor();
+    assert.match(await reader.locator("#who").textContent(), /read-only/);
+    assert.equal(await reader.locator("#order-actions").count(), 0, "no actions without the admin scope");
+    await reader.goto(`${BASE}/ui#/orders`);
+    await reader.locator("#orders-table tbody tr").first().waitFor();
+    for (const text of await reader.locator("#orders-table tbody tr td:nth-child(2)").allTextContents()) {
+      assert.equal(text, "alice");
+    }
+  },
+
+  /** When the service refuses the stream, the overview polls instead. */
+  async fallback() {
+    expectedRefusals = [503];
+    const page = await open();
+    await page.locator("[data-testid=count-total]").waitFor();
+    await until("polling", async () => (await page.locator("#live").textContent()).startsWith("Polling"));
+    const before = await number(page, "[data-testid=count-total]");
+    await api("POST", "/orders", { user_id: "dave", item_ids: ["a"], total_amount: 2 });
+    await until("the polled total", async () => (await number(page, "[data-testid=count-total]")) === before + 1);
+  },
+};
+
+try {
+  assert.ok(scenarios[scenario], `no scenario ${scenario}`);
+  await scenarios[scenario]();
+  assert.deepEqual(problems, [], "the page ran clean");
+  console.log(`${scenario}: ok`);
+} catch (error) {
+  console.error(`${scenario}: ${error.stack || error}`);
+  if (problems.length) console.error(problems.join("\n"));
+  // What each page showed when it failed: its notice, and a screenshot.
+  for (const [i, page] of pages.entries()) {
+    const notice = await page.locator("#notice").textContent().catch(() => null);
+    if (notice) console.error(`page ${i} notice: ${notice}`);
+    await shot(page, `failed-${scenario}-${i}`).catch(() => {});
+  }
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

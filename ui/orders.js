@@ -1,0 +1,135 @@
+// The orders listing: newest first, filtered by status, user or order id, a page at a
+// time by the API's cursor; the filter lives in the URL, so a view can be shared.
+
+import { get } from "./api.js";
+import { amount, badge, count, h, time } from "./format.js";
+
+const PAGE = 25;
+let statuses = null;
+
+/** The statuses the listing filters by, from the API's own document (so the page
+ *  keeps no list of its own), read once. */
+async function knownStatuses() {
+  if (!statuses) {
+    const doc = await get("/openapi.json");
+    const parameter = doc.paths["/orders"].get.parameters.find((p) => p.name === "status");
+    let schema = parameter.schema;
+    if (schema.$ref) schema = doc.components.schemas[schema.$ref.split("/").pop()];
+    statuses = schema.enum;
+  }
+  return statuses;
+}
+
+export async function render(view, params) {
+  const filter = {
+    status: params.get("status") || "",
+    user_id: params.get("user_id") || "",
+    order_id: params.get("order_id") || "",
+  };
+  const cursor = params.get("cursor") || "";
+  const form = filterForm(await knownStatuses(), filter);
+  const results = h("div", { id: "results" });
+  view.append(h("h1", {}, "Orders"), form, results);
+
+  if (filter.order_id) {
+    const found = await get(`/orders/${encodeURIComponent(filter.order_id)}`).catch((error) => {
+      if (error.status === 404 || error.status === 400) return null;
+      throw error;
+    });
+    results.append(found ? table([found]) : h("p", { class: "muted" }, "No order with that id (or not yours)."));
+    return null;
+  }
+
+  const query = new URLSearchParams({ limit: String(PAGE) });
+  if (filter.status) query.set("status", filter.status);
+  if (filter.user_id) query.set("user_id", filter.user_id);
+  if (cursor) query.set("cursor", cursor);
+  const page = await get(`/orders?${query}`);
+  results.append(
+    page.orders.length ? table(page.orders) : h("p", { class: "muted" }, "No orders match."),
+    pager(filter, cursor, page.next_cursor, page.orders.length),
+  );
+  return null;
+}
+
+function filterForm(statuses, filter) {
+  const apply = (event) => {
+    event.preventDefault();
+    const data = new FormData(event.target);
+    const query = new URLSearchParams();
+    for (const key of ["status", "user_id", "order_id"]) {
+      const value = String(data.get(key) || "").trim();
+      if (value) query.set(key, value);
+    }
+    location.hash = `#/orders${query.size ? "?" + query : ""}`;
+  };
+  return h(
+    "form",
+    { class: "filters", id: "order-filters", onsubmit: apply, role: "search" },
+    h(
+      "label",
+      {},
+      "Status ",
+      h(
+        "select",
+        { name: "status", id: "filter-status" },
+        h("option", { value: "" }, "any"),
+        statuses.map((s) => h("option", { value: s, selected: s === filter.status }, s)),
+      ),
+    ),
+    h("label", {}, "User ", h("input", { name: "user_id", id: "filter-user", value: filter.user_id, autocomplete: "off" })),
+    h(
+      "label",
+      {},
+      "Order id ",
+      h("input", { name: "order_id", id: "filter-order", value: filter.order_id, autocomplete: "off", size: 38 }),
+    ),
+    h("button", { type: "submit" }, "Apply"),
+    h("a", { href: "#/orders", class: "button secondary" }, "Clear"),
+  );
+}
+
+function table(orders) {
+  return h(
+    "table",
+    { id: "orders-table" },
+    h(
+      "thead",
+      {},
+      h("tr", {}, ["Order", "User", "Amount", "Status", "Created", "Attempts"].map((t) => h("th", { scope: "col" }, t))),
+    ),
+    h(
+      "tbody",
+      {},
+      orders.map((o) =>
+        h(
+          "tr",
+          { "data-order": o.order_id },
+          h("td", { class: "mono" }, h("a", { href: `#/orders/${o.order_id}` }, o.order_id)),
+          h("td", {}, o.user_id),
+          h("td", { class: "number" }, amount(o.total_amount)),
+          h("td", {}, badge(o.status)),
+          h("td", {}, time(o.created_at)),
+          h("td", { class: "number" }, o.attempts === undefined ? "–" : count(o.attempts)),
+        ),
+      ),
+    ),
+  );
+}
+
+function pager(filter, cursor, next, shown) {
+  const query = (nextCursor) => {
+    const q = new URLSearchParams();
+    if (filter.status) q.set("status", filter.status);
+    if (filter.user_id) q.set("user_id", filter.user_id);
+    if (nextCursor) q.set("cursor", nextCursor);
+    return `#/orders${q.size ? "?" + q : ""}`;
+  };
+  return h(
+    "nav",
+    { class: "pager", "aria-label": "Pages" },
+    h("span", { class: "muted" }, `${count(shown)} shown, newest first`),
+    cursor ? h("a", { href: query(""), class: "button secondary" }, "First page") : null,
+    next ? h("a", { href: query(next), class: "button", id: "next-page" }, "Next page") : null,
+  );
+}
