@@ -18,8 +18,10 @@ async function route() {
   clearNotice();
   const [path, query = ""] = location.hash.replace(/^#/, "").split("?");
   const params = new URLSearchParams(query);
-  const view = document.getElementById("view");
-  view.replaceChildren();
+  // Each section draws into a container of its own, shown only if it is still the
+  // one asked for once it has loaded.
+  const view = document.createElement("div");
+  document.getElementById("view").replaceChildren(view);
   let section = "overview";
   let render = overview.render;
   let argument = params;
@@ -43,13 +45,27 @@ async function route() {
     const stopThis = await render(view, argument);
     // Another section was asked for while this one loaded: stop this one at once.
     if (mine === shown) stop = stopThis;
-    else if (stopThis) stopThis();
+    else {
+      view.remove();
+      if (stopThis) stopThis();
+    }
   } catch (error) {
     if (mine === shown) fail(error);
+    else view.remove();
   }
 }
 
+/** The skip link moves focus to the content without touching the fragment (which
+ *  names the section). */
+function skipLink() {
+  document.querySelector(".skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("view").focus();
+  });
+}
+
 async function start() {
+  skipLink();
   try {
     await signIn();
   } catch (error) {

@@ -2,18 +2,20 @@
 // hidden and resumes after the last position seen, and polls while the stream cannot
 // be opened (for example when the service refuses more streams).
 
-import { follow } from "./api.js";
+import { ApiError, follow } from "./api.js";
+import { fail } from "./session.js";
 
 const RECONNECT_MS = 1000;
 const POLL_MS = 5000;
 
 /**
- * Follows `path` after position `after`. `onEvent(event)` gets each event; `poll()`
- * is called instead every few seconds while the stream cannot be opened; `ends`
- * says the stream closes for good when the service ends it (one order's history).
+ * Follows `path` after position `after`. `onEvent(event)` gets each event; while the
+ * stream cannot be opened, `poll(position)` is called every few seconds instead and
+ * returns the position it read up to. The stream is opened again whenever the service
+ * closes it, until it answers 204 (a finished order whose events were all seen).
  * Returns a function that stops it.
  */
-export function keepFollowing({ path, after, onEvent, poll, ends = false }) {
+export function keepFollowing({ path, after, onEvent, poll }) {
   let position = after || 0;
   let controller = null;
   let timer = null;
@@ -24,6 +26,7 @@ export function keepFollowing({ path, after, onEvent, poll, ends = false }) {
     indicator.dataset.state = state;
     indicator.textContent = text;
   };
+  const current = (mine) => !stopped && controller === mine && !mine.signal.aborted;
 
   const later = (ms) => {
     clearTimeout(timer);
@@ -31,9 +34,12 @@ export function keepFollowing({ path, after, onEvent, poll, ends = false }) {
   };
 
   async function run() {
+    clearTimeout(timer);
     if (stopped || document.hidden) return;
-    controller = new AbortController();
-    const mine = controller;
+    // One stream at a time: a run started while another waits replaces it.
+    if (controller) controller.abort();
+    const mine = new AbortController();
+    controller = mine;
     try {
       const outcome = await follow(path, {
         after: position,
@@ -44,21 +50,26 @@ export function keepFollowing({ path, after, onEvent, poll, ends = false }) {
           onEvent(event);
         },
       });
-      if (mine.signal.aborted || stopped) return;
-      if (outcome === "finished" || (outcome === "ended" && ends)) {
+      if (!current(mine)) return;
+      if (outcome === "finished") {
         show("done", "Up to date");
         return;
       }
       later(RECONNECT_MS);
     } catch (error) {
-      if (mine.signal.aborted || stopped) return;
+      if (!current(mine)) return;
+      if (error instanceof ApiError && error.status === 401) {
+        fail(error);
+        return;
+      }
       show("polling", "Polling every 5 s");
       try {
-        if (poll) await poll();
-      } catch {
-        // The next round tries again; the view shows its own errors.
+        if (poll) position = Math.max(position, (await poll(position)) || 0);
+      } catch (pollError) {
+        if (!current(mine)) return;
+        fail(pollError);
       }
-      later(POLL_MS);
+      if (current(mine) && !document.hidden) later(POLL_MS);
     }
   }
 
@@ -66,6 +77,7 @@ export function keepFollowing({ path, after, onEvent, poll, ends = false }) {
     if (document.hidden) {
       clearTimeout(timer);
       if (controller) controller.abort();
+      controller = null;
       show("paused", "Paused while hidden");
     } else if (!stopped) {
       later(0);
@@ -81,9 +93,4 @@ export function keepFollowing({ path, after, onEvent, poll, ends = false }) {
     document.removeEventListener("visibilitychange", visibility);
     show("", "");
   };
-}
-
-/** The position to follow from, read with a poll: for feeds paged with `after`. */
-export function positionOf(page, fallback) {
-  return page && typeof page.next_after === "number" ? page.next_after : fallback;
 }

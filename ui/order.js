@@ -24,34 +24,42 @@ export async function render(view, id) {
 
   const seen = new Set();
   const types = [];
-  let position = 0;
+  let shownStatus = null;
   const show = (next) => {
     order = next;
     fields.replaceChildren(...orderFields(order));
-    if (session.admin) actions.replaceChildren(...orderActions(order, path, outcome, show, types));
+    // Rebuilt only when the status changes, so a reason being typed, the focus and a
+    // button waiting on its answer survive events that change nothing they offer.
+    if (session.admin && order.status !== shownStatus) {
+      actions.replaceChildren(...orderActions(order, path, outcome, show, types));
+    }
+    shownStatus = order.status;
   };
+  /** Adds an event to the timeline; false if it was there already. */
   const addEvent = (event) => {
-    if (seen.has(event.event_id)) return;
+    if (seen.has(event.event_id)) return false;
     seen.add(event.event_id);
     types.push(event.type);
-    position = Math.max(position, event.position);
     timeline.append(timelineItem(event));
+    return true;
   };
-  show(order);
   history.events.forEach(addEvent);
+  // The last event holds the order as it is now (the order was read before its
+  // events, and may have changed in between).
+  show(history.events.length ? history.events[history.events.length - 1].data : order);
+  const last = history.events.length ? history.events[history.events.length - 1].position : 0;
 
   return keepFollowing({
     path: `${path}/events`,
-    after: position,
-    ends: true,
+    after: last,
     onEvent: (event) => {
-      addEvent(event.data);
-      show(event.data.data);
+      if (addEvent(event.data)) show(event.data.data);
     },
-    poll: async () => {
+    poll: async (position) => {
       const again = await get(`${path}/events`);
-      again.events.forEach(addEvent);
-      show(await get(path));
+      const fresh = again.events.filter(addEvent);
+      if (fresh.length) show(fresh[fresh.length - 1].data);
+      return again.events.length ? again.events[again.events.length - 1].position : position;
     },
   });
 }

@@ -1,8 +1,9 @@
 // The orders listing: newest first, filtered by status, user or order id, a page at a
 // time by the API's cursor; the filter lives in the URL, so a view can be shared.
 
-import { get } from "./api.js";
+import { get, post } from "./api.js";
 import { amount, badge, count, h, time } from "./format.js";
+import { session } from "./session.js";
 
 const PAGE = 25;
 let statuses = null;
@@ -45,6 +46,9 @@ export async function render(view, params) {
   if (filter.user_id) query.set("user_id", filter.user_id);
   if (cursor) query.set("cursor", cursor);
   const page = await get(`/orders?${query}`);
+  if (session.admin && (filter.status === "" || filter.status === "Failed")) {
+    view.insertBefore(bulkRetry(filter), results);
+  }
   results.append(
     page.orders.length ? table(page.orders) : h("p", { class: "muted" }, "No orders match."),
     pager(filter, cursor, page.next_cursor, page.orders.length),
@@ -132,4 +136,59 @@ function pager(filter, cursor, next, shown) {
     cursor ? h("a", { href: query(""), class: "button secondary" }, "First page") : null,
     next ? h("a", { href: query(next), class: "button", id: "next-page" }, "Next page") : null,
   );
+}
+
+/**
+ * "Retry every Failed order matching the filter": a dry run counts them, a dialog asks
+ * to confirm that number, and the retry then takes exactly what was counted (the dry
+ * run's `failed_by` bounds it).
+ */
+function bulkRetry(filter) {
+  const outcome = h("p", { class: "outcome", id: "bulk-outcome", role: "status", "aria-live": "polite" });
+  const message = h("p", { id: "bulk-message" });
+  const confirm = h("button", { type: "button", id: "bulk-confirm", class: "danger" }, "Retry them");
+  const cancel = h("button", { type: "button", class: "secondary", id: "bulk-cancel" }, "Keep them failed");
+  const dialog = h(
+    "dialog",
+    { id: "bulk-dialog", "aria-labelledby": "bulk-title" },
+    h("h2", { id: "bulk-title" }, "Retry failed orders"),
+    message,
+    h("div", { class: "actions" }, confirm, cancel),
+  );
+  const base = filter.user_id ? { user_id: filter.user_id } : {};
+  let counted = null;
+  const start = h("button", { type: "button", id: "bulk-retry" }, "Retry every Failed order matching the filter…");
+  start.addEventListener("click", async () => {
+    outcome.className = "outcome";
+    outcome.textContent = "Counting…";
+    try {
+      counted = await post("/orders/retry", { ...base, dry_run: true });
+    } catch (error) {
+      outcome.className = "outcome error";
+      outcome.textContent = `Refused: ${error.message}`;
+      return;
+    }
+    outcome.textContent = "";
+    if (counted.matched === 0) {
+      outcome.textContent = "No Failed order matches the filter.";
+      return;
+    }
+    const whose = filter.user_id ? ` of user ${filter.user_id}` : "";
+    message.textContent = `Put ${count(counted.matched)} Failed order${counted.matched === 1 ? "" : "s"}${whose} back in the queue? Each starts again with a fresh set of attempts.`;
+    dialog.showModal();
+    confirm.focus();
+  });
+  cancel.addEventListener("click", () => dialog.close());
+  confirm.addEventListener("click", async () => {
+    dialog.close();
+    outcome.textContent = "Retrying…";
+    try {
+      const done = await post("/orders/retry", { ...base, failed_by: counted.failed_by });
+      outcome.textContent = `Requeued ${count(done.requeued)} order${done.requeued === 1 ? "" : "s"}.`;
+    } catch (error) {
+      outcome.className = "outcome error";
+      outcome.textContent = `Refused: ${error.message}`;
+    }
+  });
+  return h("div", { class: "bulk" }, start, outcome, dialog);
 }

@@ -52,27 +52,37 @@ export async function render(view) {
     }, 1000);
   };
   const shown = [];
+  let newest = 0;
   const addEvent = (event) => {
+    // A reconnect or a poll may bring events already shown.
+    if (event.position <= newest) return;
+    newest = event.position;
     shown.unshift(event);
     shown.length = Math.min(shown.length, RECENT);
     recent.replaceChildren(...shown.map(eventItem));
   };
 
   const start = await get("/events?after=latest");
-  let position = start.next_after;
   const stop = keepFollowing({
     path: "/events",
-    after: position,
+    after: start.next_after,
     onEvent: (event) => {
-      position = Math.max(position, event.data.position);
       addEvent(event.data);
       soon();
     },
-    poll: async () => {
-      const page = await get(`/events?after=${position}&limit=${RECENT}`);
-      for (const event of page.events) addEvent(event);
-      position = page.next_after;
+    // Reads what the stream would have sent, a few pages at most; further behind
+    // than that, it skips to the latest (the counts are read whole anyway).
+    poll: async (position) => {
+      let after = position;
+      for (let page = 0; page < 5; page++) {
+        const next = await get(`/events?after=${after}&limit=200`);
+        next.events.forEach(addEvent);
+        after = next.next_after;
+        if (next.events.length < 200) break;
+        if (page === 4) after = (await get("/events?after=latest")).next_after;
+      }
       await Promise.all([refreshCounts(), refreshEndpoints()]);
+      return after;
     },
   });
   const endpointTimer = setInterval(() => refreshEndpoints().catch(fail), 15000);

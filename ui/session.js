@@ -44,7 +44,11 @@ function askForToken(message) {
       dialog.close();
       resolve();
     };
-    dialog.addEventListener("cancel", (event) => event.preventDefault(), { once: true });
+    // Nothing works without a token: the dialog stays until one is given.
+    dialog.oncancel = (event) => event.preventDefault();
+    dialog.onclose = () => {
+      if (!token()) dialog.showModal();
+    };
     if (!dialog.open) dialog.showModal();
     input.focus();
   });
@@ -59,8 +63,9 @@ export async function signIn() {
       session.seesAll = true;
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
+        const refused = Boolean(token());
         setToken(null);
-        await askForToken(token() ? "That token was refused." : "");
+        await askForToken(refused ? `That token was refused: ${error.message}` : "");
         continue;
       }
       if (!(error instanceof ApiError && error.status === 403)) throw error;

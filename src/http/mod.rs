@@ -2,6 +2,7 @@
 
 mod admission;
 mod body_deadline;
+mod bulk_retry;
 mod deliveries;
 mod delivery_json;
 mod error;

@@ -15,8 +15,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{Problem, ProblemField};
 use super::{
-    deliveries, delivery_json, events, health, listing, metrics, new_order_json, orders,
-    status_json, webhook_json, webhooks,
+    bulk_retry, deliveries, delivery_json, events, health, listing, metrics, new_order_json,
+    orders, status_json, webhook_json, webhooks,
 };
 use crate::wire;
 
@@ -36,6 +36,7 @@ use crate::wire;
         orders::get,
         orders::status,
         orders::retry,
+        bulk_retry::retry,
         orders::cancel,
         events::history,
         events::feed,
@@ -62,6 +63,8 @@ use crate::wire;
         wire::History,
         wire::EventPage,
         orders::CancelRequest,
+        bulk_retry::BulkRetryRequest,
+        bulk_retry::BulkRetried,
         webhook_json::WebhookRequest,
         webhook_json::WebhookPatch,
         webhook_json::WebhookBody,

@@ -5,7 +5,7 @@
 use axum::routing::{MethodRouter, get, post};
 
 use super::state::AppState;
-use super::{deliveries, events, health, listing, metrics, openapi, orders, webhooks};
+use super::{bulk_retry, deliveries, events, health, listing, metrics, openapi, orders, webhooks};
 
 /// Whether a route learns its caller (401 without a valid token, when authentication
 /// is on) and is rate-limited, or is open to anyone (probes, the document).
@@ -29,6 +29,11 @@ pub const ROUTES: &[Route] = &[
         template: "/orders",
         access: Access::Admitted,
         handlers: || post(orders::create).get(listing::get),
+    },
+    Route {
+        template: "/orders/retry",
+        access: Access::Admitted,
+        handlers: || post(bulk_retry::retry),
     },
     Route {
         template: "/orders/{order_id}",

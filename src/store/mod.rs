@@ -29,9 +29,9 @@ pub use error::{BoxError, SharedFailure, StoreError};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    CancelOutcome, Claim, ClaimOutcome, DeliveryClaim, DeliveryGauges, DeliveryQuery, Extended,
-    FinishedAttempt, IdempotentResponse, KeyedInsert, ListQuery, NextStep, OrderMetrics, Owed,
-    OwedPage, Pruned, Rescued, RetryOutcome,
+    CancelOutcome, Claim, ClaimOutcome, DeliveryClaim, DeliveryGauges, DeliveryQuery,
+    DeliveryRooms, Extended, FailedFilter, FinishedAttempt, IdempotentResponse, KeyedInsert,
+    ListQuery, NextStep, OrderMetrics, Owed, OwedPage, Pruned, Rescued, RetryOutcome,
 };
 
 /// What every backend does besides holding orders: wake-ups, migrations, readiness.
@@ -139,6 +139,19 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Puts a `Failed` order back to `Pending`, due at `now`, with its attempts reset.
     async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError>;
+
+    /// How many `Failed` orders match `filter`.
+    async fn count_failed(&self, filter: &FailedFilter) -> Result<u64, StoreError>;
+
+    /// Puts up to `limit` `Failed` orders matching `filter` back to `Pending` as
+    /// [`Queue::retry_failed`] does, oldest first, in one transaction; returns how many.
+    /// Callers repeat while `limit` come back, so no transaction grows without bound.
+    async fn retry_failed_matching(
+        &self,
+        filter: &FailedFilter,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError>;
 
     /// Moves a `Pending` or `Failed` order to `Cancelled` at `now`, keeping `reason`.
     /// A claim cannot take it meanwhile: either the cancel or the claim wins.
@@ -302,14 +315,14 @@ pub trait Deliveries: Send + Sync + 'static {
         pairs: &[(OrderId, WebhookId)],
     ) -> Result<HashSet<(OrderId, WebhookId)>, StoreError>;
 
-    /// Claims up to `limit` deliveries due at `now`, at most `per_endpoint` of each
-    /// enabled endpoint (taken in a random order, so that when the limit cuts the list
-    /// short no endpoint is always last), each endpoint's soonest due first: each
+    /// Claims up to `limit` deliveries due at `now`, at most `rooms.of(endpoint)` of
+    /// each enabled endpoint (taken in a random order, so that when the limit cuts the
+    /// list short no endpoint is always last), each endpoint's soonest due first: each
     /// counts an attempt and is not due again until `lease` after `now` (so a crashed
     /// sender's delivery comes back by itself).
     async fn claim_deliveries(
         &self,
-        per_endpoint: usize,
+        rooms: &DeliveryRooms,
         limit: usize,
         now: Timestamp,
         lease: Duration,

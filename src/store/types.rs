@@ -80,6 +80,15 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
+/// Which `Failed` orders a bulk retry takes: all, or one user's, or those
+/// dead-lettered by a time (so a retry confirmed after a count takes what was counted).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FailedFilter {
+    pub user_id: Option<String>,
+    /// Only orders dead-lettered at or before this time.
+    pub failed_by: Option<Timestamp>,
+}
+
 /// The first answer to a request that carried an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotentResponse {
@@ -207,6 +216,30 @@ pub enum NextStep {
     RetryAt(Timestamp),
     /// The schedule is used up: `failed`.
     GiveUp,
+}
+
+/// How many due deliveries one claim may take of each enabled endpoint: `each`,
+/// except the endpoints listed, which have the room given (the claimer's count of
+/// attempts already in flight to them taken off their share).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryRooms {
+    pub each: usize,
+    pub except: std::collections::HashMap<WebhookId, usize>,
+}
+
+impl DeliveryRooms {
+    /// The same room for every endpoint.
+    pub fn each(each: usize) -> Self {
+        Self {
+            each,
+            except: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The room of one endpoint.
+    pub fn of(&self, endpoint: WebhookId) -> usize {
+        self.except.get(&endpoint).copied().unwrap_or(self.each)
+    }
 }
 
 /// Which deliveries of an endpoint an operator lists: newest first, strictly older

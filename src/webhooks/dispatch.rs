@@ -6,7 +6,7 @@
 //! the API.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -18,7 +18,9 @@ use super::send::{Sender, Sent, Target};
 use crate::domain::{
     AfterAttempt, Answer, DeliverySchedule, OrderEvent, Timestamp, WebhookId, now,
 };
-use crate::store::{ClaimOutcome, DeliveryClaim, FinishedAttempt, NextStep, Store, StoreError};
+use crate::store::{
+    ClaimOutcome, DeliveryClaim, DeliveryRooms, FinishedAttempt, NextStep, Store, StoreError,
+};
 use crate::wire::WebhookPayload;
 
 /// How often due deliveries are looked for when nothing woke the claimers (retries
@@ -48,6 +50,9 @@ pub(super) struct Shared {
     pub wake: Arc<Notify>,
     /// The slots in all (`WEBHOOK_CONCURRENCY`).
     pub concurrency: usize,
+    /// Attempts in flight to each endpoint, first attempts and claimed ones alike: none
+    /// gets more than its share of the slots, so one that hangs holds up no other.
+    flying: Mutex<HashMap<WebhookId, usize>>,
 }
 
 impl Shared {
@@ -64,8 +69,41 @@ impl Shared {
             lease: settings.timeout + LEASE_MARGIN,
             wake: Arc::new(Notify::new()),
             concurrency: settings.concurrency,
+            flying: Mutex::default(),
         };
         Ok((shared, to_record))
+    }
+
+    /// Each endpoint's share of the slots, among `enabled` endpoints.
+    pub fn share(&self, enabled: usize) -> usize {
+        (self.concurrency / enabled.max(1)).max(1)
+    }
+
+    /// Counts an attempt to `endpoint` as in flight, unless it has `share` already.
+    pub fn take_off(&self, endpoint: WebhookId, share: usize) -> bool {
+        let mut flying = self.flying.lock().expect("not poisoned");
+        let count = flying.entry(endpoint).or_default();
+        if *count >= share {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// Ends an attempt [`Shared::take_off`] counted.
+    pub fn land(&self, endpoint: WebhookId) {
+        let mut flying = self.flying.lock().expect("not poisoned");
+        if let Some(count) = flying.get_mut(&endpoint) {
+            *count -= 1;
+            if *count == 0 {
+                flying.remove(&endpoint);
+            }
+        }
+    }
+
+    /// The endpoints with attempts in flight, and how many.
+    fn in_flight(&self) -> HashMap<WebhookId, usize> {
+        self.flying.lock().expect("not poisoned").clone()
     }
 }
 
@@ -119,12 +157,21 @@ async fn claim_and_send(store: &Arc<dyn Store>, shared: &Arc<Shared>) -> Result<
         // The consumer of the log took some meanwhile: again at the next wake-up.
         return Ok(Round::default());
     };
-    // Each endpoint gets its share of the free slots, so one with a backlog does not
-    // hold up the others.
-    let per_endpoint = (free / enabled).max(1);
+    // Each endpoint gets its part of the free slots, and none more in flight than its
+    // share of them all: one with a backlog, or one that hangs, holds up no other.
+    let share = shared.share(enabled);
+    let fair = (free / enabled).max(1);
+    let rooms = DeliveryRooms {
+        each: fair,
+        except: shared
+            .in_flight()
+            .into_iter()
+            .map(|(endpoint, n)| (endpoint, fair.min(share.saturating_sub(n))))
+            .collect(),
+    };
     let at = now();
     let claims = store
-        .claim_deliveries(per_endpoint, free, at, shared.lease)
+        .claim_deliveries(&rooms, free, at, shared.lease)
         .await?;
     if claims.is_empty() {
         return Ok(Round::default());
@@ -134,7 +181,7 @@ async fn claim_and_send(store: &Arc<dyn Store>, shared: &Arc<Shared>) -> Result<
         *shares.entry(claim.delivery.endpoint_id).or_default() += 1;
     }
     let round = Round {
-        more: claims.len() >= free || shares.values().any(|n| *n >= per_endpoint),
+        more: claims.len() >= free || shares.iter().any(|(endpoint, n)| *n >= rooms.of(*endpoint)),
     };
     let positions: Vec<i64> = claims.iter().map(|c| c.delivery.event_position).collect();
     let events: HashMap<i64, OrderEvent> = store
@@ -164,9 +211,14 @@ async fn claim_and_send(store: &Arc<dyn Store>, shared: &Arc<Shared>) -> Result<
         let event = events.get(&claim.delivery.event_position).cloned();
         let slot = taken.split(1).expect("a slot for every claim");
         let shared = shared.clone();
+        // Counted whatever the share: the room was computed from it, and a first
+        // attempt that took off meanwhile makes one over at most.
+        let endpoint = claim.delivery.endpoint_id;
+        shared.take_off(endpoint, usize::MAX);
         tokio::spawn(async move {
             let occurred_at = claim.delivery.occurred_at;
             let attempt = attempt(&shared, claim, event, &target).await;
+            shared.land(endpoint);
             drop(slot);
             let _ = shared.made.send(Made {
                 attempt,

@@ -61,7 +61,6 @@ pub(super) async fn owe_until_stopped(
     stop: CancellationToken,
 ) {
     let holder = Uuid::new_v4();
-    let flying = InFlight::default();
     let mut log_changed = store.new_events();
     // Where the consumer stands and when the lease was last renewed, while held here.
     let mut held: Option<(i64, Instant)> = None;
@@ -82,7 +81,7 @@ pub(super) async fn owe_until_stopped(
             return;
         };
         log_changed.borrow_and_update();
-        let next = owe_next(&*store, &shared, &flying, holder, position, disable_after).await;
+        let next = owe_next(&*store, &shared, holder, position, disable_after).await;
         match next {
             Ok(Next::Moved { to, owed }) => {
                 held = Some((to, Instant::now()));
@@ -129,9 +128,6 @@ enum Next {
     Lost,
 }
 
-/// First attempts in flight, by endpoint, across pages.
-type InFlight = Arc<Mutex<HashMap<WebhookId, usize>>>;
-
 /// How one order's deliveries to one endpoint in a page are going, shared by the task
 /// sending them and the page.
 #[derive(Default)]
@@ -162,7 +158,6 @@ struct Chain {
 async fn owe_next(
     store: &dyn Store,
     shared: &Arc<Shared>,
-    flying: &InFlight,
     holder: Uuid,
     position: i64,
     disable_after: Duration,
@@ -250,7 +245,7 @@ async fn owe_next(
         .map(|e| e.id)
         .collect();
     let enabled = endpoints.iter().filter(|e| e.disabled_at.is_none()).count();
-    let share = (shared.concurrency / enabled.max(1)).max(1);
+    let share = shared.share(enabled);
     let token = Uuid::new_v4();
     let cut = CancellationToken::new();
     let mut sending = JoinSet::new();
@@ -267,7 +262,6 @@ async fn owe_next(
                 events: events.clone(),
                 target: targets[&first.endpoint_id].clone(),
                 token,
-                flying: flying.clone(),
                 share,
                 cut: cut.clone(),
             },
@@ -362,7 +356,6 @@ struct Sending {
     target: Arc<Result<Target, String>>,
     /// The page's claim, under which an attempt cut off in flight is written.
     token: Uuid,
-    flying: InFlight,
     /// Most first attempts in flight to one endpoint.
     share: usize,
     /// Cancelled when the page stops waiting.
@@ -377,7 +370,6 @@ async fn send_chain(sending: Sending, chain: Vec<Delivery>, state: Arc<Mutex<Cha
         events,
         target,
         token,
-        flying,
         share,
         cut,
     } = sending;
@@ -396,13 +388,10 @@ async fn send_chain(sending: Sending, chain: Vec<Delivery>, state: Arc<Mutex<Cha
             if state.cut {
                 return;
             }
-            let mut flying = flying.lock().expect("not poisoned");
-            let count = flying.entry(endpoint).or_default();
-            if *count >= share {
+            if !shared.take_off(endpoint, share) {
                 // The rest go to the claimers.
                 return;
             }
-            *count += 1;
             state.in_flight = Some((n, started));
         }
         let occurred_at = delivery.occurred_at;
@@ -416,16 +405,8 @@ async fn send_chain(sending: Sending, chain: Vec<Delivery>, state: Arc<Mutex<Cha
             token,
         };
         let attempt = dispatch::attempt(&shared, claim, event, &target).await;
+        shared.land(endpoint);
         drop(slot);
-        {
-            let mut flying = flying.lock().expect("not poisoned");
-            if let Some(count) = flying.get_mut(&endpoint) {
-                *count -= 1;
-                if *count == 0 {
-                    flying.remove(&endpoint);
-                }
-            }
-        }
         let mut state = state.lock().expect("not poisoned");
         state.in_flight = None;
         if state.cut {

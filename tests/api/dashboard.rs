@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use order_processor::worker::{ProcessingError, Processor};
 use serde_json::json;
 
 use crate::auth::{SECRET, user_token};
-use crate::helpers::{Gate, Options, TestApp, TestDb, spawn_app_with};
+use crate::helpers::{Gate, Options, Switch, TestApp, TestDb, eventually, spawn_app_with};
 
 /// One browser at a time: two cores do not run several Chromiums and the app well.
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -173,6 +174,41 @@ async fn a_pending_order_cancelled_from_the_page_ends_cancelled() {
     assert_eq!(order["status"], "Cancelled");
     assert_eq!(order["cancel_reason"], "customer changed their mind");
     gate.open();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_retry_from_the_page_confirms_the_count_and_requeues_exactly_those() {
+    if !browser_available() {
+        return;
+    }
+    let switch = Arc::new(Switch::default());
+    switch.failing.store(true, Ordering::SeqCst);
+    let options = Options {
+        max_attempts: 1,
+        processor: Some(switch.clone()),
+        ..Options::default()
+    };
+    let app = spawn_app_with(TestDb::sqlite(), options).await;
+    let mut alice = Vec::new();
+    let mut bob = Vec::new();
+    for n in 0..5 {
+        let id = place(&app, if n < 3 { "alice" } else { "bob" }).await;
+        app.wait_for_status(&id, "Failed").await;
+        if n < 3 { alice.push(id) } else { bob.push(id) }
+    }
+    switch.failing.store(false, Ordering::SeqCst);
+    run(&app, "bulk", &[]).await;
+    for id in &alice {
+        app.wait_for_status(id, "Completed").await;
+    }
+    for id in &bob {
+        assert_eq!(app.status_of(id).await, "Failed");
+    }
+    eventually(Duration::from_secs(5), "counts", || async {
+        app.metrics().await["order_counts"]["Completed"] == 3
+    })
+    .await;
     app.stop().await;
 }
 

@@ -331,6 +331,23 @@ impl Processor for Gate {
     }
 }
 
+/// A processor that fails every attempt while `failing` is set, and succeeds once it is
+/// not: dead letters on demand, that a retry then completes.
+#[derive(Default)]
+pub struct Switch {
+    pub failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Processor for Switch {
+    async fn process(&self, _order: &Order) -> Result<Option<OrderResult>, ProcessingError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ProcessingError::transient("payment declined"));
+        }
+        Ok(None)
+    }
+}
+
 /// Polls `check` until it is true, failing the test after `timeout`.
 pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
 where

@@ -13,6 +13,7 @@ mod nats_server;
 mod receiver;
 mod test_db;
 
+mod bulk_retry;
 mod cancel;
 mod cli;
 mod contract;

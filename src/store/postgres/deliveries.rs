@@ -18,8 +18,8 @@ use crate::store::claims::lease_end;
 use crate::store::decode::StoredDelivery;
 use crate::store::deliveries::{FAILING, GONE, behind_in_page, health_changes};
 use crate::store::{
-    ClaimOutcome, Deliveries, DeliveryClaim, DeliveryGauges, DeliveryQuery, FinishedAttempt,
-    NextStep, Owed, OwedPage, StoreError,
+    ClaimOutcome, Deliveries, DeliveryClaim, DeliveryGauges, DeliveryQuery, DeliveryRooms,
+    FinishedAttempt, NextStep, Owed, OwedPage, StoreError,
 };
 
 /// The columns `delivery_from_row` reads.
@@ -314,12 +314,17 @@ impl Deliveries for PostgresStore {
 
     async fn claim_deliveries(
         &self,
-        per_endpoint: usize,
+        rooms: &DeliveryRooms,
         limit: usize,
         now: Timestamp,
         lease: Duration,
     ) -> Result<Vec<DeliveryClaim>, StoreError> {
         let token = Uuid::new_v4();
+        let excepted: Vec<(Uuid, i64)> = rooms
+            .except
+            .iter()
+            .map(|(id, room)| (*id.as_uuid(), i64::try_from(*room).unwrap_or(i64::MAX)))
+            .collect();
         // SKIP LOCKED: instances claiming at once pass over each other's rows. The
         // condition is checked again on the row found, which another may have changed.
         let rows = sqlx::query(&format!(
@@ -328,19 +333,24 @@ impl Deliveries for PostgresStore {
              WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
              AND d.id = ANY(ARRAY( \
                  SELECT due.id FROM ( \
-                     SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL \
+                     SELECT e.id, COALESCE(r.room, $4) AS room FROM webhook_endpoints e \
+                     LEFT JOIN unnest($5::uuid[], $6::bigint[]) AS r (id, room) \
+                         ON r.id = e.id \
+                     WHERE e.disabled_at IS NULL \
                      ORDER BY random()) w CROSS JOIN LATERAL ( \
                      SELECT id FROM webhook_deliveries \
                      WHERE endpoint_id = w.id AND status = 'pending' \
                      AND next_attempt_at <= $3 \
-                     ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) due \
-                 LIMIT $5)) \
+                     ORDER BY next_attempt_at LIMIT w.room FOR UPDATE SKIP LOCKED) due \
+                 LIMIT $7)) \
              RETURNING {DELIVERY_COLUMNS}"
         ))
         .bind(token)
         .bind(lease_end(now, lease))
         .bind(now)
-        .bind(i64::try_from(per_endpoint).unwrap_or(i64::MAX))
+        .bind(i64::try_from(rooms.each).unwrap_or(i64::MAX))
+        .bind(excepted.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(excepted.iter().map(|(_, room)| *room).collect::<Vec<_>>())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;

@@ -23,8 +23,14 @@ use crate::store::claims::{
     not_cancelled, not_retried, outcomes_by_claim, rescued_from_statuses,
 };
 use crate::store::{
-    CancelOutcome, Claim, ClaimOutcome, Extended, Orders, Queue, Rescued, RetryOutcome, StoreError,
+    CancelOutcome, Claim, ClaimOutcome, Extended, FailedFilter, Orders, Queue, Rescued,
+    RetryOutcome, StoreError,
 };
+
+/// The `Failed` orders a [`FailedFilter`] takes, with its user as `$1` and its time
+/// as `$2` (each `NULL` for any).
+const FAILED_MATCHING: &str = "status = 'Failed' AND ($1::text IS NULL OR user_id = $1) \
+     AND ($2::timestamptz IS NULL OR failed_at <= $2)";
 
 /// Most leases one rescue takes back: each statement's events must fit the 4,095
 /// positions of one transaction (migration 0005); a larger backlog takes several.
@@ -260,6 +266,54 @@ impl Queue for PostgresStore {
             }
             None => Ok(not_retried(self.status(id).await?)),
         }
+    }
+
+    async fn count_failed(&self, filter: &FailedFilter) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM orders WHERE {FAILED_MATCHING}"
+        ))
+        .bind(filter.user_id.as_deref())
+        .bind(filter.failed_by)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count.unsigned_abs())
+    }
+
+    async fn retry_failed_matching(
+        &self,
+        filter: &FailedFilter,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        // Each statement's events must fit one transaction's positions.
+        let limit = limit.min(MAX_EVENTS_PER_STATEMENT);
+        // The picked ids are a CTE, run once: as an `IN (subquery)` the planner may run
+        // the LIMIT again per row and take more than `limit`. Rows a cancel holds are
+        // waited for, then checked again: a row that is no longer Failed is left alone.
+        let sql = logged(
+            &format!(
+                "WITH picked AS (SELECT id AS picked_id FROM orders WHERE {FAILED_MATCHING} \
+                                 ORDER BY id LIMIT $4 FOR UPDATE) \
+                 UPDATE orders SET status = 'Pending', attempts = 0, failed_at = NULL, \
+                        available_at = $3, {NEXT_EVENT} \
+                 FROM picked WHERE orders.id = picked.picked_id AND orders.status = 'Failed'"
+            ),
+            &literal(EventType::Retried),
+            "$3::timestamptz",
+        );
+        let rows = again_on_serialization_failure(|| {
+            sqlx::query(&sql)
+                .bind(filter.user_id.as_deref())
+                .bind(filter.failed_by)
+                .bind(now)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+        })
+        .await?;
+        if !rows.is_empty() {
+            self.new_work.notify_one();
+        }
+        Ok(rows.len() as u64)
     }
 
     async fn cancel(

@@ -20,8 +20,8 @@ use crate::store::claims::{claim_outcome, lease_end};
 use crate::store::decode::{StoredDelivery, corrupt};
 use crate::store::deliveries::{FAILING, GONE, behind_in_page, health_changes};
 use crate::store::{
-    ClaimOutcome, Deliveries, DeliveryClaim, DeliveryGauges, DeliveryQuery, FinishedAttempt,
-    NextStep, OwedPage, StoreError,
+    ClaimOutcome, Deliveries, DeliveryClaim, DeliveryGauges, DeliveryQuery, DeliveryRooms,
+    FinishedAttempt, NextStep, OwedPage, StoreError,
 };
 
 /// The columns `delivery_from_row` reads, in its order.
@@ -286,7 +286,7 @@ impl Deliveries for SqliteStore {
 
     async fn claim_deliveries(
         &self,
-        per_endpoint: usize,
+        rooms: &DeliveryRooms,
         limit: usize,
         now: Timestamp,
         lease: Duration,
@@ -309,9 +309,15 @@ impl Deliveries for SqliteStore {
         }
         let token = Uuid::new_v4();
         let until = lease_end(now, lease);
+        let endpoints: Vec<(String, usize)> = due
+            .into_iter()
+            .filter_map(|id| {
+                let room = WebhookId::from_str(&id).map_or(rooms.each, |e| rooms.of(e));
+                (room > 0).then_some((id, room))
+            })
+            .collect();
         self.writer
             .transaction(move |tx| {
-                let endpoints = due;
                 let mut claim = tx.prepare_cached(&format!(
                     "UPDATE webhook_deliveries SET claim_token = ?1, next_attempt_at = ?2, \
                          attempts = attempts + 1, last_attempt_at = ?3 \
@@ -321,8 +327,8 @@ impl Deliveries for SqliteStore {
                      RETURNING {DELIVERY_COLUMNS}"
                 ))?;
                 let mut claims = Vec::new();
-                for endpoint in endpoints {
-                    let room = per_endpoint.min(limit - claims.len());
+                for (endpoint, room) in endpoints {
+                    let room = room.min(limit - claims.len());
                     if room == 0 {
                         break;
                     }

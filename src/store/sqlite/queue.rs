@@ -21,8 +21,18 @@ use crate::store::claims::{
     not_cancelled, not_retried, rescued_from_statuses,
 };
 use crate::store::{
-    CancelOutcome, Claim, ClaimOutcome, Extended, Queue, Rescued, RetryOutcome, StoreError,
+    CancelOutcome, Claim, ClaimOutcome, Extended, FailedFilter, Queue, Rescued, RetryOutcome,
+    StoreError,
 };
+
+/// The `Failed` orders a [`FailedFilter`] takes, with its user as `?1` and its time
+/// as `?2` (each `NULL` for any).
+const FAILED_MATCHING: &str = "status = 'Failed' AND (?1 IS NULL OR user_id = ?1) \
+     AND (?2 IS NULL OR failed_at <= ?2)";
+
+fn failed_filter(filter: &FailedFilter) -> (Option<String>, Option<i64>) {
+    (filter.user_id.clone(), filter.failed_by.map(millis))
+}
 
 /// Moves a current claim's lease end on; the order itself does not change (so no event).
 const EXTEND: &str = "UPDATE orders SET lease_expires_at = ?3 \
@@ -257,6 +267,47 @@ impl Queue for SqliteStore {
             }
             None => Ok(not_retried(self.readers.read(|conn| status_of(conn, id))?)),
         }
+    }
+
+    async fn count_failed(&self, filter: &FailedFilter) -> Result<u64, StoreError> {
+        let (user, by) = failed_filter(filter);
+        self.readers.read(move |conn| {
+            let count: i64 = conn
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM orders WHERE {FAILED_MATCHING}"
+                ))?
+                .query_row(params![user, by], |row| row.get(0))?;
+            Ok(count.unsigned_abs())
+        })
+    }
+
+    async fn retry_failed_matching(
+        &self,
+        filter: &FailedFilter,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let (user, by) = failed_filter(filter);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let retried = self
+            .writer
+            .transaction(move |tx| {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "UPDATE orders SET status = 'Pending', attempts = 0, failed_at = NULL, \
+                            available_at = ?3, last_seq = last_seq + 1 \
+                     WHERE id IN (SELECT id FROM orders WHERE {FAILED_MATCHING} \
+                                  ORDER BY id LIMIT ?4) \
+                     RETURNING {CHANGED_COLUMNS}"
+                ))?;
+                let retried = changed_from(&mut stmt, params![user, by, millis(now), limit])?;
+                record_changes(tx, &retried, |_| EventType::Retried, now)?;
+                Ok(retried.len() as u64)
+            })
+            .await?;
+        if retried > 0 {
+            self.new_work.notify_one();
+        }
+        Ok(retried)
     }
 
     async fn cancel(

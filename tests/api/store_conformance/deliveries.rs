@@ -9,7 +9,8 @@ use order_processor::domain::{
     new_secret,
 };
 use order_processor::store::{
-    ClaimOutcome, DeliveryClaim, DeliveryQuery, FinishedAttempt, NextStep, Owed, OwedPage, Store,
+    ClaimOutcome, DeliveryClaim, DeliveryQuery, DeliveryRooms, FinishedAttempt, NextStep, Owed,
+    OwedPage, Store,
 };
 use uuid::Uuid;
 
@@ -20,6 +21,7 @@ on_every_backend!(
     a_page_keeps_first_attempts_as_they_went,
     an_orders_deliveries_come_due_one_after_another,
     a_lost_claim_records_nothing_and_a_lapsed_lease_frees_the_delivery,
+    a_claim_takes_no_more_of_an_endpoint_than_its_room,
     endpoints_keep_their_health_and_are_disabled_when_gone_or_failing_too_long,
     operators_list_retry_and_recover_deliveries,
     retention_keeps_what_deliveries_owe_and_prunes_what_is_done,
@@ -158,7 +160,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
 
     // Each order's first event is due; the first order's later two wait behind it.
     let claims = store
-        .claim_deliveries(10, 100, at(200), DELIVERY_LEASE)
+        .claim_deliveries(&DeliveryRooms::each(10), 100, at(200), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(
@@ -168,7 +170,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
     assert!(claims.iter().all(|c| c.delivery.attempts == 1));
     assert!(
         store
-            .claim_deliveries(10, 100, at(201), DELIVERY_LEASE)
+            .claim_deliveries(&DeliveryRooms::each(10), 100, at(201), DELIVERY_LEASE)
             .await
             .unwrap()
             .is_empty(),
@@ -192,7 +194,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
 
     // Delivered: the next event of that order is due.
     let processing = store
-        .claim_deliveries(10, 100, at(400), DELIVERY_LEASE)
+        .claim_deliveries(&DeliveryRooms::each(10), 100, at(400), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(claimed_of(&processing), [(2, EventType::Processing)]);
@@ -206,13 +208,13 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
         .unwrap();
     assert!(
         store
-            .claim_deliveries(10, 100, at(5_499), DELIVERY_LEASE)
+            .claim_deliveries(&DeliveryRooms::each(10), 100, at(5_499), DELIVERY_LEASE)
             .await
             .unwrap()
             .is_empty()
     );
     let again = store
-        .claim_deliveries(10, 100, at(5_500), DELIVERY_LEASE)
+        .claim_deliveries(&DeliveryRooms::each(10), 100, at(5_500), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(claimed_of(&again), [(2, EventType::Processing)]);
@@ -224,7 +226,7 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
         .await
         .unwrap();
     let completed = store
-        .claim_deliveries(10, 100, at(5_700), DELIVERY_LEASE)
+        .claim_deliveries(&DeliveryRooms::each(10), 100, at(5_700), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(claimed_of(&completed), [(3, EventType::Completed)]);
@@ -236,19 +238,46 @@ async fn an_orders_deliveries_come_due_one_after_another(db: TestDb) {
     assert_eq!(events, [log[0].clone(), log[2].clone()]);
 }
 
+async fn a_claim_takes_no_more_of_an_endpoint_than_its_room(db: TestDb) {
+    let store = db.store().await;
+    let (full, free) = (endpoint(1), endpoint(2));
+    // Each endpoint owes four deliveries, the first of each of two orders due.
+    owe_all(&*store, &[&full, &free]).await;
+    let rooms = DeliveryRooms {
+        each: 10,
+        except: [(full.id, 0)].into(),
+    };
+    let claims = store
+        .claim_deliveries(&rooms, 100, at(200), DELIVERY_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 2);
+    assert!(claims.iter().all(|c| c.delivery.endpoint_id == free.id));
+    let rooms = DeliveryRooms {
+        each: 0,
+        except: [(full.id, 1)].into(),
+    };
+    let claims = store
+        .claim_deliveries(&rooms, 100, at(201), DELIVERY_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].delivery.endpoint_id, full.id);
+}
+
 async fn a_lost_claim_records_nothing_and_a_lapsed_lease_frees_the_delivery(db: TestDb) {
     let store = db.store().await;
     let hook = endpoint(1);
     owe_all(&*store, &[&hook]).await;
     let first = store
-        .claim_deliveries(1, 100, at(200), DELIVERY_LEASE)
+        .claim_deliveries(&DeliveryRooms::each(1), 100, at(200), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(first.len(), 1, "at most one per endpoint here");
     // Its sender died: after the lease the delivery is claimed again, with a new token.
     let lapsed = at(200) + chrono::Duration::from_std(DELIVERY_LEASE).unwrap();
     let second: Vec<DeliveryClaim> = store
-        .claim_deliveries(10, 100, lapsed, DELIVERY_LEASE)
+        .claim_deliveries(&DeliveryRooms::each(10), 100, lapsed, DELIVERY_LEASE)
         .await
         .unwrap()
         .into_iter()
@@ -291,7 +320,7 @@ async fn endpoints_keep_their_health_and_are_disabled_when_gone_or_failing_too_l
     let (gone, failing) = (endpoint(1), endpoint(2));
     owe_all(&*store, &[&gone, &failing]).await;
     let claims = store
-        .claim_deliveries(10, 100, at(200), DELIVERY_LEASE)
+        .claim_deliveries(&DeliveryRooms::each(10), 100, at(200), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(
@@ -302,7 +331,7 @@ async fn endpoints_keep_their_health_and_are_disabled_when_gone_or_failing_too_l
     // Never more than asked for in all, however many endpoints have something due.
     assert!(
         store
-            .claim_deliveries(10, 0, at(200), DELIVERY_LEASE)
+            .claim_deliveries(&DeliveryRooms::each(10), 0, at(200), DELIVERY_LEASE)
             .await
             .unwrap()
             .is_empty()
@@ -350,7 +379,7 @@ async fn endpoints_keep_their_health_and_are_disabled_when_gone_or_failing_too_l
     assert_eq!(gauges.pending, 7, "eight owed, one delivered");
     assert!(
         store
-            .claim_deliveries(10, 100, at(20_000), DELIVERY_LEASE)
+            .claim_deliveries(&DeliveryRooms::each(10), 100, at(20_000), DELIVERY_LEASE)
             .await
             .unwrap()
             .is_empty()
@@ -366,7 +395,7 @@ async fn endpoints_keep_their_health_and_are_disabled_when_gone_or_failing_too_l
     assert_eq!((back.disabled_at, back.failing_since), (None, None));
     // (One of its two was claimed at 200 and never answered: due when its lease ends.)
     let claims = store
-        .claim_deliveries(10, 100, at(70_000), DELIVERY_LEASE)
+        .claim_deliveries(&DeliveryRooms::each(10), 100, at(70_000), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(claims.len(), 2);
@@ -403,7 +432,7 @@ async fn operators_list_retry_and_recover_deliveries(db: TestDb) {
     let mut now = 200;
     loop {
         let claims = store
-            .claim_deliveries(10, 100, at(now), DELIVERY_LEASE)
+            .claim_deliveries(&DeliveryRooms::each(10), 100, at(now), DELIVERY_LEASE)
             .await
             .unwrap();
         if claims.is_empty() {
@@ -468,7 +497,7 @@ async fn operators_list_retry_and_recover_deliveries(db: TestDb) {
         .finish_deliveries(
             &[finished(
                 &store
-                    .claim_deliveries(10, 100, at(1_000), DELIVERY_LEASE)
+                    .claim_deliveries(&DeliveryRooms::each(10), 100, at(1_000), DELIVERY_LEASE)
                     .await
                     .unwrap()[0],
                 1_001,
@@ -491,7 +520,7 @@ async fn operators_list_retry_and_recover_deliveries(db: TestDb) {
     let mut now = 2_000;
     loop {
         let claims = store
-            .claim_deliveries(10, 100, at(now), DELIVERY_LEASE)
+            .claim_deliveries(&DeliveryRooms::each(10), 100, at(now), DELIVERY_LEASE)
             .await
             .unwrap();
         if claims.is_empty() {
@@ -537,7 +566,7 @@ async fn retention_keeps_what_deliveries_owe_and_prunes_what_is_done(db: TestDb)
     let log = owe_all(&*store, &[&hook]).await;
     // Only the first order's first event is delivered; the rest stay owed.
     let claims = store
-        .claim_deliveries(10, 100, at(200), DELIVERY_LEASE)
+        .claim_deliveries(&DeliveryRooms::each(10), 100, at(200), DELIVERY_LEASE)
         .await
         .unwrap();
     let first = claims
@@ -671,7 +700,7 @@ async fn a_page_keeps_first_attempts_as_they_went(db: TestDb) {
     // Nothing is due before the retry; the attempt in flight is recorded under its claim.
     assert!(
         store
-            .claim_deliveries(10, 100, at(4_999), DELIVERY_LEASE)
+            .claim_deliveries(&DeliveryRooms::each(10), 100, at(4_999), DELIVERY_LEASE)
             .await
             .unwrap()
             .is_empty()
@@ -686,7 +715,7 @@ async fn a_page_keeps_first_attempts_as_they_went(db: TestDb) {
         [ClaimOutcome::Applied]
     );
     let retried = store
-        .claim_deliveries(10, 100, at(5_000), DELIVERY_LEASE)
+        .claim_deliveries(&DeliveryRooms::each(10), 100, at(5_000), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(claimed_of(&retried), [(2, EventType::Processing)]);
@@ -696,7 +725,7 @@ async fn a_page_keeps_first_attempts_as_they_went(db: TestDb) {
         .await
         .unwrap();
     let last = store
-        .claim_deliveries(10, 100, at(5_002), DELIVERY_LEASE)
+        .claim_deliveries(&DeliveryRooms::each(10), 100, at(5_002), DELIVERY_LEASE)
         .await
         .unwrap();
     assert_eq!(claimed_of(&last), [(3, EventType::Completed)]);

@@ -1,7 +1,7 @@
 //! Failed attempts: backoff, dead letters, stale claims, rescue of orders out of attempts, operator retry.
 
-use order_processor::domain::{AfterFailure, OrderId, OrderStatus};
-use order_processor::store::{ClaimOutcome, Rescued, RetryOutcome};
+use order_processor::domain::{AfterFailure, EventType, OrderId, OrderStatus};
+use order_processor::store::{ClaimOutcome, FailedFilter, Rescued, RetryOutcome};
 
 use super::{LEASE, at, order};
 use crate::helpers::{TestDb, on_every_backend};
@@ -12,6 +12,7 @@ on_every_backend!(
     a_stale_claim_cannot_record_a_failure,
     rescue_dead_letters_orders_out_of_attempts,
     retry_requeues_only_failed_orders_with_a_fresh_budget,
+    bulk_retry_takes_only_the_failed_orders_its_filter_matches,
 );
 
 async fn a_failed_attempt_waits_for_its_retry_time(db: TestDb) {
@@ -152,4 +153,64 @@ async fn retry_requeues_only_failed_orders_with_a_fresh_budget(db: TestDb) {
     );
     let again = store.claim(1, at(50), LEASE).await.unwrap().remove(0);
     assert_eq!(again.order.attempts, 1);
+}
+
+async fn bulk_retry_takes_only_the_failed_orders_its_filter_matches(db: TestDb) {
+    let store = db.store().await;
+    // Four dead letters (a, a, a, b) failed at 100, 200, 300 and 400 ms; one a Pending.
+    let users = ["a", "a", "a", "b"];
+    let mut failed = Vec::new();
+    for (n, user) in (1..).zip(users) {
+        let new = order(n, user);
+        store.insert(&new).await.unwrap();
+        let claim = store.claim(1, at(n * 100), LEASE).await.unwrap().remove(0);
+        store
+            .fail(&claim, "boom", AfterFailure::DeadLetter, at(n * 100))
+            .await
+            .unwrap();
+        failed.push(new.id);
+    }
+    let pending = order(9, "a");
+    store.insert(&pending).await.unwrap();
+
+    let filter = |user: Option<&str>, by: Option<i64>| FailedFilter {
+        user_id: user.map(str::to_owned),
+        failed_by: by.map(at),
+    };
+    assert_eq!(store.count_failed(&filter(None, None)).await.unwrap(), 4);
+    assert_eq!(
+        store.count_failed(&filter(Some("a"), None)).await.unwrap(),
+        3
+    );
+    let early_a = filter(Some("a"), Some(250));
+    assert_eq!(store.count_failed(&early_a).await.unwrap(), 2);
+
+    // One at a time, oldest first, until none is left.
+    for expected in [1, 1, 0] {
+        assert_eq!(
+            store
+                .retry_failed_matching(&early_a, at(1_000), 1)
+                .await
+                .unwrap(),
+            expected
+        );
+    }
+    for (i, id) in failed.iter().enumerate() {
+        let stored = store.get(*id).await.unwrap().unwrap();
+        if i < 2 {
+            assert_eq!(stored.status, OrderStatus::Pending, "order {i}");
+            assert_eq!((stored.attempts, stored.failed_at), (0, None));
+            let events = store.order_events(*id, 0).await.unwrap();
+            assert_eq!(events.last().unwrap().event_type, EventType::Retried);
+        } else {
+            assert_eq!(stored.status, OrderStatus::Failed, "order {i}");
+        }
+    }
+    assert_eq!(store.count_failed(&early_a).await.unwrap(), 0);
+    assert_eq!(store.count_failed(&filter(None, None)).await.unwrap(), 2);
+    let untouched = store.get(pending.id).await.unwrap().unwrap();
+    assert_eq!(
+        (untouched.status, untouched.attempts),
+        (OrderStatus::Pending, 0)
+    );
 }
