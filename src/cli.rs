@@ -57,9 +57,15 @@ pub struct TokenArgs {
     #[arg(long)]
     pub user: String,
 
-    /// Add the `orders:admin` scope: read any order, metrics, listings; retry dead letters.
-    #[arg(long)]
+    /// Add the `orders:admin` scope: read and change everything (any order, dead
+    /// letters, webhook endpoints, metrics).
+    #[arg(long, conflicts_with = "read")]
     pub admin: bool,
+
+    /// Add the `orders:read` scope: read everything an admin reads, change nothing
+    /// (an operator's read-only view).
+    #[arg(long)]
+    pub read: bool,
 
     /// How long the token is valid: a number with s, m, h or d.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]

@@ -79,7 +79,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(args) => {
-            let token = auth::mint(&args.auth, &args.user, args.admin, args.ttl)?;
+            let reach = match (args.admin, args.read) {
+                (true, _) => auth::Reach::Admin,
+                (false, true) => auth::Reach::ReadAll,
+                (false, false) => auth::Reach::Own,
+            };
+            let token = auth::mint(&args.auth, &args.user, reach, args.ttl)?;
             println!("{token}");
             Ok(())
         }

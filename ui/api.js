@@ -16,9 +16,9 @@ export class ApiError extends Error {
 function describeProblem(status, problem) {
   if (!problem || typeof problem !== "object") return `The service answered ${status}.`;
   let text = problem.detail || problem.title || `The service answered ${status}.`;
-  if (Array.isArray(problem.errors) && problem.errors.length) {
-    text += " " + problem.errors.map((e) => `${e.field}: ${e.message}`).join("; ");
-  }
+  // The fields named, unless the detail already says each of them.
+  const unsaid = (problem.errors || []).filter((e) => !text.includes(e.message));
+  if (unsaid.length) text += " " + unsaid.map((e) => `${e.field}: ${e.message}`).join("; ");
   return text;
 }
 

@@ -3,7 +3,7 @@
 
 import { get, post } from "./api.js";
 import { amount, badge, count, h, time } from "./format.js";
-import { session } from "./session.js";
+import { fail, session } from "./session.js";
 
 const PAGE = 25;
 let statuses = null;
@@ -47,7 +47,15 @@ export async function render(view, params) {
   if (cursor) query.set("cursor", cursor);
   const page = await get(`/orders?${query}`);
   if (session.admin && (filter.status === "" || filter.status === "Failed")) {
-    view.insertBefore(bulkRetry(filter), results);
+    // Once requeued, the listing is read again (it no longer shows them as Failed).
+    const reload = async () => {
+      const again = await get(`/orders?${query}`);
+      results.replaceChildren(
+        again.orders.length ? table(again.orders) : h("p", { class: "muted" }, "No orders match."),
+        pager(filter, cursor, again.next_cursor, again.orders.length),
+      );
+    };
+    view.insertBefore(bulkRetry(filter, () => reload().catch(fail)), results);
   }
   results.append(
     page.orders.length ? table(page.orders) : h("p", { class: "muted" }, "No orders match."),
@@ -143,7 +151,7 @@ function pager(filter, cursor, next, shown) {
  * to confirm that number, and the retry then takes exactly what was counted (the dry
  * run's `failed_by` bounds it).
  */
-function bulkRetry(filter) {
+function bulkRetry(filter, onDone) {
   const outcome = h("p", { class: "outcome", id: "bulk-outcome", role: "status", "aria-live": "polite" });
   const message = h("p", { id: "bulk-message" });
   const confirm = h("button", { type: "button", id: "bulk-confirm", class: "danger" }, "Retry them");
@@ -181,13 +189,18 @@ function bulkRetry(filter) {
   cancel.addEventListener("click", () => dialog.close());
   confirm.addEventListener("click", async () => {
     dialog.close();
+    start.disabled = true;
+    outcome.className = "outcome";
     outcome.textContent = "Retrying…";
     try {
       const done = await post("/orders/retry", { ...base, failed_by: counted.failed_by });
       outcome.textContent = `Requeued ${count(done.requeued)} order${done.requeued === 1 ? "" : "s"}.`;
+      onDone();
     } catch (error) {
       outcome.className = "outcome error";
       outcome.textContent = `Refused: ${error.message}`;
+    } finally {
+      start.disabled = false;
     }
   });
   return h("div", { class: "bulk" }, start, outcome, dialog);

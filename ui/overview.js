@@ -1,10 +1,12 @@
 // The overview: counts by status (live), queue depth and the age of the oldest order
-// waiting to be claimed, the latest events as they happen, and webhook endpoints with
-// their health.
+// waiting to be claimed, the last hour by minute (created, completed, dead-lettered;
+// retries), the latest events as they happen, and webhook endpoints with their health.
 
 import { get } from "./api.js";
-import { ago, badge, clock, count, duration, h, time } from "./format.js";
+import { badge, clock, count, duration, h, time } from "./format.js";
+import { perMinute } from "./chart.js";
 import { keepFollowing } from "./live.js";
+import { healthTable } from "./webhooks.js";
 import { fail, session } from "./session.js";
 
 const RECENT = 15;
@@ -18,11 +20,13 @@ export async function render(view) {
     return null;
   }
   const cards = h("div", { class: "cards", id: "counts" });
+  const charts = h("div", { class: "charts", id: "charts" });
   const recent = h("ol", { class: "events", id: "recent-events", "aria-live": "off" });
   const endpoints = h("div", { id: "endpoints" });
   view.append(
     h("h1", {}, "Overview"),
     h("section", { "aria-labelledby": "counts-title" }, h("h2", { id: "counts-title" }, "Orders"), cards),
+    h("section", { "aria-labelledby": "hour-title" }, h("h2", { id: "hour-title" }, "The last hour"), charts),
     h(
       "section",
       { "aria-labelledby": "recent-title" },
@@ -37,10 +41,13 @@ export async function render(view) {
     cards.replaceChildren(...countCards(metrics));
   };
   const refreshEndpoints = async () => {
-    const list = await get("/webhooks");
-    endpoints.replaceChildren(endpointTable(list.webhooks));
+    endpoints.replaceChildren(await healthTable());
   };
-  await Promise.all([refreshCounts(), refreshEndpoints()]);
+  const refreshCharts = async () => {
+    const activity = await get("/metrics/activity?minutes=60");
+    charts.replaceChildren(...hour(activity));
+  };
+  await Promise.all([refreshCounts(), refreshEndpoints(), refreshCharts()]);
 
   // Counts are re-read at most once a second however many events arrive.
   let pending = null;
@@ -81,15 +88,20 @@ export async function render(view) {
         if (next.events.length < 200) break;
         if (page === 4) after = (await get("/events?after=latest")).next_after;
       }
-      await Promise.all([refreshCounts(), refreshEndpoints()]);
+      // The charts keep their own 10 s timer.
+      await refreshCounts();
       return after;
     },
   });
   const endpointTimer = setInterval(() => refreshEndpoints().catch(fail), 15000);
+  const chartTimer = setInterval(() => {
+    if (!document.hidden) refreshCharts().catch(fail);
+  }, 10000);
   return () => {
     stop();
     clearTimeout(pending);
     clearInterval(endpointTimer);
+    clearInterval(chartTimer);
   };
 }
 
@@ -120,6 +132,25 @@ function countCards(metrics) {
   ];
 }
 
+/** The hour's charts, and its retries and dead letters in figures. */
+function hour(activity) {
+  const starts = activity.minutes.map((m) => m.at);
+  const series = (type) => activity.minutes.map((m) => m.counts[type]);
+  const totals = activity.totals;
+  return [
+    perMinute("Created per minute", "created", starts, series("order.created")),
+    perMinute("Completed per minute", "completed", starts, series("order.completed")),
+    perMinute("Dead-lettered per minute", "failed", starts, series("order.failed")),
+    h(
+      "div",
+      { class: "cards" },
+      card("Automatic retries", count(totals["order.attempt_failed"]), "retries", "failed attempts with attempts left, last hour"),
+      card("Operator retries", count(totals["order.retried"]), "operator-retries", "dead letters put back, last hour"),
+      card("Dead letters", count(totals["order.failed"]), "dead-letters", "orders out of attempts, last hour"),
+    ),
+  ];
+}
+
 function eventItem(event) {
   return h(
     "li",
@@ -132,37 +163,4 @@ function eventItem(event) {
     " ",
     badge(event.data.status),
   );
-}
-
-/** The endpoints with their health; also used by the webhooks section. */
-export function endpointTable(list) {
-  if (!list.length) return h("p", { class: "muted" }, "No webhook endpoints.");
-  return h(
-    "table",
-    {},
-    h("thead", {}, h("tr", {}, ["URL", "Health", "Last success", "Failing since", "Events"].map((t) => h("th", { scope: "col" }, t)))),
-    h(
-      "tbody",
-      {},
-      list.map((endpoint) =>
-        h(
-          "tr",
-          { "data-webhook": endpoint.id },
-          h("td", { class: "wrap" }, endpoint.url, endpoint.description ? h("div", { class: "muted" }, endpoint.description) : null),
-          h("td", {}, health(endpoint)),
-          h("td", {}, endpoint.last_delivered_at ? ago(endpoint.last_delivered_at) : "never"),
-          h("td", {}, endpoint.failing_since ? ago(endpoint.failing_since) : "–"),
-          h("td", { class: "wrap" }, endpoint.event_types ? endpoint.event_types.join(", ") : "all"),
-        ),
-      ),
-    ),
-  );
-}
-
-function health(endpoint) {
-  if (endpoint.disabled) {
-    return h("span", { class: "badge health-disabled", title: endpoint.disabled_reason || "" }, "disabled");
-  }
-  if (endpoint.failing_since) return h("span", { class: "badge health-failing" }, "failing");
-  return h("span", { class: "badge health-ok" }, "healthy");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
-use super::{ADMIN_SCOPE, AuthConfig, AuthConfigError, check_secret};
+use super::{AuthConfig, AuthConfigError, Reach, check_secret};
 
 /// The claims `token` writes.
 #[derive(Debug, Serialize)]
@@ -29,7 +29,7 @@ struct Claims {
 pub fn mint(
     config: &AuthConfig,
     user: &str,
-    admin: bool,
+    reach: Reach,
     ttl: Duration,
 ) -> Result<String, AuthConfigError> {
     let secret = config
@@ -43,7 +43,7 @@ pub fn mint(
         exp: now + ttl.as_secs(),
         nbf: Some(now),
         iat: Some(now),
-        scope: admin.then(|| ADMIN_SCOPE.to_owned()),
+        scope: reach.scope().map(str::to_owned),
         iss: config.auth_jwt_issuer.clone(),
         aud: config.auth_jwt_audience.clone(),
     };

@@ -11,8 +11,47 @@ use serde::Deserialize;
 
 pub use mint::mint;
 
-/// The scope that lets a token read every order, metrics, and retry dead letters.
+/// The scope that lets a token read and change everything: every order, the event
+/// feed, metrics, dead letters, webhook endpoints.
 pub const ADMIN_SCOPE: &str = "orders:admin";
+
+/// The scope that lets a token read everything an admin reads, and change nothing
+/// but its own orders: an on-call operator's, or the dashboard's read-only view.
+pub const READ_SCOPE: &str = "orders:read";
+
+/// How far a token reaches beyond its own orders, from its `scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reach {
+    /// Its own orders only.
+    Own,
+    /// Reads everything (`orders:read`); changes only its own orders.
+    ReadAll,
+    /// Reads and changes everything (`orders:admin`).
+    Admin,
+}
+
+impl Reach {
+    /// The reach a token's space-separated `scope` claim grants.
+    pub fn of_scope(scope: Option<&str>) -> Self {
+        let scopes: Vec<&str> = scope.unwrap_or_default().split_whitespace().collect();
+        if scopes.contains(&ADMIN_SCOPE) {
+            Self::Admin
+        } else if scopes.contains(&READ_SCOPE) {
+            Self::ReadAll
+        } else {
+            Self::Own
+        }
+    }
+
+    /// The `scope` claim that grants it.
+    pub fn scope(self) -> Option<&'static str> {
+        match self {
+            Self::Own => None,
+            Self::ReadAll => Some(READ_SCOPE),
+            Self::Admin => Some(ADMIN_SCOPE),
+        }
+    }
+}
 
 /// How callers prove who they are. Authentication is on when a key is configured.
 #[derive(Clone, Default, Args)]
@@ -63,8 +102,8 @@ pub const MIN_SECRET_BYTES: usize = 32;
 pub enum Caller {
     /// Authentication is off: the embedded quick start, open to anyone who can reach it.
     Anyone,
-    /// A verified token's subject, with or without the admin scope.
-    User { id: String, admin: bool },
+    /// A verified token's subject, and how far its scope reaches.
+    User { id: String, reach: Reach },
 }
 
 impl Caller {
@@ -72,7 +111,15 @@ impl Caller {
     pub fn is_admin(&self) -> bool {
         match self {
             Self::Anyone => true,
-            Self::User { admin, .. } => *admin,
+            Self::User { reach, .. } => *reach == Reach::Admin,
+        }
+    }
+
+    /// Whether the caller may read everyone's orders, the feed, metrics and endpoints.
+    pub fn reads_all(&self) -> bool {
+        match self {
+            Self::Anyone => true,
+            Self::User { reach, .. } => *reach >= Reach::ReadAll,
         }
     }
 
@@ -86,6 +133,11 @@ impl Caller {
 
     /// Whether the caller may see an order of `owner`.
     pub fn may_see(&self, owner: &str) -> bool {
+        self.reads_all() || self.subject() == Some(owner)
+    }
+
+    /// Whether the caller may change an order of `owner` (cancel it).
+    pub fn may_change(&self, owner: &str) -> bool {
         self.is_admin() || self.subject() == Some(owner)
     }
 }
@@ -185,13 +237,9 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<Identity>(token.trim(), &self.key, &self.validation)
             .map_err(|err| AuthError::Invalid(describe(&err)))?;
         let claims = data.claims;
-        let admin = claims
-            .scope
-            .as_deref()
-            .is_some_and(|scope| scope.split_whitespace().any(|s| s == ADMIN_SCOPE));
         Ok(Caller::User {
             id: claims.sub,
-            admin,
+            reach: Reach::of_scope(claims.scope.as_deref()),
         })
     }
 }
@@ -238,16 +286,21 @@ mod tests {
     fn minted_tokens_verify_and_carry_the_admin_scope() {
         let config = with_secret("s3cret-s3cret-s3cret-s3cret-s3cret");
         let auth = Authenticator::from_config(&config).unwrap().unwrap();
-        let token = mint(&config, "alice", true, Duration::from_secs(60)).unwrap();
+        let token = mint(&config, "alice", Reach::Admin, Duration::from_secs(60)).unwrap();
         let caller = auth.verify(Some(&format!("Bearer {token}"))).unwrap();
         assert_eq!(
             caller,
             Caller::User {
                 id: "alice".into(),
-                admin: true
+                reach: Reach::Admin
             }
         );
-        let token = mint(&config, "bob", false, Duration::from_secs(60)).unwrap();
+        let token = mint(&config, "carol", Reach::ReadAll, Duration::from_secs(60)).unwrap();
+        let reader = auth.verify(Some(&format!("Bearer {token}"))).unwrap();
+        assert!(reader.reads_all() && !reader.is_admin());
+        assert!(reader.may_see("someone") && !reader.may_change("someone"));
+        assert!(reader.may_change("carol"));
+        let token = mint(&config, "bob", Reach::Own, Duration::from_secs(60)).unwrap();
         assert!(
             !auth
                 .verify(Some(&format!("Bearer {token}")))
@@ -264,12 +317,26 @@ mod tests {
         ));
         let config = with_secret(&"k".repeat(32));
         let auth = Authenticator::from_config(&config).unwrap().unwrap();
-        let token = mint(&config, "eve", false, Duration::from_secs(60)).unwrap();
+        let token = mint(&config, "eve", Reach::Own, Duration::from_secs(60)).unwrap();
         assert!(auth.verify(Some(&format!("BEARER {token}"))).is_ok());
         assert!(
             !format!("{config:?}").contains("kkkk"),
             "the secret is redacted"
         );
+    }
+
+    #[test]
+    fn the_widest_scope_named_decides_the_reach() {
+        assert_eq!(Reach::of_scope(None), Reach::Own);
+        assert_eq!(Reach::of_scope(Some("profile orders:read")), Reach::ReadAll);
+        assert_eq!(
+            Reach::of_scope(Some("orders:read orders:admin")),
+            Reach::Admin
+        );
+        assert_eq!(Reach::of_scope(Some("orders:readx")), Reach::Own);
+        for reach in [Reach::Own, Reach::ReadAll, Reach::Admin] {
+            assert_eq!(Reach::of_scope(reach.scope()), reach);
+        }
     }
 
     #[test]
@@ -279,7 +346,7 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        assert!(Caller::Anyone.is_admin());
+        assert!(Caller::Anyone.is_admin() && Caller::Anyone.reads_all());
     }
 
     #[test]

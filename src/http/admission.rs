@@ -56,6 +56,20 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// 403 unless the caller may read everyone's data: the read or the admin scope (always
+/// true with authentication off).
+pub fn require_reader(caller: &Caller) -> Result<(), ApiError> {
+    if caller.reads_all() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "this needs a token with the `{}` or `{}` scope",
+            crate::auth::READ_SCOPE,
+            crate::auth::ADMIN_SCOPE
+        )))
+    }
+}
+
 /// 403 unless the caller holds the admin scope (always true with authentication off).
 pub fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     if caller.is_admin() {

@@ -36,8 +36,8 @@ pub struct BulkRetryRequest {
     /// be retried, so only `Failed` is accepted.
     #[schema(value_type = Option<OrderStatus>)]
     status: Option<String>,
-    /// RFC 3339: only orders dead-lettered at or before this time (default: now).
-    /// Pass the `failed_by` of a dry run to retry exactly what it counted.
+    /// RFC 3339: only orders dead-lettered at or before this time (default, and at
+    /// most: now). Pass the `failed_by` of a dry run to retry exactly what it counted.
     #[schema(format = DateTime)]
     failed_by: Option<String>,
     /// Count what would be retried, and change nothing.
@@ -94,16 +94,19 @@ pub async fn retry(
             failed_by,
         }));
     }
+    // Until a batch finds nothing: a batch can come back short while matching orders
+    // remain (rows another request changed under it are passed over). It ends, since
+    // an order requeued now can only fail again after `failed_by`.
     let mut requeued = 0;
     loop {
         let batch = state
             .store
             .retry_failed_matching(&filter, now(), BATCH)
             .await?;
-        requeued += batch;
-        if batch < BATCH as u64 {
+        if batch == 0 {
             break;
         }
+        requeued += batch;
     }
     Ok(Json(BulkRetried {
         dry_run,
@@ -113,8 +116,9 @@ pub async fn retry(
     }))
 }
 
-/// The filter and `dry_run`, every bad member named; `failed_by` defaults to `now`,
-/// so orders that fail while the retry runs are not taken (and it ends).
+/// The filter and `dry_run`, every bad member named; `failed_by` is at most `now`
+/// (its default), so orders that fail again while the retry runs are not taken again,
+/// and it ends.
 fn parse(members: &Map<String, Value>, now: Timestamp) -> Result<(FailedFilter, bool), ApiError> {
     let mut errors = Vec::new();
     let user_id = match members.get("user_id") {
@@ -165,7 +169,7 @@ fn parse(members: &Map<String, Value>, now: Timestamp) -> Result<(FailedFilter, 
     }
     let filter = FailedFilter {
         user_id,
-        failed_by: Some(failed_by),
+        failed_by: Some(failed_by.min(now)),
     };
     Ok((filter, dry_run))
 }
@@ -185,6 +189,14 @@ mod tests {
         assert_eq!(filter.user_id, None);
         assert_eq!(filter.failed_by, Some(now));
         assert!(!dry_run);
+    }
+
+    #[test]
+    fn a_time_to_come_is_taken_as_now() {
+        let now = crate::domain::from_millis(1_000);
+        let body = serde_json::json!({"failed_by": "2999-01-01T00:00:00Z"});
+        let (filter, _) = parse(&members(body), now).unwrap();
+        assert_eq!(filter.failed_by, Some(now));
     }
 
     #[test]

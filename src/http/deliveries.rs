@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use serde_json::{Map, Value};
 use utoipa::IntoParams;
 
-use super::admission::require_admin;
+use super::admission::{require_admin, require_reader};
 use super::delivery_json::{DeliveryBody, DeliveryPage, RecoverRequest, Recovered, read_since};
 use super::error::{ApiError, CommonProblems, Problem};
 use super::extract::{JsonBody, no_such, path_id};
@@ -50,7 +50,7 @@ pub struct DeliveryParams {
     responses(
         (status = 200, description = "A page of the endpoint's deliveries, newest first", body = DeliveryPage),
         (status = 400, description = "Unknown or invalid parameters, each named", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither a reader (`orders:read`) nor an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
         CommonProblems,
     ),
@@ -62,7 +62,7 @@ pub async fn list(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    require_admin(&caller)?;
+    require_reader(&caller)?;
     let endpoint = existing(&state, path).await?;
     let params = query::read(query)?;
     let mut query = parse(&params, endpoint).map_err(ApiError::InvalidQuery)?;

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::admission::require_admin;
+use super::admission::require_reader;
 use super::error::{ApiError, CommonProblems, Problem};
 use super::orders::{parse_id, visible_order};
 use super::query::{self, Checked, Params};
@@ -119,7 +119,7 @@ pub async fn feed(
     headers: HeaderMap,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&caller)?;
+    require_reader(&caller)?;
     let params = query::read(query)?;
     let (after, limit) = parse(&params).map_err(ApiError::InvalidQuery)?;
     let after = match after {

@@ -69,8 +69,9 @@ pub async fn get(
 ) -> Result<Json<Page>, ApiError> {
     let params = query::read(query)?;
     let mut list = parse(&params).map_err(ApiError::InvalidQuery)?;
-    // A user lists only their own orders; only admins may list someone else's.
-    if !caller.is_admin() {
+    // A user lists only their own orders; only readers and admins may list someone
+    // else's.
+    if !caller.reads_all() {
         let subject = caller.subject().unwrap_or_default();
         match &list.user_id {
             Some(user_id) if user_id != subject => {

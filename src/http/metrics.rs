@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::admission::require_admin;
+use super::admission::require_reader;
 use super::error::{ApiError, CommonProblems};
 use super::state::AppState;
 use super::status_json::OrderCounts;
@@ -41,7 +41,7 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<MetricsBody>, ApiError> {
-    require_admin(&caller)?;
+    require_reader(&caller)?;
     let metrics = state.store.metrics().await?;
     Ok(Json(MetricsBody {
         total_orders: metrics.counts.total(),
@@ -76,7 +76,7 @@ pub async fn prometheus(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&caller)?;
+    require_reader(&caller)?;
     let counts = state.store.metrics().await?.counts;
     for (status, count) in counts.iter() {
         metrics::gauge!("orders_by_status", "status" => status.as_str()).set(count as f64);

@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, shared state, the request log, and the one error shape.
 
+mod activity;
 mod admission;
 mod body_deadline;
 mod bulk_retry;

@@ -15,8 +15,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{Problem, ProblemField};
 use super::{
-    bulk_retry, deliveries, delivery_json, events, health, listing, metrics, new_order_json,
-    orders, status_json, webhook_json, webhooks,
+    activity, bulk_retry, deliveries, delivery_json, events, health, listing, metrics,
+    new_order_json, orders, status_json, webhook_json, webhooks,
 };
 use crate::wire;
 
@@ -51,6 +51,7 @@ use crate::wire;
         deliveries::recover,
         metrics::get,
         metrics::prometheus,
+        activity::get,
         health::healthz,
         health::readyz,
         json,
@@ -80,6 +81,9 @@ use crate::wire;
         listing::Page,
         metrics::MetricsBody,
         status_json::OrderCounts,
+        status_json::EventCounts,
+        activity::Activity,
+        activity::ActivityMinute,
         health::Health,
         Problem,
         ProblemField,

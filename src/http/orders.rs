@@ -135,8 +135,9 @@ pub async fn status(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<StatusBody>, ApiError> {
     let (order_id, id) = parse_id(path)?;
-    // Admins (and everyone, with authentication off) need only the status column.
-    let status = if caller.is_admin() {
+    // Readers and admins (and everyone, with authentication off) need only the status
+    // column.
+    let status = if caller.reads_all() {
         state.store.status(id).await?
     } else {
         Some(visible_order(&state, &caller, id, &order_id).await?.status)
@@ -202,6 +203,7 @@ pub struct CancelRequest {
     responses(
         (status = 200, description = "`Cancelled` (now, or already: then unchanged)", body = OrderBody),
         (status = 400, description = "A body that is not a JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A token that may read the order (`orders:read`) but not change it", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The order is being processed, or is done", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
@@ -218,7 +220,14 @@ pub async fn cancel(
     body: OptionalJsonBody,
 ) -> Result<Json<OrderBody>, ApiError> {
     let (order_id, id) = parse_id(path)?;
-    visible_order(&state, &caller, id, &order_id).await?;
+    let order = visible_order(&state, &caller, id, &order_id).await?;
+    // A reader sees the order but may not change it.
+    if !caller.may_change(order.user_id.as_str()) {
+        return Err(ApiError::Forbidden(format!(
+            "only its owner or a token with the `{}` scope may cancel an order",
+            crate::auth::ADMIN_SCOPE
+        )));
+    }
     let reason = match &body.0 {
         Some(body) => cancel_reason(body)?,
         None => None,

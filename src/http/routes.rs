@@ -5,7 +5,9 @@
 use axum::routing::{MethodRouter, get, post};
 
 use super::state::AppState;
-use super::{bulk_retry, deliveries, events, health, listing, metrics, openapi, orders, webhooks};
+use super::{
+    activity, bulk_retry, deliveries, events, health, listing, metrics, openapi, orders, webhooks,
+};
 
 /// Whether a route learns its caller (401 without a valid token, when authentication
 /// is on) and is rate-limited, or is open to anyone (probes, the document).
@@ -103,6 +105,11 @@ pub const ROUTES: &[Route] = &[
         template: "/metrics",
         access: Access::Admitted,
         handlers: || get(metrics::get),
+    },
+    Route {
+        template: "/metrics/activity",
+        access: Access::Admitted,
+        handlers: || get(activity::get),
     },
     Route {
         template: "/metrics/prometheus",

@@ -118,6 +118,52 @@ impl PartialSchema for OrderCounts {
 
 impl ToSchema for OrderCounts {}
 
+/// `{"order.created": 3, "order.processing": 0, ...}`: every event type present, zero
+/// or not, in `EventType::ALL` order.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EventCounts(pub [u64; EventType::ALL.len()]);
+
+impl EventCounts {
+    /// Adds `n` events of `event_type`.
+    pub fn add(&mut self, event_type: EventType, n: u64) {
+        let index = EventType::ALL
+            .iter()
+            .position(|t| *t == event_type)
+            .expect("every type is in ALL");
+        self.0[index] += n;
+    }
+}
+
+impl Serialize for EventCounts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(EventType::ALL.len()))?;
+        for (event_type, count) in EventType::ALL.iter().zip(self.0) {
+            map.serialize_entry(event_type.as_str(), &count)?;
+        }
+        map.end()
+    }
+}
+
+impl PartialSchema for EventCounts {
+    fn schema() -> RefOr<Schema> {
+        let mut object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("Every event type is present, zero or not."));
+        for event_type in EventType::ALL {
+            let count = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(0));
+            object = object
+                .property(event_type.as_str(), count)
+                .required(event_type.as_str());
+        }
+        object.into()
+    }
+}
+
+impl ToSchema for EventCounts {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../ui/session.js"),
     },
     Asset {
+        name: "chart.js",
+        content_type: JS,
+        body: include_str!("../../ui/chart.js"),
+    },
+    Asset {
         name: "overview.js",
         content_type: JS,
         body: include_str!("../../ui/overview.js"),

@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::admission::require_admin;
+use super::admission::{require_admin, require_reader};
 use super::error::{ApiError, CommonProblems, Problem};
 use super::extract::{JsonBody, no_such, path_id};
 use super::state::AppState;
@@ -91,7 +91,7 @@ pub async fn create(
     tag = "webhooks",
     responses(
         (status = 200, description = "Every endpoint, without secrets", body = WebhookList),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither a reader (`orders:read`) nor an admin", body = Problem, content_type = "application/problem+json"),
         CommonProblems,
     ),
     security(("bearer" = [])),
@@ -100,7 +100,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<WebhookList>, ApiError> {
-    require_admin(&caller)?;
+    require_reader(&caller)?;
     Ok(Json(WebhookList::new(&state.store.endpoints().await?)))
 }
 
@@ -113,7 +113,7 @@ pub async fn list(
     params(("webhook_id" = String, Path, description = "The endpoint's id (a UUID)")),
     responses(
         (status = 200, description = "The endpoint, without its secret", body = WebhookBody),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither a reader (`orders:read`) nor an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
         CommonProblems,
     ),
@@ -124,7 +124,7 @@ pub async fn get(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<WebhookBody>, ApiError> {
-    require_admin(&caller)?;
+    require_reader(&caller)?;
     let endpoint = existing(&state, path).await?;
     Ok(Json(WebhookBody::new(&endpoint)))
 }

@@ -29,9 +29,9 @@ pub use error::{BoxError, SharedFailure, StoreError};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    CancelOutcome, Claim, ClaimOutcome, DeliveryClaim, DeliveryGauges, DeliveryQuery,
-    DeliveryRooms, Extended, FailedFilter, FinishedAttempt, IdempotentResponse, KeyedInsert,
-    ListQuery, NextStep, OrderMetrics, Owed, OwedPage, Pruned, Rescued, RetryOutcome,
+    ActivityCount, CancelOutcome, Claim, ClaimOutcome, DeliveryClaim, DeliveryGauges,
+    DeliveryQuery, DeliveryRooms, Extended, FailedFilter, FinishedAttempt, IdempotentResponse,
+    KeyedInsert, ListQuery, NextStep, OrderMetrics, Owed, OwedPage, Pruned, Rescued, RetryOutcome,
 };
 
 /// What every backend does besides holding orders: wake-ups, migrations, readiness.
@@ -177,6 +177,10 @@ pub trait Events: Send + Sync + 'static {
 
     /// The events at these positions (those still kept), in position order.
     async fn events_at(&self, positions: &[i64]) -> Result<Vec<OrderEvent>, StoreError>;
+
+    /// How many events of each type occurred in each minute from the minute of `since`
+    /// on; minutes and types with none are left out.
+    async fn activity(&self, since: Timestamp) -> Result<Vec<ActivityCount>, StoreError>;
 
     /// The largest position `events_after` could answer now (0 for an empty log):
     /// where a reader that wants only what comes next starts.

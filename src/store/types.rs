@@ -80,6 +80,15 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
+/// How many events of one type occurred in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityCount {
+    /// The minute's start.
+    pub minute: Timestamp,
+    pub event_type: crate::domain::EventType,
+    pub count: u64,
+}
+
 /// Which `Failed` orders a bulk retry takes: all, or one user's, or those
 /// dead-lettered by a time (so a retry confirmed after a count takes what was counted).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

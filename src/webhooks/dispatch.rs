@@ -52,7 +52,31 @@ pub(super) struct Shared {
     pub concurrency: usize,
     /// Attempts in flight to each endpoint, first attempts and claimed ones alike: none
     /// gets more than its share of the slots, so one that hangs holds up no other.
-    flying: Mutex<HashMap<WebhookId, usize>>,
+    flying: Flying,
+}
+
+/// Attempts in flight, by endpoint.
+type Flying = Arc<Mutex<HashMap<WebhookId, usize>>>;
+
+/// One attempt counted in flight to its endpoint, until dropped.
+pub(super) struct Flight {
+    flying: Flying,
+    endpoint: WebhookId,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        let mut flying = self
+            .flying
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = flying.get_mut(&self.endpoint) {
+            *count -= 1;
+            if *count == 0 {
+                flying.remove(&self.endpoint);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -69,7 +93,7 @@ impl Shared {
             lease: settings.timeout + LEASE_MARGIN,
             wake: Arc::new(Notify::new()),
             concurrency: settings.concurrency,
-            flying: Mutex::default(),
+            flying: Flying::default(),
         };
         Ok((shared, to_record))
     }
@@ -79,26 +103,19 @@ impl Shared {
         (self.concurrency / enabled.max(1)).max(1)
     }
 
-    /// Counts an attempt to `endpoint` as in flight, unless it has `share` already.
-    pub fn take_off(&self, endpoint: WebhookId, share: usize) -> bool {
+    /// Counts an attempt to `endpoint` as in flight, unless it has `share` already;
+    /// the count ends when the returned flight is dropped, however the attempt ends.
+    pub fn take_off(&self, endpoint: WebhookId, share: usize) -> Option<Flight> {
         let mut flying = self.flying.lock().expect("not poisoned");
         let count = flying.entry(endpoint).or_default();
         if *count >= share {
-            return false;
+            return None;
         }
         *count += 1;
-        true
-    }
-
-    /// Ends an attempt [`Shared::take_off`] counted.
-    pub fn land(&self, endpoint: WebhookId) {
-        let mut flying = self.flying.lock().expect("not poisoned");
-        if let Some(count) = flying.get_mut(&endpoint) {
-            *count -= 1;
-            if *count == 0 {
-                flying.remove(&endpoint);
-            }
-        }
+        Some(Flight {
+            flying: self.flying.clone(),
+            endpoint,
+        })
     }
 
     /// The endpoints with attempts in flight, and how many.
@@ -211,14 +228,14 @@ async fn claim_and_send(store: &Arc<dyn Store>, shared: &Arc<Shared>) -> Result<
         let event = events.get(&claim.delivery.event_position).cloned();
         let slot = taken.split(1).expect("a slot for every claim");
         let shared = shared.clone();
-        // Counted whatever the share: the room was computed from it, and a first
-        // attempt that took off meanwhile makes one over at most.
-        let endpoint = claim.delivery.endpoint_id;
-        shared.take_off(endpoint, usize::MAX);
+        // Counted whatever the share: the room was computed from it, and first
+        // attempts that took off since (in slots freed meanwhile) make it over by as
+        // many at most, for the length of these attempts.
+        let flight = shared.take_off(claim.delivery.endpoint_id, usize::MAX);
         tokio::spawn(async move {
             let occurred_at = claim.delivery.occurred_at;
             let attempt = attempt(&shared, claim, event, &target).await;
-            shared.land(endpoint);
+            drop(flight);
             drop(slot);
             let _ = shared.made.send(Made {
                 attempt,

@@ -383,17 +383,18 @@ async fn send_chain(sending: Sending, chain: Vec<Delivery>, state: Arc<Mutex<Cha
         };
         let started = now();
         let endpoint = delivery.endpoint_id;
-        {
+        let flight = {
             let mut state = state.lock().expect("not poisoned");
             if state.cut {
                 return;
             }
-            if !shared.take_off(endpoint, share) {
+            let Some(flight) = shared.take_off(endpoint, share) else {
                 // The rest go to the claimers.
                 return;
-            }
+            };
             state.in_flight = Some((n, started));
-        }
+            flight
+        };
         let occurred_at = delivery.occurred_at;
         let event = events.get(&delivery.event_position).cloned();
         let claim = DeliveryClaim {
@@ -405,7 +406,7 @@ async fn send_chain(sending: Sending, chain: Vec<Delivery>, state: Arc<Mutex<Cha
             token,
         };
         let attempt = dispatch::attempt(&shared, claim, event, &target).await;
-        shared.land(endpoint);
+        drop(flight);
         drop(slot);
         let mut state = state.lock().expect("not poisoned");
         state.in_flight = None;

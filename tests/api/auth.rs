@@ -45,6 +45,11 @@ pub fn user_token(user: &str, admin: bool) -> String {
     hs256(claims)
 }
 
+/// A valid HS256 token for `user` with the read scope only (`orders:read`).
+pub fn reader_token(user: &str) -> String {
+    hs256(json!({"sub": user, "exp": now() + 600, "scope": "orders:read"}))
+}
+
 /// The app with authentication on (HS256 with `SECRET`).
 pub async fn secured_app(db: TestDb) -> TestApp {
     spawn_app_with(
@@ -240,6 +245,24 @@ async fn the_token_subcommand_mints_tokens_the_service_accepts(db: TestDb) {
             .status(),
         200
     );
+
+    let output = run(
+        &["token", "--user", "oncall", "--read"],
+        &[("AUTH_JWT_SECRET", SECRET)],
+    );
+    let reader = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert_eq!(claims_of(&reader)["scope"], "orders:read");
+    assert_eq!(
+        call(&app, Method::GET, "/metrics", Some(&reader), None)
+            .await
+            .status(),
+        200
+    );
+    let both = run(
+        &["token", "--user", "x", "--read", "--admin"],
+        &[("AUTH_JWT_SECRET", SECRET)],
+    );
+    assert!(!both.status.success(), "one scope or the other");
 
     let output = run(&["token", "--user", "ops"], &[]);
     assert!(!output.status.success(), "no secret, no token");

@@ -15,6 +15,7 @@ on_every_backend!(
     metrics_of_an_empty_service_are_zero_with_every_status,
     metrics_match_known_data,
     average_processing_time_keeps_millisecond_precision,
+    activity_counts_the_events_of_each_minute,
 );
 
 async fn metrics_of_an_empty_service_are_zero_with_every_status(db: TestDb) {
@@ -125,4 +126,54 @@ fn known_order(minute: i64, status: OrderStatus, processing_ms: Option<i64>) -> 
         cancel_reason: None,
         result: None,
     }
+}
+
+async fn activity_counts_the_events_of_each_minute(db: TestDb) {
+    let app = spawn_app(db).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.new_order().await);
+    }
+    app.wait_until_completed(&ids, Duration::from_secs(10))
+        .await;
+    let activity = app.get_json("/metrics/activity?minutes=5").await;
+    let minutes = activity["minutes"].as_array().unwrap();
+    assert_eq!(minutes.len(), 5);
+    // A minute apart, oldest first, the current minute last.
+    let starts: Vec<i64> = minutes
+        .iter()
+        .map(|m| {
+            chrono::DateTime::parse_from_rfc3339(m["at"].as_str().unwrap())
+                .unwrap()
+                .timestamp()
+        })
+        .collect();
+    assert!(starts.windows(2).all(|w| w[1] - w[0] == 60), "{starts:?}");
+    let now = chrono::Utc::now().timestamp();
+    assert!((now - 60..=now).contains(&starts[4]), "{starts:?} at {now}");
+    let totals = &activity["totals"];
+    assert_eq!(totals["order.created"], 3);
+    assert_eq!(totals["order.processing"], 3);
+    assert_eq!(totals["order.completed"], 3);
+    assert_eq!(totals["order.failed"], 0);
+    // In the minute they happened: this one, or the one before if it just turned.
+    let recent: u64 = minutes[3..]
+        .iter()
+        .map(|m| m["counts"]["order.created"].as_u64().unwrap())
+        .sum();
+    assert_eq!(recent, 3);
+    assert!(
+        minutes[..3]
+            .iter()
+            .all(|m| m["counts"]["order.created"] == 0)
+    );
+    // Every type in every minute.
+    for minute in minutes {
+        assert_eq!(
+            minute["counts"].as_object().unwrap().len(),
+            totals.as_object().unwrap().len()
+        );
+    }
+    let bad = app.get("/metrics/activity?minutes=0").await;
+    assert_eq!(bad.status(), 400);
 }

@@ -76,7 +76,13 @@ async fn each_user_has_a_bucket_of_their_own(db: TestDb) {
         ..AuthConfig::default()
     };
     let token = |user: &str| {
-        order_processor::auth::mint(&config, user, false, Duration::from_secs(600)).unwrap()
+        order_processor::auth::mint(
+            &config,
+            user,
+            order_processor::auth::Reach::Own,
+            Duration::from_secs(600),
+        )
+        .unwrap()
     };
     let (alice, bob) = (token("alice"), token("bob"));
     let get = |token: String| {

@@ -111,12 +111,38 @@ const scenarios = {
     await page.locator("[data-testid=count-total]").waitFor();
     await until("the stream to open", async () => (await page.locator("#live").textContent()) === "Live");
     const before = await number(page, "[data-testid=count-total]");
+    const completed = await number(page, "[data-testid=count-Completed]");
+    const charted = {
+      created: await number(page, "[data-testid=total-created]"),
+      completed: await number(page, "[data-testid=total-completed]"),
+      failed: await number(page, "[data-testid=total-failed]"),
+    };
+    assert.deepEqual(charted, { created: before, completed, failed: 2 }, "the hour holds everything so far");
+    assert.equal(await number(page, "[data-testid=count-retries]"), 2, "one automatic retry per dead letter");
+    assert.equal(await number(page, "[data-testid=count-dead-letters]"), 2);
     for (let i = 0; i < 3; i++) {
       await api("POST", "/orders", { user_id: "carol", item_ids: ["a"], total_amount: 1234.5 });
     }
     await until("the total to count 3 more", async () => (await number(page, "[data-testid=count-total]")) === before + 3);
-    await until("3 completed", async () => (await number(page, "[data-testid=count-Completed]")) >= 3);
-    await until("the new orders' events", async () => (await page.locator("#recent-events li").count()) >= 9);
+    await until("3 more completed", async () => (await number(page, "[data-testid=count-Completed]")) === completed + 3);
+    await until("the new orders' events", async () => (await page.locator("#recent-events li", { hasText: "order.completed" }).count()) >= 3);
+    // The hour's charts count them (they are read every 10 s, and on load).
+    await page.reload();
+    await until("the charts", async () => (await number(page, "[data-testid=total-created]")) === charted.created + 3);
+    assert.equal(await number(page, "[data-testid=total-completed]"), charted.completed + 3);
+    assert.equal(await number(page, "[data-testid=total-failed]"), 2);
+    assert.match(
+      await page.locator('[data-chart="created"] svg').getAttribute("aria-label"),
+      new RegExp(`Created per minute: ${charted.created + 3} in the last 60 minutes`),
+    );
+    // The endpoint received it all.
+    await until("the endpoint's last success", async () => {
+      await page.reload();
+      await page.locator('#endpoints [data-field="last-success"]').waitFor();
+      return (await page.locator('#endpoints [data-field="last-success"]').textContent()) !== "never";
+    });
+    assert.equal(await page.locator('#endpoints [data-field="health"]').textContent(), "healthy");
+    await until("the stream to open again", async () => (await page.locator("#live").textContent()) === "Live");
 
     // Hidden: the stream closes; visible again: it resumes after the last position,
     // so the events of an order created meanwhile still arrive.
@@ -226,7 +252,7 @@ const scenarios = {
   },
 
   /** A bulk retry of the filtered dead letters asks to confirm how many, then
-   *  requeues them. */
+   *  requeues exactly those, not one that failed while the dialog was open. */
   async bulk() {
     const page = await open("/ui#/orders?status=Failed&user_id=alice");
     await page.locator("#orders-table tbody tr").first().waitFor();
@@ -238,8 +264,66 @@ const scenarios = {
     assert.equal(await page.locator("#bulk-dialog[open]").count(), 0, "cancelled, nothing asked");
     await page.locator("#bulk-retry").click();
     await page.locator("#bulk-dialog[open]").waitFor();
+    assert.match(await page.locator("#bulk-message").textContent(), /Put 3 Failed orders/);
+    // Another of alice's orders fails while the dialog is open: not what was confirmed.
+    const late = await api("POST", "/orders", { user_id: "alice", item_ids: ["a"], total_amount: 9 });
+    await until("the late dead letter", async () => (await api("GET", `/orders/${late.order_id}/status`)).status === "Failed");
     await page.locator("#bulk-confirm").click();
     await until("the outcome", async () => (await page.locator("#bulk-outcome").textContent()) === "Requeued 3 orders.");
+    console.log(`LATE=${late.order_id}`);
+  },
+
+  /** Webhook endpoints: added (its secret shown once); a delivery failing every
+   *  attempt shows as failed and the endpoint as failing; disabled and enabled again;
+   *  its secret rotated; the failed delivery recovered and then delivered. */
+  async webhooks() {
+    const page = await open("/ui#/webhooks");
+    await page.getByLabel("URL").fill(process.env.RECEIVER_URL);
+    await page.getByLabel("Description").fill("the ERP");
+    await page.getByLabel("order.completed").check();
+    await page.getByRole("button", { name: "Add endpoint" }).click();
+    await page.locator("#shown-secret").waitFor();
+    const first = await page.locator("#shown-secret").textContent();
+    assert.match(first, /^whsec_[A-Za-z0-9+/]{43}=$/);
+    const row = page.locator("#webhooks-table tbody tr").first();
+    await until("the endpoint listed", async () => /the ERP/.test(await row.textContent()));
+    assert.equal(await row.locator('[data-field="health"]').textContent(), "healthy");
+
+    // An order completes; the receiver fails every attempt of its delivery.
+    await api("POST", "/orders", { user_id: "gina", item_ids: ["a"], total_amount: 7 });
+    const shows = async (field, text) => {
+      await page.reload();
+      await row.locator(`[data-field="${field}"]`).waitFor();
+      return (await row.locator(`[data-field="${field}"]`).textContent()) === text;
+    };
+    await until("the failed delivery", () => shows("failed", "1"));
+    assert.equal(await row.locator('[data-field="health"]').textContent(), "failing");
+    assert.equal(await row.locator('[data-field="last-success"]').textContent(), "never");
+
+    await row.getByRole("button", { name: "Disable" }).click();
+    await until("disabled", async () => (await row.locator('[data-field="health"]').textContent()) === "disabled");
+    await row.getByRole("button", { name: "Enable" }).click();
+    await until("enabled", async () => (await row.locator('[data-field="health"]').textContent()) !== "disabled");
+
+    await row.getByRole("button", { name: "Rotate secret" }).click();
+    await until("a new secret", async () => {
+      const shown = await page.locator("#shown-secret").textContent().catch(() => first);
+      return shown !== first && /^whsec_/.test(shown);
+    });
+
+    await row.getByLabel("Failed since (UTC)").fill("2020-01-01T00:00:00");
+    await row.getByRole("button", { name: "Recover since" }).click();
+    await until("the recovery", async () => /^1 failed delivery is owed again/.test(await page.locator("#webhook-outcome").textContent()));
+    await until("the delivery", () => shows("failed", "0"));
+    await until("healthy again", () => shows("health", "healthy"));
+    assert.notEqual(await row.locator('[data-field="last-success"]').textContent(), "never");
+    await checkControls(page, "the webhooks section");
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    await page.goto(`${BASE}/ui#/`);
+    await page.locator("#endpoints [data-webhook]").waitFor();
+    assert.equal(await page.locator('#endpoints [data-field="health"]').textContent(), "healthy");
+    assert.equal(await page.locator("#endpoints button").count(), 0, "no actions on the overview");
   },
 
   /** With authentication on: the page asks for a token once; an admin sees actions,
@@ -271,6 +355,25 @@ const scenarios = {
     for (const text of await reader.locator("#orders-table tbody tr td:nth-child(2)").allTextContents()) {
       assert.equal(text, "alice");
     }
+
+    // An operator with `orders:read`: every page, every order, and no action anywhere.
+    const operator = await open("/ui");
+    await operator.locator("#token-dialog[open]").waitFor();
+    await operator.getByLabel("Token").fill(process.env.READER_TOKEN);
+    await operator.getByRole("button", { name: "Sign in" }).click();
+    await operator.locator("[data-testid=count-total]").waitFor();
+    assert.match(await operator.locator("#who").textContent(), /read-only/);
+    assert.equal(await number(operator, "[data-testid=count-total]"), 2);
+    await operator.goto(`${BASE}/ui#/orders?status=Failed`);
+    await operator.locator("main h1").waitFor();
+    assert.equal(await operator.locator("#bulk-retry").count(), 0, "no bulk retry");
+    await operator.goto(`${BASE}/ui#/orders/${process.env.ORDER_ID}`);
+    await operator.locator("#order-fields").waitFor();
+    assert.equal(await operator.locator("#order-actions").count(), 0, "no actions");
+    await operator.goto(`${BASE}/ui#/webhooks`);
+    await operator.locator("#webhook-list").waitFor();
+    assert.equal(await operator.locator("#add-webhook").count(), 0, "no endpoint form");
+    assert.equal(await operator.locator("#webhook-list button").count(), 0, "no endpoint actions");
   },
 
   /** When the service refuses the stream, the overview polls instead. */

@@ -3,12 +3,15 @@
 //! late can never slip an event in behind a reader. One order's events need no
 //! horizon: each change of an order waits for the one before to commit.
 
+use std::str::FromStr;
+
 use async_trait::async_trait;
 
 use super::PostgresStore;
 use super::sql::{EVENT_SELECT, event_from_row};
-use crate::domain::{OrderEvent, OrderId, Timestamp};
-use crate::store::{Events, Pruned, StoreError};
+use crate::domain::{EventType, OrderEvent, OrderId, Timestamp};
+use crate::store::decode::corrupt;
+use crate::store::{ActivityCount, Events, Pruned, StoreError};
 
 #[async_trait]
 impl Events for PostgresStore {
@@ -43,6 +46,27 @@ impl Events for PostgresStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn activity(&self, since: Timestamp) -> Result<Vec<ActivityCount>, StoreError> {
+        // The time's BRIN index (migration 0010) finds the window's blocks: the log is
+        // written in time order, so a few block ranges hold the last hour.
+        let rows: Vec<(Timestamp, String, i64)> = sqlx::query_as(
+            "SELECT date_trunc('minute', occurred_at), type, count(*) FROM order_events \
+             WHERE occurred_at >= date_trunc('minute', $1::timestamptz) GROUP BY 1, 2",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(minute, kind, n)| {
+                Ok(ActivityCount {
+                    minute,
+                    event_type: EventType::from_str(&kind).map_err(corrupt)?,
+                    count: n.unsigned_abs(),
+                })
+            })
+            .collect()
     }
 
     async fn last_position(&self) -> Result<i64, StoreError> {

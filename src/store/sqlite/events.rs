@@ -1,13 +1,19 @@
 //! Reading the event log. The one writer commits one transaction after another, so
 //! positions become visible in order and a reader may page by them as they are.
 
+use std::str::FromStr;
+
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
 use super::sql::{EVENT_SELECT, events_from, millis};
-use crate::domain::{OrderEvent, OrderId, Timestamp};
-use crate::store::{Events, Pruned, StoreError};
+use crate::domain::{EventType, OrderEvent, OrderId, Timestamp, from_millis};
+use crate::store::decode::corrupt;
+use crate::store::{ActivityCount, Events, Pruned, StoreError};
+
+/// A minute, in milliseconds.
+const MINUTE: i64 = 60_000;
 
 #[async_trait]
 impl Events for SqliteStore {
@@ -43,6 +49,61 @@ impl Events for SqliteStore {
                      ORDER BY e.position"
                 ))?;
                 events_from(&mut stmt, [positions])
+            })
+            .await
+    }
+
+    async fn activity(&self, since: Timestamp) -> Result<Vec<ActivityCount>, StoreError> {
+        let from = millis(since).div_euclid(MINUTE) * MINUTE;
+        self.readers
+            .read_blocking(move |conn| {
+                // No index on the time (it would cost every event a second entry): the
+                // positions follow it, so the first event of the window is found by
+                // bisecting positions, from a minute before it for transactions that
+                // committed a little out of time order; the count reads on from there.
+                let mut first = conn.prepare_cached(
+                    "SELECT position, occurred_at FROM order_events WHERE position >= ?1 \
+                     ORDER BY position LIMIT 1",
+                )?;
+                let bounds: (Option<i64>, Option<i64>) = conn
+                    .prepare_cached("SELECT min(position), max(position) FROM order_events")?
+                    .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                let (Some(mut lo), Some(mut hi)) = bounds else {
+                    return Ok(Vec::new());
+                };
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    // None if retention deleted the rest meanwhile: the window is
+                    // before `mid`, if anywhere.
+                    let found: Option<(i64, i64)> = first
+                        .query_row([mid], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()?;
+                    match found {
+                        Some((position, at)) if at < from - MINUTE => lo = position + 1,
+                        _ => hi = mid,
+                    }
+                }
+                let mut count = conn.prepare_cached(
+                    "SELECT occurred_at / 60000 * 60000, type, count(*) FROM order_events \
+                     WHERE position >= ?1 AND occurred_at >= ?2 GROUP BY 1, 2",
+                )?;
+                let rows = count.query_map(params![lo, from], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                })?;
+                let mut counts = Vec::new();
+                for row in rows {
+                    let (minute, kind, n) = row?;
+                    counts.push(ActivityCount {
+                        minute: from_millis(minute),
+                        event_type: EventType::from_str(&kind).map_err(corrupt)?,
+                        count: n.unsigned_abs(),
+                    });
+                }
+                Ok(counts)
             })
             .await
     }

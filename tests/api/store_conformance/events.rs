@@ -1,7 +1,7 @@
 //! The event log's reads and its retention, on every backend.
 
 use order_processor::domain::{AfterFailure, EventType, Order, OrderId};
-use order_processor::store::Store;
+use order_processor::store::{ActivityCount, Store};
 
 use super::{LEASE, at, order};
 use crate::helpers::{TestDb, on_every_backend};
@@ -9,6 +9,7 @@ use crate::helpers::{TestDb, on_every_backend};
 on_every_backend!(
     the_log_is_read_by_position_from_any_point,
     retention_deletes_only_the_events_of_orders_finished_before_the_cutoff,
+    activity_counts_each_minute_s_events_by_type,
 );
 
 /// How many events each order has in the log.
@@ -134,4 +135,43 @@ async fn retention_deletes_only_the_events_of_orders_finished_before_the_cutoff(
     for o in [&done_long_ago, &cancelled_long_ago] {
         assert!(store.get(o.id).await.unwrap().is_some(), "the order stays");
     }
+}
+
+async fn activity_counts_each_minute_s_events_by_type(db: TestDb) {
+    let store = db.store().await;
+    // T0 starts a minute: created in minutes 0 and 1, both claimed and one completed
+    // in minute 2.
+    let (early, late) = (order(0, "u"), order(70_000, "u"));
+    store.insert(&early).await.unwrap();
+    store.insert(&late).await.unwrap();
+    let claims = store.claim(2, at(130_000), LEASE).await.unwrap();
+    store.complete(&claims[0], None, at(130_500)).await.unwrap();
+    let count = |minute: i64, event_type, count| ActivityCount {
+        minute: at(minute * 60_000),
+        event_type,
+        count,
+    };
+    let sorted = |mut counts: Vec<ActivityCount>| {
+        counts.sort_by_key(|c| (c.minute, c.event_type.as_str()));
+        counts
+    };
+    assert_eq!(
+        sorted(store.activity(at(0)).await.unwrap()),
+        [
+            count(0, EventType::Created, 1),
+            count(1, EventType::Created, 1),
+            count(2, EventType::Completed, 1),
+            count(2, EventType::Processing, 2),
+        ]
+    );
+    // From within minute 1: the whole of minute 1, nothing before it.
+    assert_eq!(
+        sorted(store.activity(at(65_000)).await.unwrap()),
+        [
+            count(1, EventType::Created, 1),
+            count(2, EventType::Completed, 1),
+            count(2, EventType::Processing, 2),
+        ]
+    );
+    assert!(store.activity(at(180_000)).await.unwrap().is_empty());
 }
