@@ -4,7 +4,7 @@
 import { get, post } from "./api.js";
 import { amount, badge, clock, count, h, time } from "./format.js";
 import { keepFollowing } from "./live.js";
-import { session } from "./session.js";
+import { fail, session } from "./session.js";
 
 export async function render(view, id) {
   const path = `/orders/${encodeURIComponent(id)}`;
@@ -73,7 +73,7 @@ function orderFields(o) {
     ["Created", time(o.created_at)],
     ["Attempts", count(o.attempts ?? 0)],
     o.next_attempt_at ? ["Next attempt", time(o.next_attempt_at)] : null,
-    o.last_error ? ["Last error", o.last_error] : null,
+    o.last_error ? [o.status === "Completed" ? "Error of an earlier attempt" : "Last error", o.last_error] : null,
     o.completed_at ? ["Completed", time(o.completed_at)] : null,
     o.failed_at ? ["Dead-lettered", time(o.failed_at)] : null,
     o.cancelled_at ? ["Cancelled", time(o.cancelled_at)] : null,
@@ -98,6 +98,7 @@ function orderActions(o, path, outcome, show, types) {
       // completed before its retry is answered): show the answer only if not.
       if (!types.slice(before).includes(eventType)) show(next);
     } catch (error) {
+      if (error.status === 401) return fail(error);
       outcome.className = "outcome error";
       outcome.textContent = `Refused: ${error.message}`;
       button.disabled = false;
@@ -139,7 +140,7 @@ const DESCRIPTIONS = {
   "order.failed": (o) => `Attempt ${o.attempts} failed; dead-lettered`,
   "order.requeued": () => "Requeued (its lease ran out or its worker stopped)",
   "order.retried": () => "Retried by an operator",
-  "order.completed": () => "Completed",
+  "order.completed": (o) => (o.result ? `Completed: ${JSON.stringify(o.result)}` : "Completed"),
   "order.cancelled": (o) => (o.cancel_reason ? `Cancelled: ${o.cancel_reason}` : "Cancelled"),
 };
 

@@ -172,6 +172,7 @@ function bulkRetry(filter, onDone) {
     try {
       counted = await post("/orders/retry", { ...base, dry_run: true });
     } catch (error) {
+      if (error.status === 401) return fail(error);
       outcome.className = "outcome error";
       outcome.textContent = `Refused: ${error.message}`;
       return;
@@ -197,6 +198,7 @@ function bulkRetry(filter, onDone) {
       outcome.textContent = `Requeued ${count(done.requeued)} order${done.requeued === 1 ? "" : "s"}.`;
       onDone();
     } catch (error) {
+      if (error.status === 401) return fail(error);
       outcome.className = "outcome error";
       outcome.textContent = `Refused: ${error.message}`;
     } finally {

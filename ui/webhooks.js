@@ -125,9 +125,10 @@ async function act(outcome, control, action, refresh) {
   try {
     outcome.replaceChildren(await action());
   } catch (error) {
+    control.disabled = false;
+    if (error.status === 401) return fail(error);
     outcome.className = "outcome error";
     outcome.replaceChildren(`Refused: ${error.message}`);
-    control.disabled = false;
     return;
   }
   control.disabled = false;
@@ -170,7 +171,10 @@ function table(rows, acting) {
 
 function health(endpoint) {
   if (endpoint.disabled) {
-    return h("span", { class: "badge health-disabled", title: endpoint.disabled_reason || "" }, "disabled");
+    return [
+      h("span", { class: "badge health-disabled" }, "disabled"),
+      endpoint.disabled_reason ? h("div", { class: "small" }, endpoint.disabled_reason) : null,
+    ];
   }
   if (endpoint.failing_since) return h("span", { class: "badge health-failing" }, "failing");
   return h("span", { class: "badge health-ok" }, "healthy");

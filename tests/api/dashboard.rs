@@ -144,12 +144,15 @@ async fn filters_narrow_the_listing_and_pages_follow_the_cursor() {
         return;
     }
     let app = spawn_app_with(TestDb::sqlite(), Options::default()).await;
-    for _ in 0..27 {
+    for _ in 0..26 {
         place(&app, "alice").await;
     }
     for _ in 0..3 {
         place(&app, "bob").await;
     }
+    // The newest, so first: its amount is shown with a thousands separator.
+    app.create_order(&json!({"user_id": "alice", "item_ids": ["sku-1"], "total_amount": 1234.5}))
+        .await;
     run(&app, "filters", &[]).await;
     app.stop().await;
 }

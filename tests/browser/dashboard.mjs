@@ -141,7 +141,7 @@ const scenarios = {
       await page.locator('#endpoints [data-field="last-success"]').waitFor();
       return (await page.locator('#endpoints [data-field="last-success"]').textContent()) !== "never";
     });
-    assert.equal(await page.locator('#endpoints [data-field="health"]').textContent(), "healthy");
+    assert.equal(await page.locator('#endpoints [data-field="health"] .badge').textContent(), "healthy");
     await until("the stream to open again", async () => (await page.locator("#live").textContent()) === "Live");
 
     // Hidden: the stream closes; visible again: it resumes after the last position,
@@ -155,6 +155,14 @@ const scenarios = {
     await until("the events made while hidden", async () => (await page.locator("#recent-events li", { hasText: made.order_id }).count()) >= 1);
     await until("the total to count it", async () => (await number(page, "[data-testid=count-total]")) === before + 4);
 
+    assert.match(await page.locator('[data-key="total"] .card-detail').textContent(), /^average processing (\d+ ms|\d+\.\d s)$/);
+    assert.deepEqual(
+      await page.evaluate(async () => {
+        const f = await import("/ui/format.js");
+        return [f.count(1234567), f.amount("1234.5"), f.amount("100000000000000000000000.01"), f.duration(2.43), f.duration(0.85), f.duration(200), f.duration(7300)];
+      }),
+      ["1,234,567", "1,234.50", "100,000,000,000,000,000,000,000.01", "2.4 s", "850 ms", "3 min 20 s", "2 h 1 min"],
+    );
     await shot(page, "overview");
     // The first Tab reaches the skip link, which moves focus to the content and
     // stays on the section.
@@ -182,12 +190,18 @@ const scenarios = {
     const rows = page.locator("#orders-table tbody tr");
     await rows.first().waitFor();
     assert.equal(await rows.count(), 25, "a first page of 25");
+    // Newest first: UUIDv7 ids sort by creation.
+    const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.order));
+    assert.deepEqual(ids, [...ids].sort().reverse());
+    assert.equal(await page.locator("#orders-table tbody tr td:nth-child(3)").first().textContent(), "1,234.50");
     await page.locator("#next-page").click();
     await until("the second page", async () => (await rows.count()) === 5);
 
+    // By keyboard: type the user and press Enter.
     await page.goto(`${BASE}/ui#/orders`);
-    await page.locator("#filter-user").fill("bob");
-    await page.getByRole("button", { name: "Apply" }).click();
+    await page.locator("#filter-user").focus();
+    await page.keyboard.type("bob");
+    await page.keyboard.press("Enter");
     await until("bob's orders only", async () => (await rows.count()) === 3);
     for (const text of await page.locator("#orders-table tbody tr td:nth-child(2)").allTextContents()) {
       assert.equal(text, "bob");
@@ -260,6 +274,12 @@ const scenarios = {
     await page.locator("#bulk-retry").click();
     await page.locator("#bulk-dialog[open]").waitFor();
     assert.match(await page.locator("#bulk-message").textContent(), /Put 3 Failed orders of user alice back/);
+    assert.equal(await page.evaluate(() => document.activeElement.id), "bulk-confirm", "focus on the choice");
+    await page.keyboard.press("Escape");
+    assert.equal(await page.locator("#bulk-dialog[open]").count(), 0, "Escape keeps them failed");
+    await page.locator("#bulk-retry").focus();
+    await page.keyboard.press("Enter");
+    await page.locator("#bulk-dialog[open]").waitFor();
     await page.locator("#bulk-cancel").click();
     assert.equal(await page.locator("#bulk-dialog[open]").count(), 0, "cancelled, nothing asked");
     await page.locator("#bulk-retry").click();
@@ -277,7 +297,14 @@ const scenarios = {
    *  attempt shows as failed and the endpoint as failing; disabled and enabled again;
    *  its secret rotated; the failed delivery recovered and then delivered. */
   async webhooks() {
+    expectedRefusals = [[422, "/webhooks"]];
     const page = await open("/ui#/webhooks");
+    // A refusal reads as the problem's detail, naming the field.
+    await page.getByLabel("URL").fill("ftp://files.example/hooks");
+    await page.getByRole("button", { name: "Add endpoint" }).click();
+    await until("the refusal", async () => /^Refused: .*url/.test(await page.locator("#webhook-outcome").textContent()));
+    assert.match(await page.locator("#webhook-outcome").textContent(), /http/);
+    assert.equal(await page.locator("#webhooks-table").count(), 0, "nothing added");
     await page.getByLabel("URL").fill(process.env.RECEIVER_URL);
     await page.getByLabel("Description").fill("the ERP");
     await page.getByLabel("order.completed").check();
@@ -287,23 +314,24 @@ const scenarios = {
     assert.match(first, /^whsec_[A-Za-z0-9+/]{43}=$/);
     const row = page.locator("#webhooks-table tbody tr").first();
     await until("the endpoint listed", async () => /the ERP/.test(await row.textContent()));
-    assert.equal(await row.locator('[data-field="health"]').textContent(), "healthy");
+    assert.equal(await row.locator('[data-field="health"] .badge').textContent(), "healthy");
 
     // An order completes; the receiver fails every attempt of its delivery.
     await api("POST", "/orders", { user_id: "gina", item_ids: ["a"], total_amount: 7 });
     const shows = async (field, text) => {
       await page.reload();
-      await row.locator(`[data-field="${field}"]`).waitFor();
-      return (await row.locator(`[data-field="${field}"]`).textContent()) === text;
+      const cell = row.locator(field === "health" ? '[data-field="health"] .badge' : `[data-field="${field}"]`);
+      await cell.waitFor();
+      return (await cell.textContent()) === text;
     };
     await until("the failed delivery", () => shows("failed", "1"));
-    assert.equal(await row.locator('[data-field="health"]').textContent(), "failing");
+    assert.equal(await row.locator('[data-field="health"] .badge').textContent(), "failing");
     assert.equal(await row.locator('[data-field="last-success"]').textContent(), "never");
 
     await row.getByRole("button", { name: "Disable" }).click();
-    await until("disabled", async () => (await row.locator('[data-field="health"]').textContent()) === "disabled");
+    await until("disabled", async () => (await row.locator('[data-field="health"] .badge').textContent()) === "disabled");
     await row.getByRole("button", { name: "Enable" }).click();
-    await until("enabled", async () => (await row.locator('[data-field="health"]').textContent()) !== "disabled");
+    await until("enabled", async () => (await row.locator('[data-field="health"] .badge').textContent()) !== "disabled");
 
     await row.getByRole("button", { name: "Rotate secret" }).click();
     await until("a new secret", async () => {
@@ -322,7 +350,7 @@ const scenarios = {
 
     await page.goto(`${BASE}/ui#/`);
     await page.locator("#endpoints [data-webhook]").waitFor();
-    assert.equal(await page.locator('#endpoints [data-field="health"]').textContent(), "healthy");
+    assert.equal(await page.locator('#endpoints [data-field="health"] .badge').textContent(), "healthy");
     assert.equal(await page.locator("#endpoints button").count(), 0, "no actions on the overview");
   },
 
