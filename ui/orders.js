@@ -45,22 +45,17 @@ export async function render(view, params) {
   if (filter.status) query.set("status", filter.status);
   if (filter.user_id) query.set("user_id", filter.user_id);
   if (cursor) query.set("cursor", cursor);
-  const page = await get(`/orders?${query}`);
+  const show = (page) =>
+    results.replaceChildren(
+      page.orders.length ? table(page.orders) : h("p", { class: "muted" }, "No orders match."),
+      pager(filter, cursor, page.next_cursor, page.orders.length),
+    );
+  show(await get(`/orders?${query}`));
   if (session.admin && (filter.status === "" || filter.status === "Failed")) {
     // Once requeued, the listing is read again (it no longer shows them as Failed).
-    const reload = async () => {
-      const again = await get(`/orders?${query}`);
-      results.replaceChildren(
-        again.orders.length ? table(again.orders) : h("p", { class: "muted" }, "No orders match."),
-        pager(filter, cursor, again.next_cursor, again.orders.length),
-      );
-    };
+    const reload = async () => show(await get(`/orders?${query}`));
     view.insertBefore(bulkRetry(filter, () => reload().catch(fail)), results);
   }
-  results.append(
-    page.orders.length ? table(page.orders) : h("p", { class: "muted" }, "No orders match."),
-    pager(filter, cursor, page.next_cursor, page.orders.length),
-  );
   return null;
 }
 

@@ -127,13 +127,7 @@ fn parse(params: &Params) -> Result<i64, Vec<FieldError>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::http::query::params;
 
     #[test]
     fn an_hour_unless_asked_for_one_to_a_day_of_minutes() {

@@ -166,13 +166,7 @@ fn parse(params: &Params) -> Result<(After, usize), Vec<FieldError>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::http::query::params;
 
     #[test]
     fn the_feed_starts_at_the_beginning_a_hundred_at_a_time() {

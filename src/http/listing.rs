@@ -124,13 +124,7 @@ fn parse(params: &Params) -> Result<ListQuery, Vec<FieldError>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::http::query::params;
 
     #[test]
     fn cursors_round_trip_and_strangers_are_refused() {

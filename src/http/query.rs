@@ -97,3 +97,12 @@ impl<'a> Checked<'a> {
 pub fn cursor_after(last: &Uuid) -> String {
     URL_SAFE_NO_PAD.encode(last.as_bytes())
 }
+
+/// Query parameters from pairs, for the parsers' tests.
+#[cfg(test)]
+pub fn params(pairs: &[(&str, &str)]) -> Params {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
