@@ -10,9 +10,10 @@ pub enum StoreError {
     Unavailable(#[source] BoxError),
     #[error("database error")]
     Database(#[source] BoxError),
-    /// A write that was part of a group commit, and the group's failure.
-    #[error("group-committed write failed: {0:?}")]
-    GroupCommit(SharedFailure),
+    /// A write that was part of a group commit, or a read coalesced with others, and
+    /// the failure of the statement that held it.
+    #[error("a statement shared with other callers failed: {0:?}")]
+    Shared(SharedFailure),
     /// The SQLite writer thread has stopped, or panicked on this write.
     #[error("the SQLite writer failed this write or has stopped")]
     WriterStopped,
@@ -86,12 +87,13 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable(_) | Self::GroupCommit(SharedFailure::Unavailable(_))
+            Self::Unavailable(_) | Self::Shared(SharedFailure::Unavailable(_))
         )
     }
 }
 
-/// A group commit's failure, handed to each of the callers whose writes it held.
+/// A shared statement's failure, handed to each of the callers it held (the writes
+/// of a group commit, the lookups of a coalesced read).
 #[derive(Debug, Clone)]
 pub enum SharedFailure {
     Unavailable(String),

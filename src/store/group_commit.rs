@@ -41,7 +41,7 @@ pub(super) fn answer<R>(
         Err(err) => {
             let shared = SharedFailure::from(err);
             for reply in replies {
-                let _ = reply.send(Err(StoreError::GroupCommit(shared.clone())));
+                let _ = reply.send(Err(StoreError::Shared(shared.clone())));
             }
         }
     }
@@ -66,7 +66,7 @@ mod tests {
         for mut answer in answers {
             let err = answer.try_recv().unwrap().unwrap_err();
             assert!(
-                matches!(err, StoreError::GroupCommit(SharedFailure::Failed(_))),
+                matches!(err, StoreError::Shared(SharedFailure::Failed(_))),
                 "{err}"
             );
         }

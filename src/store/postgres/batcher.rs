@@ -49,7 +49,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
 }
 
 fn stopped() -> StoreError {
-    StoreError::GroupCommit(SharedFailure::Failed(
+    StoreError::Shared(SharedFailure::Failed(
         "the group-commit task has stopped".into(),
     ))
 }

@@ -12,6 +12,8 @@ use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use super::batcher::Batcher;
+use super::coalesce::Coalescer;
+use super::orders::{read_orders, read_statuses};
 use super::queue::complete_batch;
 use super::sql::insert_orders;
 use super::{ACQUIRE_TIMEOUT, CHANNEL, EVENTS_CHANNEL, MIGRATOR, PostgresStore};
@@ -68,6 +70,17 @@ impl PostgresStore {
                 async move { complete_batch(&pool, &batch).await }
             }
         });
+        // Each kind of read holds at most a quarter of the pool, so that reads under
+        // load leave at least half of it to writes and claims.
+        let reads_in_flight = (max_connections as usize / 4).clamp(1, 4);
+        let orders = Coalescer::spawn(reads_in_flight, {
+            let pool = pool.clone();
+            move |ids| read_orders(pool.clone(), ids)
+        });
+        let statuses = Coalescer::spawn(reads_in_flight, {
+            let pool = pool.clone();
+            move |ids| read_statuses(pool.clone(), ids)
+        });
         Ok(Self {
             pool,
             new_work,
@@ -75,6 +88,8 @@ impl PostgresStore {
             listener,
             inserts,
             completions,
+            orders,
+            statuses,
         })
     }
 }

@@ -4,9 +4,10 @@
 //! One file per concern, as in every backend: `connect` (pool, listener, migrations,
 //! readiness), `orders`, `queue`, `keys`, `events`, and `sql` (columns, row decoding
 //! and the clause that logs events);
-//! `batcher` is this backend's group commit.
+//! `batcher` is this backend's group commit, and `coalesce` its coalesced reads.
 
 mod batcher;
+mod coalesce;
 mod connect;
 mod consumers;
 mod deliveries;
@@ -26,8 +27,9 @@ use tokio::task::JoinHandle;
 
 use super::ClaimOutcome;
 use super::claims::Completion;
-use crate::domain::Order;
+use crate::domain::{Order, OrderId, OrderStatus};
 use batcher::Batcher;
+use coalesce::Coalescer;
 
 /// The channel the migration's triggers notify when work appears.
 const CHANNEL: &str = "order_processor_new_work";
@@ -59,6 +61,9 @@ pub struct PostgresStore {
     inserts: Batcher<Order, bool>,
     /// Completions, group-committed the same way.
     completions: Batcher<Completion, ClaimOutcome>,
+    /// Reads of an order and of its status by id, coalesced: one statement for many.
+    orders: Coalescer<OrderId, Order>,
+    statuses: Coalescer<OrderId, OrderStatus>,
     /// Forwards NOTIFYs from every instance into `new_work`; stopped on drop.
     listener: JoinHandle<()>,
 }

@@ -1,11 +1,12 @@
-//! Orders in and out: new orders (group-committed), imports, reads, the running
-//! totals and listings.
+//! Orders in and out: new orders (group-committed), imports, reads by id (coalesced),
+//! the running totals and listings.
 
 use async_trait::async_trait;
+use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::PostgresStore;
-use super::sql::{ORDER_COLUMNS, insert_orders, order_from_row, orders_from_rows};
+use super::sql::{ORDER_COLUMNS, insert_orders, orders_from_rows};
 use crate::domain::{Order, OrderId, OrderStatus};
 use crate::store::decode::{corrupt, id_taken, metrics_from_totals};
 use crate::store::{ListQuery, OrderMetrics, Orders, StoreError};
@@ -41,20 +42,11 @@ impl Orders for PostgresStore {
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(order_from_row).transpose()
+        self.orders.get(id).await
     }
 
     async fn status(&self, id: OrderId) -> Result<Option<OrderStatus>, StoreError> {
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await?;
-        status.map(|s| s.parse().map_err(corrupt)).transpose()
+        self.statuses.get(id).await
     }
 
     async fn metrics(&self) -> Result<OrderMetrics, StoreError> {
@@ -96,4 +88,35 @@ impl Orders for PostgresStore {
         let rows = sql.build().fetch_all(&self.pool).await?;
         orders_from_rows(&rows)
     }
+}
+
+/// The orders of one coalesced read (`coalesce`), by id.
+pub(super) async fn read_orders(
+    pool: PgPool,
+    ids: Vec<OrderId>,
+) -> Result<Vec<(OrderId, Order)>, StoreError> {
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY($1)");
+    let rows = sqlx::query(&sql)
+        .bind(ids.iter().map(|id| *id.as_uuid()).collect::<Vec<_>>())
+        .fetch_all(&pool)
+        .await?;
+    Ok(orders_from_rows(&rows)?
+        .into_iter()
+        .map(|order| (order.id, order))
+        .collect())
+}
+
+/// The statuses of one coalesced read, by id.
+pub(super) async fn read_statuses(
+    pool: PgPool,
+    ids: Vec<OrderId>,
+) -> Result<Vec<(OrderId, OrderStatus)>, StoreError> {
+    let rows: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT id, status FROM orders WHERE id = ANY($1)")
+            .bind(ids.iter().map(|id| *id.as_uuid()).collect::<Vec<_>>())
+            .fetch_all(&pool)
+            .await?;
+    rows.into_iter()
+        .map(|(id, status)| Ok((OrderId::from_uuid(id), status.parse().map_err(corrupt)?)))
+        .collect()
 }

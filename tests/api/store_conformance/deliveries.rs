@@ -14,7 +14,7 @@ use order_processor::store::{
 };
 use uuid::Uuid;
 
-use super::{LEASE, at, order};
+use super::{LEASE, at, log_of, order};
 use crate::helpers::{TestDb, on_every_backend};
 
 on_every_backend!(
@@ -57,16 +57,9 @@ async fn two_orders(store: &dyn Store) -> Vec<OrderEvent> {
         store.complete(&claim, None, at(20)).await.unwrap();
     }
     store.insert(&second).await.unwrap();
-    // On PostgreSQL the log is read below the oldest transaction still running
-    // anywhere on the server, which other tests' may hold back for a moment.
-    for _ in 0..500 {
-        let log = store.events_after(0, 100).await.unwrap();
-        if log.len() == 4 {
-            return log;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the log did not show the four events");
+    let log = log_of(store, 4).await;
+    assert_eq!(log.len(), 4, "the log did not show the four events");
+    log
 }
 
 /// Registers `endpoints`, then owes every event of the log to each of them.

@@ -16,12 +16,12 @@ mod results;
 mod transitions;
 mod webhooks;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use order_processor::domain::{
-    ItemIds, Money, Order, OrderId, OrderStatus, Timestamp, UserId, from_millis,
+    ItemIds, Money, Order, OrderEvent, OrderId, OrderStatus, Timestamp, UserId, from_millis,
 };
-use order_processor::store::Rescued;
+use order_processor::store::{Rescued, Store};
 
 pub const T0: i64 = 1_768_471_200_000;
 
@@ -56,3 +56,17 @@ pub fn requeued(requeued: u64) -> Rescued {
 }
 
 pub const LEASE: Duration = Duration::from_secs(30);
+
+/// The log's first `expected` events, once they can be read: on PostgreSQL a reader
+/// sees only positions below the oldest transaction still running anywhere on the
+/// server, which the tests running beside this one may hold back for a moment.
+pub async fn log_of(store: &dyn Store, expected: usize) -> Vec<OrderEvent> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = store.events_after(0, 100).await.unwrap();
+        if log.len() >= expected || Instant::now() > deadline {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
