@@ -12,7 +12,7 @@ use sqlx::postgres::{PgRow, Postgres};
 use sqlx::{Row, Transaction};
 use uuid::Uuid;
 
-use super::PostgresStore;
+use super::{PostgresStore, begin};
 use crate::domain::{Delivery, DeliveryId, DeliveryStatus, OrderId, Timestamp, WebhookId};
 use crate::store::claims::lease_end;
 use crate::store::decode::StoredDelivery;
@@ -161,7 +161,7 @@ impl Deliveries for PostgresStore {
         now: Timestamp,
         lease: Duration,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         let held = sqlx::query(
             "UPDATE event_consumers SET position = $3, lease_expires_at = $4 \
              WHERE name = $1 AND holder = $2",
@@ -372,7 +372,7 @@ impl Deliveries for PostgresStore {
         if attempts.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         lock_endpoints(&mut tx, attempts.iter().map(|a| a.endpoint_id)).await?;
         let steps: Vec<(DeliveryStatus, Option<Timestamp>, Option<Timestamp>)> = attempts
             .iter()
@@ -470,7 +470,7 @@ impl Deliveries for PostgresStore {
         id: DeliveryId,
         now: Timestamp,
     ) -> Result<Option<Delivery>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         lock_endpoints(&mut tx, [endpoint]).await?;
         // The id itself: nothing else is owed again with it.
         let again = sqlx::query(&owe_again("d.endpoint_id = $3 AND d.id = $4"))
@@ -505,7 +505,7 @@ impl Deliveries for PostgresStore {
         since: Timestamp,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         lock_endpoints(&mut tx, [endpoint]).await?;
         let since = DeliveryId::first_at(since);
         let again = sqlx::query(&owe_again(

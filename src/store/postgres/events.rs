@@ -7,8 +7,8 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 
-use super::PostgresStore;
 use super::sql::{EVENT_SELECT, event_from_row};
+use super::{PostgresStore, begin};
 use crate::domain::{EventType, OrderEvent, OrderId, Timestamp};
 use crate::store::decode::corrupt;
 use crate::store::{ActivityCount, Events, Pruned, StoreError};
@@ -85,7 +85,7 @@ impl Events for PostgresStore {
         scan: usize,
         keep_after: i64,
     ) -> Result<Pruned, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         // The window: the next `scan` events by position.
         let (last, oldest): (Option<i64>, Option<Timestamp>) = sqlx::query_as(
             "SELECT max(position), min(occurred_at) FROM (SELECT position, occurred_at \

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::PostgresStore;
 use super::sql::insert_orders;
+use super::{PostgresStore, begin};
 use crate::domain::{Order, OrderId, Timestamp};
 use crate::store::decode::{corrupt, id_taken};
 use crate::store::{IdempotentResponse, KeyedInsert, Keys, StoreError};
@@ -17,7 +17,7 @@ impl Keys for PostgresStore {
         response: &IdempotentResponse,
         live_since: Timestamp,
     ) -> Result<KeyedInsert, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         // An expired key of the same name is replaced; a live one wins. A concurrent
         // insert of the same key waits here for the other transaction, then sees it.
         let key = sqlx::query(

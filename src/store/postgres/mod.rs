@@ -22,11 +22,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Transaction};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::ClaimOutcome;
 use super::claims::Completion;
+use super::{ClaimOutcome, StoreError};
 use crate::domain::{Order, OrderId, OrderStatus};
 use batcher::Batcher;
 use coalesce::Coalescer;
@@ -51,6 +52,20 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// This backend's migrations, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Begins a transaction on a task of its own. sqlx 0.8 cannot be cancelled inside
+/// `begin`: a caller dropped there (its client hung up) leaves the connection inside a
+/// transaction sqlx does not know of, and the pool hands it on; the next users'
+/// statements then fail, or are answered and never committed. On a task of its own
+/// `BEGIN` always finishes, and a transaction nobody waits for any more is rolled back
+/// when dropped, like any other.
+async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
+    let pool = pool.clone();
+    match tokio::spawn(async move { pool.begin().await }).await {
+        Ok(begun) => Ok(begun?),
+        Err(failed) => Err(StoreError::Database(Box::new(failed))),
+    }
+}
 
 /// Orders in a PostgreSQL database shared by any number of instances.
 pub struct PostgresStore {

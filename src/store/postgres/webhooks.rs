@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use super::PostgresStore;
+use super::{PostgresStore, begin};
 use crate::domain::{Timestamp, WebhookEndpoint, WebhookId};
 use crate::store::decode::{StoredEndpoint, event_type_names};
 use crate::store::{StoreError, Webhooks};
@@ -126,7 +126,7 @@ impl Webhooks for PostgresStore {
         // The endpoint's row first: whatever holds it (owing deliveries to it, recording
         // attempts) finishes before, so the next statement sees and removes every
         // delivery it wrote, and nothing is written for it after.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
             .bind(id.as_uuid())
             .execute(&mut *tx)
