@@ -25,6 +25,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let invalid = |err: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, err);
     let processor: Arc<dyn Processor> = match config
+        .processing
         .http_processor()
         .map_err(|err| invalid(err.to_string()))?
     {
@@ -32,15 +33,15 @@ pub async fn run(
             // Scheme, host and path: a query or user info may hold credentials.
             tracing::info!(endpoint = %format_args!("{}{}", url.origin().ascii_serialization(), url.path()),
                            "processing orders by calling PROCESSOR_URL");
-            let connections = usize::from(config.worker_concurrency);
+            let connections = usize::from(config.processing.worker_concurrency);
             Arc::new(
                 HttpProcessor::new(url, secret, connections)
                     .map_err(|err| invalid(format!("building the HTTP client: {err}")))?,
             )
         }
         None => Arc::new(SimulatedProcessor::new(
-            config.processing_time(),
-            config.processing_failure_rate,
+            config.processing.processing_time(),
+            config.processing.processing_failure_rate,
         )),
     };
     run_with_processor(listener, store, processor, config, shutdown).await
@@ -63,15 +64,19 @@ pub async fn run_with_processor(
     // spawns are told to stop.
     let _stop_on_exit = stop.clone().drop_guard();
     tokio::spawn(metrics_upkeep_until_stopped(stop.clone()));
-    let pool = WorkerPool::new(store.clone(), processor, config.worker_settings());
+    let pool = WorkerPool::new(
+        store.clone(),
+        processor,
+        config.processing.worker_settings(),
+    );
     let workers = tokio::spawn(pool.run_until_stopped(stop.clone()));
     tokio::spawn(prune_keys_until_stopped(
         store.clone(),
-        config.idempotency_ttl,
+        config.requests.idempotency_ttl,
         stop.clone(),
     ));
 
-    if let Some(nats) = config.nats() {
+    if let Some(nats) = config.events.nats() {
         tokio::spawn(crate::relay::relay_until_stopped(
             store.clone(),
             nats,
@@ -80,15 +85,15 @@ pub async fn run_with_processor(
     }
     let webhooks = tokio::spawn(crate::webhooks::deliver_until_stopped(
         store.clone(),
-        config.webhook_settings(),
+        config.webhooks.webhook_settings(),
         stop.clone(),
     ));
     // The log's consumers switched on: retention waits for each of them.
     let mut consumers = vec![crate::webhooks::CONSUMER];
-    consumers.extend(config.nats().map(|_| crate::relay::CONSUMER));
+    consumers.extend(config.events.nats().map(|_| crate::relay::CONSUMER));
     tokio::spawn(prune_events_until_stopped(
         store.clone(),
-        config.event_retention,
+        config.events.event_retention,
         consumers,
         stop.clone(),
     ));
@@ -107,23 +112,24 @@ pub async fn run_with_processor(
         .map_err(std::io::Error::other)?;
     let streams = Streams::new(
         feed,
-        usize::try_from(config.max_streams).unwrap_or(usize::MAX),
-        Duration::from_millis(config.sse_heartbeat_ms),
-        Duration::from_millis(config.sse_retry_ms),
+        usize::try_from(config.streams.max_streams).unwrap_or(usize::MAX),
+        Duration::from_millis(config.streams.sse_heartbeat_ms),
+        Duration::from_millis(config.streams.sse_retry_ms),
         stop.clone(),
     );
     let state = AppState::new(Shared {
         store,
         auth,
-        body_limit: config.body_limit(),
-        idempotency_ttl: config.idempotency_ttl,
+        body_limit: config.requests.body_limit(),
+        idempotency_ttl: config.requests.idempotency_ttl,
         idempotency_in_flight: Default::default(),
         rate_limiter: config
+            .requests
             .rate_limit_per_sec
-            .map(|rate| Limiter::new(rate, config.rate_limit_burst.unwrap_or(rate))),
+            .map(|rate| Limiter::new(rate, config.requests.rate_limit_burst.unwrap_or(rate))),
         orders_created: metrics::counter!("orders_created_total"),
         streams,
-        webhook_network: config.webhook_network(),
+        webhook_network: config.webhooks.webhook_network(),
     });
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop_on_signal = stop.clone();
@@ -133,7 +139,7 @@ pub async fn run_with_processor(
     let serving = http::serve(
         listener,
         http::router(state),
-        config.serve_limits(),
+        config.connections.serve_limits(),
         async move {
             shutdown.await;
             tracing::info!("shutdown requested: draining requests and workers");
@@ -141,7 +147,7 @@ pub async fn run_with_processor(
         },
     );
     // A client that keeps a request open must not keep the process from exiting.
-    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let grace = Duration::from_millis(config.processing.shutdown_grace_ms);
     let served = tokio::select! {
         served = serving => served,
         () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {

@@ -6,7 +6,8 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
-use super::{AuthConfig, AuthConfigError, Reach, check_secret};
+use super::caller::Reach;
+use super::settings::{AuthConfig, AuthConfigError, check_secret};
 
 /// The claims `token` writes.
 #[derive(Debug, Serialize)]

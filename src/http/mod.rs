@@ -25,6 +25,7 @@ mod routes;
 mod serve;
 mod state;
 mod status_json;
+mod stream_headers;
 mod streams;
 mod ui;
 mod webhook_json;

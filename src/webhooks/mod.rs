@@ -1,12 +1,17 @@
 //! Webhooks: signed deliveries of the event log to the shop's endpoints. The check an
 //! endpoint's address passes (`network`), the consumer of the log that owes deliveries
 //! and makes their first attempts (`fanout`), the claimers that make every other
-//! attempt and record them (`dispatch`), and one attempt's signed request (`send`).
+//! attempt (`dispatch`), what all senders share (`shared`), one attempt and what
+//! follows it (`attempt`), one attempt's signed request (`send`), and the recorder of
+//! attempts (`record`).
 
+mod attempt;
 mod dispatch;
 mod fanout;
 mod network;
+mod record;
 mod send;
+mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +44,7 @@ pub async fn deliver_until_stopped(
     settings: WebhookSettings,
     stop: CancellationToken,
 ) {
-    let (shared, to_record) = match dispatch::Shared::new(&settings) {
+    let (shared, to_record) = match shared::Shared::new(&settings) {
         Ok(parts) => parts,
         Err(err) => {
             tracing::error!(error = %err, "cannot build the webhook client; webhooks are NOT delivered");
@@ -47,7 +52,7 @@ pub async fn deliver_until_stopped(
         }
     };
     let shared = Arc::new(shared);
-    let recorder = tokio::spawn(dispatch::record(
+    let recorder = tokio::spawn(record::record(
         store.clone(),
         to_record,
         shared.wake.clone(),

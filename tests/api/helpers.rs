@@ -8,7 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use order_processor::app;
 use order_processor::auth::AuthConfig;
-use order_processor::config::{DatabaseConfig, Redacted, ServeConfig};
+use order_processor::config::{
+    ConnectionConfig, DatabaseConfig, EventConfig, ProcessingConfig, Redacted, RequestConfig,
+    ServeConfig, StreamConfig, WebhookConfig,
+};
 use order_processor::domain::{Order, OrderResult};
 use order_processor::store::Store;
 use order_processor::worker::{ProcessingError, Processor};
@@ -142,45 +145,57 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
             database_url: db.url.clone(),
             database_max_connections: 10,
         },
-        worker_concurrency: options.concurrency,
-        processor_url: options
-            .processor_url
-            .as_deref()
-            .map(|url| url.parse().expect("a URL")),
-        processor_secret: options.processor_secret.clone().map(Redacted),
-        processing_time_ms: Some(options.processing_time_ms),
-        lease_timeout_ms: Some(options.lease_ms),
-        shutdown_grace_ms: options.grace_ms,
-        poll_interval_ms: options.poll_ms,
-        processing_timeout_ms: Some(options.processing_timeout_ms),
-        processing_failure_rate: options.failure_rate,
-        max_attempts: options.max_attempts,
-        retry_base_ms: options.retry_base_ms,
-        retry_max_ms: options.retry_max_ms,
-        body_limit_bytes: 65_536,
-        max_connections: options.max_connections,
-        header_read_timeout_ms: options.header_read_timeout_ms,
-        body_read_timeout_ms: options.body_read_timeout_ms,
-        write_timeout_ms: options.write_timeout_ms,
-        event_retention: Duration::from_secs(30 * 86_400),
-        events_nats_url: options.events_nats_url.clone(),
-        events_nats_stream: "ORDERS".into(),
-        webhook_allow_private_networks: options.webhook_allow_private_networks,
-        webhook_timeout_ms: options.webhook_timeout_ms,
-        webhook_retry_scale: options.webhook_retry_scale,
-        webhook_disable_after: options.webhook_disable_after,
-        webhook_concurrency: 64,
-        max_streams: options.max_streams,
-        sse_heartbeat_ms: options.sse_heartbeat_ms,
-        sse_retry_ms: 2_000,
+        processing: ProcessingConfig {
+            worker_concurrency: options.concurrency,
+            processor_url: options
+                .processor_url
+                .as_deref()
+                .map(|url| url.parse().expect("a URL")),
+            processor_secret: options.processor_secret.clone().map(Redacted),
+            processing_time_ms: Some(options.processing_time_ms),
+            lease_timeout_ms: Some(options.lease_ms),
+            shutdown_grace_ms: options.grace_ms,
+            poll_interval_ms: options.poll_ms,
+            processing_timeout_ms: Some(options.processing_timeout_ms),
+            processing_failure_rate: options.failure_rate,
+            max_attempts: options.max_attempts,
+            retry_base_ms: options.retry_base_ms,
+            retry_max_ms: options.retry_max_ms,
+        },
+        connections: ConnectionConfig {
+            max_connections: options.max_connections,
+            header_read_timeout_ms: options.header_read_timeout_ms,
+            body_read_timeout_ms: options.body_read_timeout_ms,
+            write_timeout_ms: options.write_timeout_ms,
+        },
+        events: EventConfig {
+            event_retention: Duration::from_secs(30 * 86_400),
+            events_nats_url: options.events_nats_url.clone(),
+            events_nats_stream: "ORDERS".into(),
+        },
+        webhooks: WebhookConfig {
+            webhook_allow_private_networks: options.webhook_allow_private_networks,
+            webhook_timeout_ms: options.webhook_timeout_ms,
+            webhook_retry_scale: options.webhook_retry_scale,
+            webhook_disable_after: options.webhook_disable_after,
+            webhook_concurrency: 64,
+        },
+        streams: StreamConfig {
+            max_streams: options.max_streams,
+            sse_heartbeat_ms: options.sse_heartbeat_ms,
+            sse_retry_ms: 2_000,
+        },
         auth: options.auth,
-        idempotency_ttl: options.idempotency_ttl,
-        rate_limit_per_sec: options
-            .rate_limit
-            .and_then(|(rate, _)| rate.try_into().ok()),
-        rate_limit_burst: options
-            .rate_limit
-            .and_then(|(_, burst)| burst.try_into().ok()),
+        requests: RequestConfig {
+            body_limit_bytes: 65_536,
+            idempotency_ttl: options.idempotency_ttl,
+            rate_limit_per_sec: options
+                .rate_limit
+                .and_then(|(rate, _)| rate.try_into().ok()),
+            rate_limit_burst: options
+                .rate_limit
+                .and_then(|(_, burst)| burst.try_into().ok()),
+        },
     };
     config.validate().expect("valid test config");
     let store = db.store().await;

@@ -1,7 +1,8 @@
-//! The queue: claims with `FOR UPDATE SKIP LOCKED`, completions (group-committed),
-//! failed attempts, releases, lease rescue, operator retries and cancels. Each change
-//! is one statement that also writes its events (`log_changes`), so the change and its
-//! events commit together.
+//! The queue, one file though over 300 lines because it is one `impl Queue` whose
+//! transitions are written alike and read side by side: claims with `FOR UPDATE SKIP
+//! LOCKED`, completions (group-committed), failed attempts, releases, lease rescue,
+//! operator retries and cancels. Each change is one statement that also writes its
+//! events (`log_changes`), so the change and its events commit together.
 
 use std::sync::LazyLock;
 use std::time::Duration;

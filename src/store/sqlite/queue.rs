@@ -1,6 +1,7 @@
-//! The queue: claims, completions (group-committed by the writer), failed attempts,
-//! releases, lease rescue, operator retries and cancels; each change writes its event
-//! in its transaction.
+//! The queue, one file though over 300 lines because it is one `impl Queue` whose
+//! transitions are written alike and read side by side: claims, completions
+//! (group-committed by the writer), failed attempts, releases, lease rescue, operator
+//! retries and cancels; each change writes its event in its transaction.
 
 use std::time::Duration;
 

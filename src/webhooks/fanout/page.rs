@@ -1,41 +1,27 @@
-//! The webhooks consumer of the log: for each new event and each enabled endpoint that
-//! takes it, one delivery is owed. One instance at a time, under a lease, reads the log
-//! a page at a time and makes each delivery's first attempt itself (an order's
-//! deliveries to an endpoint one after another, orders side by side), then writes every
-//! delivery of the page once, with how its first attempt went, in the transaction that
-//! moves the consumer past the page: so an event is owed exactly once however instances
-//! come and go, and a delivery answered at once costs one row. What the page could not
-//! settle goes to the claimers as rows: a delivery that failed (retried on the
-//! schedule), those of its order behind it, those of an order that already owes one,
-//! and an attempt still in flight when the page stopped waiting (written as claimed, so
-//! its answer is recorded, or it is sent again once the claim lapses). An endpoint gets
-//! no more first attempts in flight than its share of the slots, and none while it is
-//! failing, so a hanging or failing endpoint is left to the claimers and holds up no
-//! other.
+//! One page of the log: owes its events' deliveries, makes their first attempts for a
+//! while, then writes every delivery of the page once, with how its first attempt
+//! went, in the transaction that moves the consumer past the page.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use uuid::Uuid;
 
-use super::dispatch::{self, Made, Shared};
-use super::send::Target;
+use super::chain::{Chain, Sending, send_chain};
+use super::{CONSUMER, LEASE};
 use crate::domain::{
     Delivery, DeliveryId, DeliveryStatus, OrderEvent, OrderId, Timestamp, WebhookId, from_millis,
     now,
 };
-use crate::store::{DeliveryClaim, FinishedAttempt, NextStep, Owed, OwedPage, Store, StoreError};
+use crate::store::{FinishedAttempt, NextStep, Owed, OwedPage, Store, StoreError};
+use crate::webhooks::record::observe;
+use crate::webhooks::send::Target;
+use crate::webhooks::shared::{Made, Shared};
 
-/// The consumer's name in the log.
-pub const CONSUMER: &str = "webhooks";
-/// How long one instance holds the consumer without renewing it.
-const LEASE: Duration = Duration::from_secs(30);
-/// How often the holder renews its lease, and another instance asks for it.
-const RENEW: Duration = Duration::from_secs(5);
 /// Events read from the log at once.
 const PAGE: usize = 1_000;
 /// Most deliveries owed in one page (at least one event's, however many endpoints take
@@ -49,77 +35,8 @@ const SEND_WAIT: Duration = Duration::from_millis(250);
 /// How often the consumer moves along the log while no endpoint is enabled: each move
 /// is a write, which the log's every commit would otherwise cause.
 const IDLE_MOVE: Duration = Duration::from_millis(250);
-/// How often the log is read when no wake-up came (one from another instance may be
-/// lost while the store reconnects).
-const POLL: Duration = Duration::from_millis(500);
 
-/// Owes deliveries, and makes their first attempts, until `stop`.
-pub(super) async fn owe_until_stopped(
-    store: Arc<dyn Store>,
-    shared: Arc<Shared>,
-    disable_after: Duration,
-    stop: CancellationToken,
-) {
-    let holder = Uuid::new_v4();
-    let mut log_changed = store.new_events();
-    // Where the consumer stands and when the lease was last renewed, while held here.
-    let mut held: Option<(i64, Instant)> = None;
-    loop {
-        if held.is_none_or(|(_, renewed)| renewed.elapsed() >= RENEW) {
-            held = match store.hold_consumer(CONSUMER, holder, now(), LEASE).await {
-                Ok(position) => position.map(|p| (p, Instant::now())),
-                Err(err) => {
-                    warn!(error = %err, "holding the webhooks consumer failed; will retry");
-                    held.filter(|(_, renewed)| renewed.elapsed() < LEASE * 2 / 3)
-                }
-            };
-        }
-        let Some((position, _)) = held else {
-            if pause(&stop, RENEW).await {
-                continue;
-            }
-            return;
-        };
-        log_changed.borrow_and_update();
-        let next = owe_next(&*store, &shared, holder, position, disable_after).await;
-        match next {
-            Ok(Next::Moved { to, owed }) => {
-                held = Some((to, Instant::now()));
-                if owed > 0 {
-                    metrics::counter!("webhook_deliveries_owed_total").increment(owed);
-                }
-                if stop.is_cancelled() {
-                    break;
-                }
-            }
-            Ok(Next::Lost) => held = None,
-            Ok(Next::CaughtUp) => {
-                tokio::select! {
-                    // The store gone (only at exit) leaves the poll.
-                    Ok(()) = log_changed.changed() => {}
-                    () = tokio::time::sleep(POLL) => {}
-                    () = stop.cancelled() => break,
-                }
-            }
-            Err(err) => {
-                warn!(error = %err, "owing webhook deliveries failed; will retry");
-                if !pause(&stop, Duration::from_secs(1)).await {
-                    break;
-                }
-            }
-        }
-    }
-    // Let the lease go, so the next instance (or this one, restarted) goes on at once.
-    if let Some((position, _)) = held
-        && let Err(err) = store
-            .advance_consumer(CONSUMER, holder, position, now(), Duration::ZERO)
-            .await
-    {
-        warn!(error = %err, "could not hand the webhooks consumer back; another instance takes it after the lease");
-    }
-}
-
-enum Next {
+pub(super) enum Next {
     /// Moved past events up to `to`, owing `owed` deliveries.
     Moved { to: i64, owed: u64 },
     /// Nothing new in the log.
@@ -128,34 +45,9 @@ enum Next {
     Lost,
 }
 
-/// How one order's deliveries to one endpoint in a page are going, shared by the task
-/// sending them and the page.
-#[derive(Default)]
-struct ChainState {
-    /// The attempts that ended, each with when it started, in the chain's order (all
-    /// delivered but the last).
-    ended: Vec<(FinishedAttempt, Timestamp)>,
-    /// The delivery whose attempt is in flight (its place in the chain), and when it
-    /// started.
-    in_flight: Option<(usize, Timestamp)>,
-    /// Set when the page stops waiting: no other attempt starts, and one that ends after
-    /// it goes to the recorder (the page wrote it as claimed)...
-    cut: bool,
-    /// ...once the page is written: until then it waits here, so that it is never
-    /// recorded before its row exists.
-    written: bool,
-    late: Option<Made>,
-}
-
-/// One order's deliveries to one endpoint in a page, in `seq` order.
-struct Chain {
-    deliveries: Vec<Delivery>,
-    state: Arc<Mutex<ChainState>>,
-}
-
 /// Owes the deliveries of the next page of events after `position`, making their
 /// first attempts.
-async fn owe_next(
+pub(super) async fn owe_next(
     store: &dyn Store,
     shared: &Arc<Shared>,
     holder: Uuid,
@@ -331,7 +223,7 @@ async fn owe_next(
         .map(|o| (o.delivery.id, o.delivery.occurred_at))
         .collect();
     for attempt in &page.attempts {
-        dispatch::observe(&Made {
+        observe(&Made {
             attempt: attempt.clone(),
             occurred_at: occurred[&attempt.id],
         });
@@ -347,89 +239,6 @@ async fn owe_next(
         to: through,
         owed: page.owed.len() as u64,
     })
-}
-
-/// What a chain's task needs beside its deliveries.
-struct Sending {
-    shared: Arc<Shared>,
-    events: Arc<HashMap<i64, OrderEvent>>,
-    target: Arc<Result<Target, String>>,
-    /// The page's claim, under which an attempt cut off in flight is written.
-    token: Uuid,
-    /// Most first attempts in flight to one endpoint.
-    share: usize,
-    /// Cancelled when the page stops waiting.
-    cut: CancellationToken,
-}
-
-/// Sends a chain's deliveries one after another, each once a slot is free, until one
-/// is not delivered, the endpoint has its share in flight, or the page stops waiting.
-async fn send_chain(sending: Sending, chain: Vec<Delivery>, state: Arc<Mutex<ChainState>>) {
-    let Sending {
-        shared,
-        events,
-        target,
-        token,
-        share,
-        cut,
-    } = sending;
-    for (n, delivery) in chain.into_iter().enumerate() {
-        let slot = tokio::select! {
-            slot = shared.slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => return,
-            },
-            () = cut.cancelled() => return,
-        };
-        let started = now();
-        let endpoint = delivery.endpoint_id;
-        let flight = {
-            let mut state = state.lock().expect("not poisoned");
-            if state.cut {
-                return;
-            }
-            let Some(flight) = shared.take_off(endpoint, share) else {
-                // The rest go to the claimers.
-                return;
-            };
-            state.in_flight = Some((n, started));
-            flight
-        };
-        let occurred_at = delivery.occurred_at;
-        let event = events.get(&delivery.event_position).cloned();
-        let claim = DeliveryClaim {
-            delivery: Delivery {
-                attempts: 1,
-                last_attempt_at: Some(started),
-                ..delivery
-            },
-            token,
-        };
-        let attempt = dispatch::attempt(&shared, claim, event, &target).await;
-        drop(flight);
-        drop(slot);
-        let mut state = state.lock().expect("not poisoned");
-        state.in_flight = None;
-        if state.cut {
-            // The page writes it as claimed and in flight: the recorder finishes it,
-            // once that row is written.
-            let made = Made {
-                attempt,
-                occurred_at,
-            };
-            if state.written {
-                let _ = shared.made.send(made);
-            } else {
-                state.late = Some(made);
-            }
-            return;
-        }
-        let delivered = attempt.next == NextStep::Delivered;
-        state.ended.push((attempt, started));
-        if !delivered {
-            return;
-        }
-    }
 }
 
 /// A delivery as its first attempt, started at `started`, left it.
@@ -471,13 +280,5 @@ fn in_flight(delivery: &Delivery, started: Timestamp, token: Uuid, lease: Durati
         },
         settled: true,
         claim: Some(token),
-    }
-}
-
-/// Sleeps, or answers `false` at once if a stop comes first.
-async fn pause(stop: &CancellationToken, wait: Duration) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(wait) => true,
-        () = stop.cancelled() => false,
     }
 }

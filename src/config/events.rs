@@ -1,0 +1,62 @@
+//! The event log's settings: how long events are kept, and the NATS relay.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::parse::parse_duration;
+use crate::relay::NatsSettings;
+
+/// How long events are kept and where they are relayed.
+#[derive(Debug, Clone, Args)]
+pub struct EventConfig {
+    /// How long the events of a `Completed` or `Cancelled` order are kept after it
+    /// finished: a number with s, m, h or d. The orders themselves are kept.
+    #[arg(long, env = "EVENT_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+
+    /// NATS server to relay every event to, through JetStream (`nats://host:port`);
+    /// the relay is off unless set.
+    #[arg(long, env = "EVENTS_NATS_URL", value_parser = parse_nats_url)]
+    pub events_nats_url: Option<String>,
+
+    /// The JetStream stream the relay publishes to (created if missing, covering
+    /// `orders.events.>`).
+    #[arg(long, env = "EVENTS_NATS_STREAM", default_value = "ORDERS",
+          value_parser = parse_stream_name)]
+    pub events_nats_stream: String,
+}
+
+/// `EVENTS_NATS_URL`: `nats://` (or `tls://`) and a host.
+fn parse_nats_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|err| format!("{text:?} is not a URL: {err}"))?;
+    if !matches!(url.scheme(), "nats" | "tls") || url.host().is_none() {
+        return Err(format!("{text:?} is not a nats:// or tls:// URL"));
+    }
+    Ok(text.to_owned())
+}
+
+/// A JetStream stream name: letters, digits, `-` and `_`.
+fn parse_stream_name(text: &str) -> Result<String, String> {
+    if text.is_empty()
+        || text.len() > 64
+        || !text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "{text:?} is not a stream name: 1 to 64 letters, digits, - or _"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+impl EventConfig {
+    /// Where the NATS relay publishes, when `EVENTS_NATS_URL` is set.
+    pub fn nats(&self) -> Option<NatsSettings> {
+        self.events_nats_url.as_ref().map(|url| NatsSettings {
+            url: url.clone(),
+            stream: self.events_nats_stream.clone(),
+        })
+    }
+}

@@ -1,0 +1,28 @@
+//! What every backend does besides holding orders: wake-ups, migrations, readiness.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::{Notify, watch};
+
+use crate::store::StoreError;
+
+/// What every backend does besides holding orders: wake-ups, migrations, readiness.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Notified when work may be waiting: an order committed through this store, one
+    /// returned to the queue, or (where the backend can tell) either of those in
+    /// another instance. Workers still poll as a fallback.
+    fn new_work(&self) -> Arc<Notify>;
+
+    /// Changes when events may have been added to the log, by this instance or (where
+    /// the backend can tell) by another; every reader of the log subscribes its own
+    /// receiver, so none takes a wake-up from another. Readers still poll as a fallback.
+    fn new_events(&self) -> watch::Receiver<()>;
+
+    /// Applies this backend's migrations; safe to run on every start.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// `Ok` when the database answers and every migration this build knows is applied.
+    async fn ready(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,29 @@
+//! Orders in and out: writing new ones, reading them, the running totals, listings.
+
+use async_trait::async_trait;
+
+use crate::domain::{Order, OrderId, OrderStatus};
+use crate::store::{ListQuery, OrderMetrics, StoreError};
+
+/// Orders in and out: writing new ones, reading them, the running totals, listings.
+#[async_trait]
+pub trait Orders: Send + Sync + 'static {
+    /// Commits a new `Pending` order durably before returning.
+    async fn insert(&self, order: &Order) -> Result<(), StoreError>;
+
+    /// Inserts orders whose ids are not yet stored, as they are (any status);
+    /// returns how many were new. Used by `seed`, so running it twice adds nothing.
+    async fn import(&self, orders: &[Order]) -> Result<u64, StoreError>;
+
+    /// One order, if it exists.
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+
+    /// One order's status, if it exists.
+    async fn status(&self, id: OrderId) -> Result<Option<OrderStatus>, StoreError>;
+
+    /// Counts by status and the processing-time sum, from one snapshot.
+    async fn metrics(&self) -> Result<OrderMetrics, StoreError>;
+
+    /// Orders newest first, filtered, at most `query.limit`.
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError>;
+}
