@@ -7,10 +7,38 @@
 
 use tokio::sync::oneshot;
 
-use super::{SharedFailure, StoreError};
+use super::decode::id_taken;
+use super::{IdempotentResponse, KeyedInsert, SharedFailure, StoreError};
+use crate::domain::{Order, Timestamp};
 
 /// Where one caller waits for its write's result.
 pub(super) type Reply<R> = oneshot::Sender<Result<R, StoreError>>;
+
+/// A keyed order waiting for its group: the order, the answer kept under its key, and
+/// the time before which a key of the same name has expired.
+pub(super) struct KeyedOrder {
+    pub order: Order,
+    pub response: IdempotentResponse,
+    pub live_since: Timestamp,
+}
+
+/// What a group commit did with one keyed order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum KeyedOutcome {
+    Stored(KeyedInsert),
+    /// Its key was free but its order's id was not: nothing of it was written.
+    IdTaken,
+}
+
+impl KeyedOutcome {
+    /// The caller's answer: a taken id is that order's failure alone.
+    pub fn into_result(self) -> Result<KeyedInsert, StoreError> {
+        match self {
+            Self::Stored(stored) => Ok(stored),
+            Self::IdTaken => Err(id_taken()),
+        }
+    }
+}
 
 /// `first` and whatever else is queued right now (`next` answers `None` when nothing
 /// is), up to `max` items: under load a group is what arrived during the last commit,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::batcher::Batcher;
 use super::coalesce::Coalescer;
+use super::keys::insert_keyed_batch;
 use super::orders::{read_orders, read_statuses};
 use super::queue::complete_batch;
 use super::sql::insert_orders;
@@ -20,6 +21,7 @@ use super::{ACQUIRE_TIMEOUT, CHANNEL, EVENTS_CHANNEL, MIGRATOR, PostgresStore};
 use crate::domain::{Order, OrderStatus};
 use crate::store::claims::Completion;
 use crate::store::decode::{STATUSES_WITH_TOTALS, check_status_totals, schema_current};
+use crate::store::group_commit::KeyedOrder;
 use crate::store::{Backend, StoreError};
 
 impl PostgresStore {
@@ -63,6 +65,13 @@ impl PostgresStore {
                 }
             }
         });
+        let keyed_inserts = Batcher::spawn({
+            let pool = pool.clone();
+            move |batch: Arc<Vec<KeyedOrder>>| {
+                let pool = pool.clone();
+                async move { insert_keyed_batch(&pool, &batch).await }
+            }
+        });
         let completions = Batcher::spawn({
             let pool = pool.clone();
             move |batch: Arc<Vec<Completion>>| {
@@ -70,14 +79,15 @@ impl PostgresStore {
                 async move { complete_batch(&pool, &batch).await }
             }
         });
-        // Each kind of read holds at most a quarter of the pool, so that reads under
-        // load leave at least half of it to writes and claims.
+        // Each kind of read holds at most a quarter of the pool (one connection in a
+        // pool under eight), so that reads under load leave at least half of a pool of
+        // eight or more to writes and claims.
         let reads_in_flight = (max_connections as usize / 4).clamp(1, 4);
-        let orders = Coalescer::spawn(reads_in_flight, {
+        let orders = Coalescer::spawn(reads_in_flight, ACQUIRE_TIMEOUT, {
             let pool = pool.clone();
             move |ids| read_orders(pool.clone(), ids)
         });
-        let statuses = Coalescer::spawn(reads_in_flight, {
+        let statuses = Coalescer::spawn(reads_in_flight, ACQUIRE_TIMEOUT, {
             let pool = pool.clone();
             move |ids| read_statuses(pool.clone(), ids)
         });
@@ -87,6 +97,7 @@ impl PostgresStore {
             new_events,
             listener,
             inserts,
+            keyed_inserts,
             completions,
             orders,
             statuses,
@@ -122,6 +133,9 @@ async fn forward_notifications(
                 tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
+                // Whatever was notified while it was down is lost: look now.
+                new_work.notify_one();
+                new_events.send_replace(());
             }
         }
     }

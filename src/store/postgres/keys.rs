@@ -1,12 +1,19 @@
-//! Idempotency keys, each committed in the transaction of its order.
+//! Idempotency keys, each committed in the transaction of its order. Keyed orders are
+//! group-committed like the rest: the keys of a batch in one statement, their orders in
+//! the next, one transaction and one commit for all of them.
+
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use sqlx::Row;
+use sqlx::postgres::PgPool;
+use uuid::Uuid;
 
 use super::sql::insert_orders;
 use super::{PostgresStore, begin};
 use crate::domain::{Order, OrderId, Timestamp};
-use crate::store::decode::{corrupt, id_taken};
+use crate::store::decode::corrupt;
+use crate::store::group_commit::{KeyedOrder, KeyedOutcome};
 use crate::store::{IdempotentResponse, KeyedInsert, Keys, StoreError};
 
 #[async_trait]
@@ -17,41 +24,17 @@ impl Keys for PostgresStore {
         response: &IdempotentResponse,
         live_since: Timestamp,
     ) -> Result<KeyedInsert, StoreError> {
-        let mut tx = begin(&self.pool).await?;
-        // An expired key of the same name is replaced; a live one wins. A concurrent
-        // insert of the same key waits here for the other transaction, then sees it.
-        let key = sqlx::query(
-            "INSERT INTO idempotency_keys \
-                 (scope, key, fingerprint, order_id, status, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, \
-                 order_id = EXCLUDED.order_id, status = EXCLUDED.status, body = EXCLUDED.body, \
-                 created_at = EXCLUDED.created_at \
-             WHERE idempotency_keys.created_at < $8",
-        )
-        .bind(&response.scope)
-        .bind(&response.key)
-        .bind(&response.fingerprint)
-        .bind(response.order_id.as_uuid())
-        .bind(i16::try_from(response.status).unwrap_or(i16::MAX))
-        .bind(&response.body)
-        .bind(response.created_at)
-        .bind(live_since)
-        .execute(&mut *tx)
-        .await?;
-        if key.rows_affected() == 0 {
-            return Ok(KeyedInsert::KeyTaken);
+        let keyed = KeyedOrder {
+            order: order.clone(),
+            response: response.clone(),
+            live_since,
+        };
+        let outcome = self.keyed_inserts.submit(keyed).await?.into_result()?;
+        if outcome == KeyedInsert::Inserted {
+            // Wake a local worker without waiting for the NOTIFY round trip.
+            self.new_work.notify_one();
         }
-        let added: Vec<uuid::Uuid> = insert_orders(std::slice::from_ref(order))
-            .fetch_all(&mut *tx)
-            .await?;
-        if added.len() != 1 {
-            // Dropping the transaction rolls the key back with it.
-            return Err(id_taken());
-        }
-        tx.commit().await?;
-        self.new_work.notify_one();
-        Ok(KeyedInsert::Inserted)
+        Ok(outcome)
     }
 
     async fn find_keyed(
@@ -90,4 +73,156 @@ impl Keys for PostgresStore {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// Writes a batch of keyed orders in one transaction: first expired keys of the same
+/// names go, then the keys go in (a live key, or an earlier order of the batch with the
+/// same key, wins, and its order writes nothing), then the orders whose keys went in.
+/// An order whose id is taken rolls the batch back; it is answered alone and the rest
+/// are written again without it, so that its key is never kept without its order.
+pub(super) async fn insert_keyed_batch(
+    pool: &PgPool,
+    batch: &[KeyedOrder],
+) -> Result<Vec<KeyedOutcome>, StoreError> {
+    let mut outcomes: Vec<Option<KeyedOutcome>> = vec![None; batch.len()];
+    loop {
+        let pending: Vec<usize> = (0..batch.len())
+            .filter(|&i| outcomes[i].is_none())
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        let items: Vec<&KeyedOrder> = pending.iter().map(|&i| &batch[i]).collect();
+        let mut tx = begin(pool).await?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys k \
+             USING unnest($1::text[], $2::text[], $3::timestamptz[]) AS d (scope, key, live_since) \
+             WHERE k.scope = d.scope AND k.key = d.key AND k.created_at < d.live_since",
+        )
+        .bind(
+            items
+                .iter()
+                .map(|k| k.response.scope.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|k| k.response.key.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(items.iter().map(|k| k.live_since).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        // In key order, as every instance takes them, so that two batches with keys in
+        // common wait for each other rather than deadlock.
+        let stored: HashSet<(String, String, Uuid)> = sqlx::query(
+            "INSERT INTO idempotency_keys \
+                 (scope, key, fingerprint, order_id, status, body, created_at) \
+             SELECT DISTINCT ON (scope, key) \
+                    scope, key, fingerprint, order_id, status, body, created_at \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::smallint[], \
+                         $6::text[], $7::timestamptz[]) WITH ORDINALITY \
+                  AS t (scope, key, fingerprint, order_id, status, body, created_at, place) \
+             ORDER BY scope, key, place \
+             ON CONFLICT (scope, key) DO NOTHING \
+             RETURNING scope, key, order_id",
+        )
+        .bind(
+            items
+                .iter()
+                .map(|k| k.response.scope.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|k| k.response.key.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|k| k.response.fingerprint.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|k| *k.response.order_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|k| i16::try_from(k.response.status).unwrap_or(i16::MAX))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|k| k.response.body.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|k| k.response.created_at)
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("scope")?,
+                row.try_get("key")?,
+                row.try_get("order_id")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+        let key_in = |k: &KeyedOrder| {
+            stored.contains(&(
+                k.response.scope.clone(),
+                k.response.key.clone(),
+                *k.response.order_id.as_uuid(),
+            ))
+        };
+        let orders: Vec<Order> = items
+            .iter()
+            .filter(|k| key_in(k))
+            .map(|k| k.order.clone())
+            .collect();
+        let added: HashSet<Uuid> = if orders.is_empty() {
+            HashSet::new()
+        } else {
+            insert_orders(&orders)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        let taken: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|&i| key_in(&batch[i]) && !added.contains(batch[i].order.id.as_uuid()))
+            .collect();
+        if !taken.is_empty() {
+            // Dropping the transaction rolls back the keys of these orders with the rest.
+            drop(tx);
+            for i in taken {
+                outcomes[i] = Some(KeyedOutcome::IdTaken);
+            }
+            continue;
+        }
+        tx.commit().await?;
+        for i in pending {
+            outcomes[i] = Some(KeyedOutcome::Stored(if key_in(&batch[i]) {
+                KeyedInsert::Inserted
+            } else {
+                KeyedInsert::KeyTaken
+            }));
+        }
+    }
+    Ok(outcomes.into_iter().flatten().collect())
 }

@@ -27,6 +27,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::claims::Completion;
+use super::group_commit::{KeyedOrder, KeyedOutcome};
 use super::{ClaimOutcome, StoreError};
 use crate::domain::{Order, OrderId, OrderStatus};
 use batcher::Batcher;
@@ -74,6 +75,8 @@ pub struct PostgresStore {
     new_events: Arc<watch::Sender<()>>,
     /// New orders, group-committed: one statement and one commit per batch.
     inserts: Batcher<Order, bool>,
+    /// New orders with idempotency keys, group-committed the same way.
+    keyed_inserts: Batcher<KeyedOrder, KeyedOutcome>,
     /// Completions, group-committed the same way.
     completions: Batcher<Completion, ClaimOutcome>,
     /// Reads of an order and of its status by id, coalesced: one statement for many.

@@ -1,14 +1,16 @@
-//! Idempotency keys, each committed in the transaction of its order.
+//! Idempotency keys, each committed in the transaction of its order: keyed orders
+//! join the writer's group commits (`writer`), each in a savepoint of its own.
 
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
 use super::sql::{insert_new_orders, millis};
 use crate::domain::{Order, OrderId, Timestamp, from_millis};
-use crate::store::decode::{corrupt, id_taken};
+use crate::store::decode::corrupt;
+use crate::store::group_commit::{KeyedOrder, KeyedOutcome};
 use crate::store::{IdempotentResponse, KeyedInsert, Keys, StoreError};
 
 #[async_trait]
@@ -19,43 +21,12 @@ impl Keys for SqliteStore {
         response: &IdempotentResponse,
         live_since: Timestamp,
     ) -> Result<KeyedInsert, StoreError> {
-        let (order, response) = (order.clone(), response.clone());
-        let outcome = self
-            .writer
-            .run(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                // An expired key of the same name is replaced; a live one wins.
-                let stored = tx
-                    .prepare_cached(
-                        "INSERT INTO idempotency_keys \
-                             (scope, key, fingerprint, order_id, status, body, created_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                         ON CONFLICT (scope, key) DO UPDATE SET \
-                             fingerprint = excluded.fingerprint, order_id = excluded.order_id, \
-                             status = excluded.status, body = excluded.body, \
-                             created_at = excluded.created_at \
-                         WHERE idempotency_keys.created_at < ?8",
-                    )?
-                    .execute(params![
-                        response.scope,
-                        response.key,
-                        response.fingerprint,
-                        response.order_id.to_string(),
-                        i64::from(response.status),
-                        response.body,
-                        millis(response.created_at),
-                        millis(live_since),
-                    ])?;
-                if stored == 0 {
-                    return Ok(KeyedInsert::KeyTaken);
-                }
-                if insert_new_orders(&tx, [&order])? != [true] {
-                    return Err(id_taken());
-                }
-                tx.commit()?;
-                Ok(KeyedInsert::Inserted)
-            })
-            .await?;
+        let keyed = KeyedOrder {
+            order: order.clone(),
+            response: response.clone(),
+            live_since,
+        };
+        let outcome = self.writer.insert_keyed(keyed).await?;
         if outcome == KeyedInsert::Inserted {
             self.new_work.notify_one();
         }
@@ -108,4 +79,51 @@ impl Keys for SqliteStore {
             })
             .await
     }
+}
+
+/// Stores one keyed order inside the writer's open transaction, in a savepoint of its
+/// own so that what it writes goes in, or comes out, alone: an expired key of the same
+/// name is replaced, a live one wins and nothing is written; an order whose id is taken
+/// leaves no key behind.
+pub(super) fn store_keyed(
+    conn: &Connection,
+    keyed: &KeyedOrder,
+) -> Result<KeyedOutcome, StoreError> {
+    let KeyedOrder {
+        order,
+        response,
+        live_since,
+    } = keyed;
+    conn.execute_batch("SAVEPOINT keyed")?;
+    let stored = conn
+        .prepare_cached(
+            "INSERT INTO idempotency_keys \
+                 (scope, key, fingerprint, order_id, status, body, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (scope, key) DO UPDATE SET \
+                 fingerprint = excluded.fingerprint, order_id = excluded.order_id, \
+                 status = excluded.status, body = excluded.body, \
+                 created_at = excluded.created_at \
+             WHERE idempotency_keys.created_at < ?8",
+        )?
+        .execute(params![
+            response.scope,
+            response.key,
+            response.fingerprint,
+            response.order_id.to_string(),
+            i64::from(response.status),
+            response.body,
+            millis(response.created_at),
+            millis(*live_since),
+        ])?;
+    if stored == 0 {
+        conn.execute_batch("RELEASE keyed")?;
+        return Ok(KeyedOutcome::Stored(KeyedInsert::KeyTaken));
+    }
+    if insert_new_orders(conn, [order])? != [true] {
+        conn.execute_batch("ROLLBACK TO keyed; RELEASE keyed")?;
+        return Ok(KeyedOutcome::IdTaken);
+    }
+    conn.execute_batch("RELEASE keyed")?;
+    Ok(KeyedOutcome::Stored(KeyedInsert::Inserted))
 }

@@ -1,7 +1,7 @@
 //! The SQLite backend's one writing connection, on a thread of its own. Every write is
-//! a message to that thread; new orders and completions that arrive together are
-//! committed together (group commit: one transaction, one fsync), and each caller is
-//! answered only after its commit.
+//! a message to that thread; new orders (keyed or not) and completions that arrive
+//! together are committed together (group commit: one transaction, one fsync), and
+//! each caller is answered only after its commit.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -9,12 +9,13 @@ use std::sync::Arc;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use super::keys::store_keyed;
 use super::sql::{CHANGED_COLUMNS, changed_from, insert_new_orders, millis, record_changes};
 use crate::domain::{EventType, Order};
 use crate::store::claims::{Completion, claim_outcome};
 use crate::store::decode::id_taken;
-use crate::store::group_commit::{Reply, answer};
-use crate::store::{ClaimOutcome, StoreError};
+use crate::store::group_commit::{KeyedOrder, KeyedOutcome, Reply, answer};
+use crate::store::{ClaimOutcome, KeyedInsert, StoreError};
 
 /// Most group-committed writes in one transaction: bounds how long a commit takes,
 /// and so how long the requests behind it wait.
@@ -25,6 +26,7 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 enum Command {
     Insert(Order, Reply<()>),
+    InsertKeyed(Box<KeyedOrder>, Reply<KeyedInsert>),
     Complete(Completion, Reply<ClaimOutcome>),
     Run(Job),
 }
@@ -59,6 +61,14 @@ impl Writer {
     pub async fn insert(&self, order: Order) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Insert(order, reply))?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Commits a keyed order and its key (with whatever others are waiting), or
+    /// nothing of it when a live key of that name exists, before returning.
+    pub async fn insert_keyed(&self, keyed: KeyedOrder) -> Result<KeyedInsert, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::InsertKeyed(Box::new(keyed), reply))?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -122,25 +132,30 @@ fn write_until_closed(
     while let Some(first) = incoming.blocking_recv() {
         // Whatever queued up while the last commit was being written goes in this one.
         let mut inserts = Vec::new();
+        let mut keyed = Vec::new();
         let mut completions = Vec::new();
         let mut jobs = Vec::new();
         let mut next = Some(first);
         while let Some(command) = next.take() {
             match command {
                 Command::Insert(order, reply) => inserts.push((order, reply)),
+                Command::InsertKeyed(order, reply) => keyed.push((*order, reply)),
                 Command::Complete(completion, reply) => completions.push((completion, reply)),
                 Command::Run(job) => jobs.push(job),
             }
-            if inserts.len() + completions.len() < MAX_GROUP {
+            if inserts.len() + keyed.len() + completions.len() < MAX_GROUP {
                 next = incoming.try_recv().ok();
             }
         }
         // A panic loses only the answers of the writes it was making (their callers
         // are told the write failed), never the writer: every later write still works.
-        if !inserts.is_empty() || !completions.is_empty() {
-            match catch_unwind(AssertUnwindSafe(|| {
-                commit_group(&mut conn, inserts, completions)
-            })) {
+        if !inserts.is_empty() || !keyed.is_empty() || !completions.is_empty() {
+            let group = Group {
+                inserts,
+                keyed,
+                completions,
+            };
+            match catch_unwind(AssertUnwindSafe(|| commit_group(&mut conn, group))) {
                 Ok(true) => new_work.notify_one(),
                 Ok(false) => {}
                 Err(_) => tracing::error!("a group commit panicked; its writes were refused"),
@@ -157,15 +172,28 @@ fn write_until_closed(
 
 type Replies<T, R> = Vec<(T, Reply<R>)>;
 
-/// One transaction for the whole group; returns whether any order was added.
-fn commit_group(
-    conn: &mut Connection,
+/// The writes of one group commit, each with where its caller waits.
+struct Group {
     inserts: Replies<Order, ()>,
+    keyed: Replies<KeyedOrder, KeyedInsert>,
     completions: Replies<Completion, ClaimOutcome>,
-) -> bool {
+}
+
+/// One transaction for the whole group; returns whether any order was added.
+fn commit_group(conn: &mut Connection, group: Group) -> bool {
+    let Group {
+        inserts,
+        keyed,
+        completions,
+    } = group;
     let written = (|| -> Result<_, StoreError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let inserted = insert_new_orders(&tx, inserts.iter().map(|(order, _)| order))?;
+        // A live key or a taken id refuses that keyed order alone.
+        let keyed_outcomes = keyed
+            .iter()
+            .map(|(order, _)| store_keyed(&tx, order))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut complete = tx.prepare_cached(&format!("{COMPLETE} RETURNING {CHANGED_COLUMNS}"))?;
         let mut completed = Vec::with_capacity(completions.len());
         for (completion, _) in &completions {
@@ -183,13 +211,18 @@ fn commit_group(
         }
         drop(complete);
         tx.commit()?;
-        Ok((inserted, completed))
+        Ok((inserted, keyed_outcomes, completed))
     })();
     let insert_replies = inserts.into_iter().map(|(_, reply)| reply);
+    let keyed_replies = keyed.into_iter().map(|(_, reply)| reply);
     let completion_replies = completions.into_iter().map(|(_, reply)| reply);
     match written {
-        Ok((inserted, completed)) => {
-            let added = inserted.iter().any(|new| *new);
+        Ok((inserted, keyed_outcomes, completed)) => {
+            let added = inserted.iter().any(|new| *new)
+                || keyed_outcomes.contains(&KeyedOutcome::Stored(KeyedInsert::Inserted));
+            for (reply, outcome) in keyed_replies.zip(keyed_outcomes) {
+                let _ = reply.send(outcome.into_result());
+            }
             // A taken id fails that order alone, not the others committed with it.
             for (reply, new) in insert_replies.zip(inserted) {
                 let _ = reply.send(if new { Ok(()) } else { Err(id_taken()) });
@@ -199,6 +232,7 @@ fn commit_group(
         }
         Err(err) => {
             answer(insert_replies, Err(&err));
+            answer(keyed_replies, Err(&err));
             answer(completion_replies, Err(&err));
             false
         }

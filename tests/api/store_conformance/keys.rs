@@ -9,6 +9,7 @@ use crate::helpers::{TestDb, on_every_backend};
 on_every_backend!(
     a_keyed_order_and_its_key_are_stored_together_once,
     expired_keys_are_replaced_and_pruned,
+    keyed_orders_at_once_are_each_answered_for_their_own_key,
 );
 
 pub fn keyed(order: &Order, key: &str, created_ms: i64) -> IdempotentResponse {
@@ -77,5 +78,73 @@ async fn expired_keys_are_replaced_and_pruned(db: TestDb) {
         store.metrics().await.unwrap().counts.total(),
         2,
         "orders stay"
+    );
+}
+
+/// Many keyed orders at once, as a loaded service sends them (PostgreSQL writes them in
+/// batches): each key goes in once, with its own order; the others under the same key
+/// write nothing; an order whose id is taken fails alone, its key not kept.
+async fn keyed_orders_at_once_are_each_answered_for_their_own_key(db: TestDb) {
+    let store = db.store().await;
+    let existing = order(0, "alice");
+    store.insert(&existing).await.unwrap();
+    let mut clash = order(1, "alice");
+    clash.id = existing.id;
+    const KEYS: usize = 8;
+    let orders: Vec<Order> = (1..=40).map(|n| order(n, "alice")).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, keyed_order) in orders.iter().cloned().enumerate() {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let response = keyed(&keyed_order, &format!("k-{}", n % KEYS), 1);
+            let outcome = store.insert_keyed(&keyed_order, &response, at(0)).await;
+            (response, outcome.unwrap())
+        });
+    }
+    let clashing = {
+        let store = store.clone();
+        let clash = clash.clone();
+        tokio::spawn(async move {
+            store
+                .insert_keyed(&clash, &keyed(&clash, "clash", 1), at(0))
+                .await
+        })
+    };
+    let mut winners = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (response, outcome) = done.unwrap();
+        let stored = store.get(response.order_id).await.unwrap();
+        match outcome {
+            KeyedInsert::Inserted => {
+                assert!(stored.is_some(), "an inserted order is stored");
+                winners.push(response);
+            }
+            KeyedInsert::KeyTaken => assert_eq!(stored, None, "a loser writes nothing"),
+        }
+    }
+    assert!(clashing.await.unwrap().is_err(), "a taken id fails");
+    assert_eq!(
+        store.find_keyed("alice", "clash", at(0)).await.unwrap(),
+        None
+    );
+
+    winners.sort_by(|a, b| a.key.cmp(&b.key));
+    let keys: Vec<&str> = winners.iter().map(|w| w.key.as_str()).collect();
+    let expected: Vec<String> = (0..KEYS).map(|n| format!("k-{n}")).collect();
+    assert_eq!(keys, expected, "one winner per key");
+    for winner in &winners {
+        assert_eq!(
+            store
+                .find_keyed("alice", &winner.key, at(0))
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(winner),
+            "the key answers as its winner did"
+        );
+    }
+    assert_eq!(
+        store.metrics().await.unwrap().counts.total(),
+        1 + KEYS as u64
     );
 }
