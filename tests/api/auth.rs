@@ -1,6 +1,6 @@
 //! Bearer JWT authentication: which tokens are accepted, the `token` subcommand, and
 //! the start-up warning when authentication is off (public keys: `auth_keys.rs`). (Who may see what, once
-//! authenticated, is in `access.rs`.)
+//! authenticated, is in `access/`.)
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,6 +1,6 @@
 // The dashboard in a real browser (Debian's Chromium, driven by playwright-core): one
 // scenario per run, named on the command line, against a service that
-// tests/api/dashboard.rs started and filled. Exits non-zero, saying why, when the page
+// tests/api/dashboard/ started and filled. Exits non-zero, saying why, when the page
 // does not do what the scenario expects.
 //
 //   BASE_URL=http://127.0.0.1:8080 node tests/browser/dashboard.mjs overview

@@ -1,56 +1,21 @@
-//! The HTTP processor against a real receiver: what each answer does to the order,
-//! the signed headers of every call (checked with the `standardwebhooks` library, not
-//! the service's own code), deadlines and refused connections.
+//! What each answer does to the order (completed with its result kept, refused,
+//! retried, a long error cut, a large answer not kept, a result over several lines
+//! streamed whole), the signed headers of every call, and `Retry-After` setting the
+//! earliest next attempt.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Options, TestApp, TestDb, on_every_backend, spawn_app_with};
+use super::{SECRET, attempt, events_of, options, order_for, user};
+use crate::helpers::{Options, TestDb, on_every_backend, spawn_app_with};
 use crate::receiver::{Call, Receiver, Reply};
 use crate::streams;
 
 on_every_backend!(
     each_answer_decides_the_order_and_every_call_is_signed,
     retry_after_sets_the_earliest_next_attempt,
-    an_answer_past_the_deadline_is_a_failed_attempt,
-    a_refused_connection_is_a_failed_attempt,
 );
-
-/// 32 bytes, as `whsec_` base64.
-pub const SECRET: &str = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
-pub fn options(receiver: &Receiver) -> Options {
-    Options {
-        processor_url: Some(receiver.url.clone()),
-        processor_secret: Some(SECRET.into()),
-        retry_base_ms: 50,
-        retry_max_ms: 1_000,
-        poll_ms: 100,
-        ..Options::default()
-    }
-}
-
-pub fn attempt(call: &Call) -> u64 {
-    call.json()["attempt"].as_u64().expect("attempt")
-}
-
-pub fn user(call: &Call) -> String {
-    call.json()["user_id"].as_str().expect("user_id").to_owned()
-}
-
-pub async fn order_for(app: &TestApp, user: &str) -> String {
-    let body = json!({"user_id": user, "item_ids": ["sku-1", "sku-2"], "total_amount": 10.25});
-    app.create_order(&body).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-pub async fn events_of(app: &TestApp, id: &str) -> Vec<Value> {
-    let history = app.get_json(&format!("/orders/{id}/events")).await;
-    history["events"].as_array().unwrap().clone()
-}
 
 /// Checks one call's headers against its body: signed with the secret (verified by the
 /// reference library), and naming the order and the attempt.
@@ -211,133 +176,4 @@ async fn retry_after_sets_the_earliest_next_attempt(db: TestDb) {
     assert!(gap >= Duration::from_secs(2), "next attempt after {gap:?}");
     assert!(gap < Duration::from_secs(5), "next attempt after {gap:?}");
     app.stop().await;
-}
-
-async fn an_answer_past_the_deadline_is_a_failed_attempt(db: TestDb) {
-    let receiver = Receiver::start(|call| match attempt(call) {
-        1 => Reply::Hang,
-        _ => Reply::status(200, "{}"),
-    })
-    .await;
-    let app = spawn_app_with(
-        db,
-        Options {
-            processing_timeout_ms: 300,
-            ..options(&receiver)
-        },
-    )
-    .await;
-    let id = order_for(&app, "slow").await;
-    let done = app.wait_for_status(&id, "Completed").await;
-    assert_eq!(done["attempts"], 2);
-    let failed = events_of(&app, &id)
-        .await
-        .into_iter()
-        .find(|event| event["type"] == "order.attempt_failed")
-        .expect("the first attempt failed");
-    assert_eq!(
-        failed["data"]["last_error"],
-        "processing timed out after 300 ms"
-    );
-    app.stop().await;
-}
-
-async fn a_refused_connection_is_a_failed_attempt(db: TestDb) {
-    // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/orders", closed.local_addr().unwrap());
-    drop(closed);
-    let app = spawn_app_with(
-        db,
-        Options {
-            processor_url: Some(url),
-            processor_secret: Some(SECRET.into()),
-            retry_base_ms: 50,
-            max_attempts: 2,
-            poll_ms: 100,
-            ..Options::default()
-        },
-    )
-    .await;
-    let id = order_for(&app, "nobody").await;
-    let failed = app.wait_for_status(&id, "Failed").await;
-    assert_eq!(failed["attempts"], 2, "retried, then dead-lettered");
-    let error = failed["last_error"].as_str().unwrap();
-    assert!(error.starts_with("calling the processor failed"), "{error}");
-    app.stop().await;
-}
-
-/// The README's receiver (`examples/receiver.py`) works as the README says.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_example_receiver_completes_orders_and_refuses_what_it_cannot_do() {
-    let example = Python::start();
-    let app = spawn_app_with(
-        TestDb::sqlite(),
-        Options {
-            processor_url: Some(example.url.clone()),
-            processor_secret: Some(SECRET.into()),
-            poll_ms: 100,
-            ..Options::default()
-        },
-    )
-    .await;
-    let small = json!({"user_id": "u", "item_ids": ["a"], "total_amount": 25});
-    let large = json!({"user_id": "u", "item_ids": ["a"], "total_amount": 20000});
-    let small = app.create_order(&small).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let large = app.create_order(&large).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let done = app.wait_for_status(&small, "Completed").await;
-    assert_eq!(
-        done["result"],
-        json!({"charge_id": format!("ch_{}", &small[..8]), "attempt": 1})
-    );
-    let refused = app.wait_for_status(&large, "Failed").await;
-    assert_eq!(refused["attempts"], 1);
-    let error = refused["last_error"].as_str().unwrap();
-    assert!(
-        error.contains("422") && error.contains("over the 10000 limit"),
-        "{error}"
-    );
-    app.stop().await;
-}
-
-/// `examples/receiver.py` on a free port, killed when dropped.
-struct Python {
-    process: std::process::Child,
-    url: String,
-}
-
-impl Python {
-    fn start() -> Self {
-        let mut process = std::process::Command::new("python3")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/receiver.py"))
-            .arg("0")
-            .env("PROCESSOR_SECRET", SECRET)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 runs the example");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(process.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let address = line.trim().strip_prefix("listening on ").expect(&line);
-        Self {
-            process,
-            url: format!("http://{address}/"),
-        }
-    }
-}
-
-impl Drop for Python {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
 }

@@ -1,0 +1,144 @@
+//! What a receiver gets: every event once, signed (verified by the `standardwebhooks`
+//! library) and in each order's `seq` order, only the event types it asked for, and
+//! both signatures during a secret rotation's overlap, then only the new one.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{register, verified, wait_for_calls, webhook_app};
+use crate::auth::call;
+use crate::helpers::{TestDb, on_every_backend};
+use crate::receiver::{Call, Receiver, Reply};
+
+on_every_backend!(
+    every_event_is_delivered_signed_and_in_each_orders_order,
+    only_the_event_types_asked_for_are_delivered,
+    a_rotated_secret_signs_beside_the_new_one_until_the_overlap_ends,
+);
+
+async fn every_event_is_delivered_signed_and_in_each_orders_order(db: TestDb) {
+    let app = webhook_app(db, 1.0).await;
+    let receiver = Receiver::start(|_| Reply::status(200, "ok")).await;
+    let (_, secret) = register(&app, &receiver.url, None).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(app.new_order().await);
+    }
+    app.wait_until_completed(&ids, Duration::from_secs(20))
+        .await;
+    // created, processing, completed for each.
+    wait_for_calls(&receiver, 15, Duration::from_secs(20)).await;
+    // Time for a second copy of any of them to arrive, if one were sent.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = verified(&receiver, &secret);
+    assert_eq!(calls.len(), 15, "each event once");
+    let mut seen: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for call in &calls {
+        let body = call.json();
+        let keys: Vec<&str> = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["data", "timestamp", "type"], "{body}");
+        let order_id = body["data"]["order_id"].as_str().unwrap().to_owned();
+        seen.entry(order_id).or_default().push((
+            call.header("webhook-id").to_owned(),
+            body["type"].as_str().unwrap().to_owned(),
+        ));
+        assert_eq!(call.header("content-type"), "application/json");
+    }
+    for id in &ids {
+        // The receiver saw the order's events as its history lists them: same ids,
+        // same order, and `timestamp` is the event's `occurred_at`.
+        let history = app.get_json(&format!("/orders/{id}/events")).await;
+        let expected: Vec<(String, String)> = history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["event_id"].as_str().unwrap().to_owned(),
+                    e["type"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(seen[id], expected, "{id}");
+        let completed = calls
+            .iter()
+            .map(Call::json)
+            .find(|b| b["data"]["order_id"] == json!(id) && b["type"] == "order.completed")
+            .unwrap();
+        let logged = &history["events"][2];
+        assert_eq!(completed["timestamp"], logged["occurred_at"]);
+        assert_eq!(completed["data"], logged["data"]);
+    }
+}
+
+async fn only_the_event_types_asked_for_are_delivered(db: TestDb) {
+    let app = webhook_app(db, 1.0).await;
+    let completed = Receiver::start(|_| Reply::status(204, "")).await;
+    let everything = Receiver::start(|_| Reply::status(200, "")).await;
+    let (_, secret) = register(&app, &completed.url, Some(&["order.completed"])).await;
+    register(&app, &everything.url, None).await;
+    let ids = vec![app.new_order().await, app.new_order().await];
+    app.wait_until_completed(&ids, Duration::from_secs(20))
+        .await;
+    wait_for_calls(&everything, 6, Duration::from_secs(20)).await;
+    wait_for_calls(&completed, 2, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = verified(&completed, &secret);
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|c| c.json()["type"] == "order.completed"));
+}
+
+async fn a_rotated_secret_signs_beside_the_new_one_until_the_overlap_ends(db: TestDb) {
+    let app = webhook_app(db, 1.0).await;
+    let receiver = Receiver::start(|_| Reply::status(200, "")).await;
+    let (hook, old) = register(&app, &receiver.url, Some(&["order.created"])).await;
+    let rotated = call(
+        &app,
+        Method::POST,
+        &format!("/webhooks/{hook}/rotate-secret"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(rotated.status(), 200);
+    let new = rotated.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.new_order().await;
+    wait_for_calls(&receiver, 1, Duration::from_secs(20)).await;
+    // Receivers on either secret accept it: two signatures, space-separated.
+    verified(&receiver, &old);
+    verified(&receiver, &new);
+    let call = &receiver.calls()[0];
+    assert_eq!(call.header("webhook-signature").split(' ').count(), 2);
+
+    // Once the overlap has ended, only the new secret signs.
+    crate::helpers::execute(
+        &app.db.url,
+        "UPDATE webhook_endpoints SET previous_secret_until = created_at",
+    )
+    .await;
+    app.new_order().await;
+    wait_for_calls(&receiver, 2, Duration::from_secs(20)).await;
+    let last = receiver.calls().pop().unwrap();
+    assert_eq!(last.header("webhook-signature").split(' ').count(), 1);
+    standardwebhooks::Webhook::new(&new)
+        .unwrap()
+        .verify(&last.body, &last.headers)
+        .unwrap();
+    assert!(
+        standardwebhooks::Webhook::new(&old)
+            .unwrap()
+            .verify(&last.body, &last.headers)
+            .is_err()
+    );
+}
