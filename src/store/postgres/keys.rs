@@ -75,9 +75,9 @@ impl Keys for PostgresStore {
     }
 }
 
-/// Writes a batch of keyed orders in one transaction: first expired keys of the same
-/// names go, then the keys go in (a live key, or an earlier order of the batch with the
-/// same key, wins, and its order writes nothing), then the orders whose keys went in.
+/// Writes a batch of keyed orders in one transaction: the keys go in, replacing expired
+/// ones of the same names (a live key, or an earlier order of the batch with the same
+/// key, wins, and its order writes nothing), then the orders whose keys went in.
 /// An order whose id is taken rolls the batch back; it is answered alone and the rest
 /// are written again without it, so that its key is never kept without its order.
 pub(super) async fn insert_keyed_batch(
@@ -94,28 +94,11 @@ pub(super) async fn insert_keyed_batch(
         }
         let items: Vec<&KeyedOrder> = pending.iter().map(|&i| &batch[i]).collect();
         let mut tx = begin(pool).await?;
-        sqlx::query(
-            "DELETE FROM idempotency_keys k \
-             USING unnest($1::text[], $2::text[], $3::timestamptz[]) AS d (scope, key, live_since) \
-             WHERE k.scope = d.scope AND k.key = d.key AND k.created_at < d.live_since",
-        )
-        .bind(
-            items
-                .iter()
-                .map(|k| k.response.scope.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            items
-                .iter()
-                .map(|k| k.response.key.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(items.iter().map(|k| k.live_since).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
-        // In key order, as every instance takes them, so that two batches with keys in
-        // common wait for each other rather than deadlock.
+        // Every key's lock is taken here, in one statement and in key order, as every
+        // instance takes them, so that two batches with keys in common wait for each
+        // other rather than deadlock (a separate statement removing expired keys first
+        // would lock in another order). A key that expired for the order that names it
+        // (created before that order's `live_since`) is replaced.
         let stored: HashSet<(String, String, Uuid)> = sqlx::query(
             "INSERT INTO idempotency_keys \
                  (scope, key, fingerprint, order_id, status, body, created_at) \
@@ -125,7 +108,15 @@ pub(super) async fn insert_keyed_batch(
                          $6::text[], $7::timestamptz[]) WITH ORDINALITY \
                   AS t (scope, key, fingerprint, order_id, status, body, created_at, place) \
              ORDER BY scope, key, place \
-             ON CONFLICT (scope, key) DO NOTHING \
+             ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, \
+                 order_id = EXCLUDED.order_id, status = EXCLUDED.status, \
+                 body = EXCLUDED.body, created_at = EXCLUDED.created_at \
+             WHERE idempotency_keys.created_at < ( \
+                 SELECT d.live_since \
+                 FROM unnest($1::text[], $2::text[], $8::timestamptz[]) WITH ORDINALITY \
+                      AS d (scope, key, live_since, place) \
+                 WHERE d.scope = EXCLUDED.scope AND d.key = EXCLUDED.key \
+                 ORDER BY d.place LIMIT 1) \
              RETURNING scope, key, order_id",
         )
         .bind(
@@ -170,6 +161,7 @@ pub(super) async fn insert_keyed_batch(
                 .map(|k| k.response.created_at)
                 .collect::<Vec<_>>(),
         )
+        .bind(items.iter().map(|k| k.live_since).collect::<Vec<_>>())
         .fetch_all(&mut *tx)
         .await?
         .iter()
@@ -208,8 +200,10 @@ pub(super) async fn insert_keyed_batch(
             .filter(|&i| key_in(&batch[i]) && !added.contains(batch[i].order.id.as_uuid()))
             .collect();
         if !taken.is_empty() {
-            // Dropping the transaction rolls back the keys of these orders with the rest.
-            drop(tx);
+            // The keys of these orders go back with the rest, before the batch is tried
+            // again (a dropped transaction would roll back only later, while the next
+            // attempt could wait on its keys).
+            tx.rollback().await?;
             for i in taken {
                 outcomes[i] = Some(KeyedOutcome::IdTaken);
             }

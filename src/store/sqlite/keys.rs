@@ -82,9 +82,10 @@ impl Keys for SqliteStore {
 }
 
 /// Stores one keyed order inside the writer's open transaction, in a savepoint of its
-/// own so that what it writes goes in, or comes out, alone: an expired key of the same
-/// name is replaced, a live one wins and nothing is written; an order whose id is taken
-/// leaves no key behind.
+/// own: an expired key of the same name is replaced, a live one wins and nothing is
+/// written, and an order whose id is taken is rolled back to the savepoint, leaving no
+/// key behind, while the rest of the group goes on. A failure of the database itself
+/// fails the whole group, as it does for unkeyed inserts.
 pub(super) fn store_keyed(
     conn: &Connection,
     keyed: &KeyedOrder,

@@ -189,7 +189,8 @@ fn commit_group(conn: &mut Connection, group: Group) -> bool {
     let written = (|| -> Result<_, StoreError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let inserted = insert_new_orders(&tx, inserts.iter().map(|(order, _)| order))?;
-        // A live key or a taken id refuses that keyed order alone.
+        // A live key or a taken id refuses that keyed order alone; a database error
+        // fails the group.
         let keyed_outcomes = keyed
             .iter()
             .map(|(order, _)| store_keyed(&tx, order))
