@@ -119,49 +119,16 @@ pub(super) async fn insert_keyed_batch(
                  ORDER BY d.place LIMIT 1) \
              RETURNING scope, key, order_id",
         )
-        .bind(
-            items
-                .iter()
-                .map(|k| k.response.scope.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            items
-                .iter()
-                .map(|k| k.response.key.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            items
-                .iter()
-                .map(|k| k.response.fingerprint.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            items
-                .iter()
-                .map(|k| *k.response.order_id.as_uuid())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            items
-                .iter()
-                .map(|k| i16::try_from(k.response.status).unwrap_or(i16::MAX))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            items
-                .iter()
-                .map(|k| k.response.body.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            items
-                .iter()
-                .map(|k| k.response.created_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind(items.iter().map(|k| k.live_since).collect::<Vec<_>>())
+        .bind(column(&items, |k| k.response.scope.as_str()))
+        .bind(column(&items, |k| k.response.key.as_str()))
+        .bind(column(&items, |k| k.response.fingerprint.as_str()))
+        .bind(column(&items, |k| *k.response.order_id.as_uuid()))
+        .bind(column(&items, |k| {
+            i16::try_from(k.response.status).unwrap_or(i16::MAX)
+        }))
+        .bind(column(&items, |k| k.response.body.as_str()))
+        .bind(column(&items, |k| k.response.created_at))
+        .bind(column(&items, |k| k.live_since))
         .fetch_all(&mut *tx)
         .await?
         .iter()
@@ -173,17 +140,22 @@ pub(super) async fn insert_keyed_batch(
             ))
         })
         .collect::<Result<_, sqlx::Error>>()?;
-        let key_in = |k: &KeyedOrder| {
-            stored.contains(&(
-                k.response.scope.clone(),
-                k.response.key.clone(),
-                *k.response.order_id.as_uuid(),
-            ))
-        };
+        // Whether each pending order's key went in, in `pending`'s order.
+        let key_in: Vec<bool> = items
+            .iter()
+            .map(|k| {
+                stored.contains(&(
+                    k.response.scope.clone(),
+                    k.response.key.clone(),
+                    *k.response.order_id.as_uuid(),
+                ))
+            })
+            .collect();
         let orders: Vec<Order> = items
             .iter()
-            .filter(|k| key_in(k))
-            .map(|k| k.order.clone())
+            .zip(&key_in)
+            .filter(|(_, went_in)| **went_in)
+            .map(|(k, _)| k.order.clone())
             .collect();
         let added: HashSet<Uuid> = if orders.is_empty() {
             HashSet::new()
@@ -196,8 +168,9 @@ pub(super) async fn insert_keyed_batch(
         };
         let taken: Vec<usize> = pending
             .iter()
-            .copied()
-            .filter(|&i| key_in(&batch[i]) && !added.contains(batch[i].order.id.as_uuid()))
+            .zip(&key_in)
+            .filter(|&(&i, &went_in)| went_in && !added.contains(batch[i].order.id.as_uuid()))
+            .map(|(&i, _)| i)
             .collect();
         if !taken.is_empty() {
             // The keys of these orders go back with the rest, before the batch is tried
@@ -210,8 +183,8 @@ pub(super) async fn insert_keyed_batch(
             continue;
         }
         tx.commit().await?;
-        for i in pending {
-            outcomes[i] = Some(KeyedOutcome::Stored(if key_in(&batch[i]) {
+        for (i, went_in) in pending.into_iter().zip(key_in) {
+            outcomes[i] = Some(KeyedOutcome::Stored(if went_in {
                 KeyedInsert::Inserted
             } else {
                 KeyedInsert::KeyTaken
@@ -219,4 +192,9 @@ pub(super) async fn insert_keyed_batch(
         }
     }
     Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// One column of a batch, as an array to bind.
+fn column<'a, T>(items: &[&'a KeyedOrder], value: impl Fn(&'a KeyedOrder) -> T) -> Vec<T> {
+    items.iter().map(|&k| value(k)).collect()
 }
