@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::attempt::attempt;
-use super::send::Target;
+use super::send::current_targets;
 use super::shared::{Made, Shared};
 use crate::domain::{OrderEvent, WebhookId, now};
 use crate::store::{DeliveryRooms, Store, StoreError};
@@ -104,23 +104,16 @@ async fn claim_and_send(store: &Arc<dyn Store>, shared: &Arc<Shared>) -> Result<
         .into_iter()
         .map(|event| (event.position, event))
         .collect();
-    let mut targets: HashMap<WebhookId, Arc<Result<Target, String>>> = endpoints
-        .iter()
-        .map(|e| (e.id, Arc::new(Target::of(e, at))))
-        .collect();
+    // Read after the claim, not with the list above: an attempt made after a change
+    // to its endpoint (a rotated secret, a new URL) goes out as the endpoint is now.
+    let targets = current_targets(
+        store.as_ref(),
+        at,
+        claims.iter().map(|claim| claim.delivery.endpoint_id),
+    )
+    .await?;
     for claim in claims {
-        let target = match targets.get(&claim.delivery.endpoint_id) {
-            Some(target) => target.clone(),
-            // Registered after the list was read.
-            None => {
-                let target = Arc::new(match store.endpoint(claim.delivery.endpoint_id).await? {
-                    Some(endpoint) => Target::of(&endpoint, at),
-                    None => Err("the endpoint was removed".to_owned()),
-                });
-                targets.insert(claim.delivery.endpoint_id, target.clone());
-                target
-            }
-        };
+        let target = targets[&claim.delivery.endpoint_id].clone();
         // `None` only if retention took it, which it does not while it is owed.
         let event = events.get(&claim.delivery.event_position).cloned();
         let slot = taken.split(1).expect("a slot for every claim");

@@ -2,6 +2,7 @@
 //! client that follows no redirect, uses no proxy from the environment and connects
 //! only to addresses the network policy allows.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -9,9 +10,10 @@ use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
 use super::network::{CheckedResolver, NetworkPolicy, refused};
-use crate::domain::{Timestamp, WebhookEndpoint, WebhookHost};
+use crate::domain::{Timestamp, WebhookEndpoint, WebhookHost, WebhookId};
 use crate::outbound::{error_text, read_up_to, retry_after, unreachable};
 use crate::signature::SigningSecret;
+use crate::store::{Store, StoreError};
 
 /// Most of a success's body read (and dropped); a longer one costs its connection.
 const SUCCESS_BODY_BYTES: usize = 64 * 1024;
@@ -39,6 +41,30 @@ impl Target {
             secrets,
         })
     }
+}
+
+/// Every endpoint as deliveries at `now` see it, read at the time of the call: a caller
+/// reads them after it has learnt what it will send (events, claims), so a delivery of
+/// anything that happened after a change to its endpoint (a rotated secret, a new URL)
+/// goes out as the endpoint is since that change. An endpoint in `wanted` that is no
+/// longer listed was removed meanwhile, and its attempts fail with that reason.
+pub async fn current_targets(
+    store: &dyn Store,
+    now: Timestamp,
+    wanted: impl IntoIterator<Item = WebhookId>,
+) -> Result<HashMap<WebhookId, Arc<Result<Target, String>>>, StoreError> {
+    let mut targets: HashMap<WebhookId, Arc<Result<Target, String>>> = store
+        .endpoints()
+        .await?
+        .iter()
+        .map(|endpoint| (endpoint.id, Arc::new(Target::of(endpoint, now))))
+        .collect();
+    for id in wanted {
+        targets
+            .entry(id)
+            .or_insert_with(|| Arc::new(Err("the endpoint was removed".to_owned())));
+    }
+    Ok(targets)
 }
 
 /// What an attempt got back.

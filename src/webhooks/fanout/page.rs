@@ -19,7 +19,7 @@ use crate::domain::{
 };
 use crate::store::{FinishedAttempt, NextStep, Owed, OwedPage, Store, StoreError};
 use crate::webhooks::record::observe;
-use crate::webhooks::send::Target;
+use crate::webhooks::send::current_targets;
 use crate::webhooks::shared::{Made, Shared};
 
 /// Events read from the log at once.
@@ -126,10 +126,10 @@ pub(super) async fn owe_next(
             .map(|e| (e.position, e))
             .collect(),
     );
-    let targets: HashMap<WebhookId, Arc<Result<Target, String>>> = endpoints
-        .iter()
-        .map(|e| (e.id, Arc::new(Target::of(e, at))))
-        .collect();
+    // Read after the events: an event committed after a change to its endpoint (a
+    // new secret, a new URL) goes out as the endpoint is now. The list read before the
+    // events still decides who is owed what.
+    let targets = current_targets(store, at, endpoints.iter().map(|e| e.id)).await?;
     // A failing endpoint is left to the claimers: they give each endpoint its share.
     let failing: HashSet<WebhookId> = endpoints
         .iter()

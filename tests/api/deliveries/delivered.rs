@@ -1,6 +1,7 @@
 //! What a receiver gets: every event once, signed (verified by the `standardwebhooks`
 //! library) and in each order's `seq` order, only the event types it asked for, and
-//! both signatures during a secret rotation's overlap, then only the new one.
+//! both signatures during a secret rotation's overlap, then only the new one, and the new
+//! one on everything that happens after the rotation.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,13 +11,14 @@ use serde_json::{Value, json};
 
 use super::{register, verified, wait_for_calls, webhook_app};
 use crate::auth::call;
-use crate::helpers::{TestDb, on_every_backend};
+use crate::helpers::{TestDb, on_every_backend, order_body};
 use crate::receiver::{Call, Receiver, Reply};
 
 on_every_backend!(
     every_event_is_delivered_signed_and_in_each_orders_order,
     only_the_event_types_asked_for_are_delivered,
     a_rotated_secret_signs_beside_the_new_one_until_the_overlap_ends,
+    an_order_created_after_a_rotation_is_signed_with_the_new_secret,
 );
 
 async fn every_event_is_delivered_signed_and_in_each_orders_order(db: TestDb) {
@@ -141,4 +143,59 @@ async fn a_rotated_secret_signs_beside_the_new_one_until_the_overlap_ends(db: Te
             .verify(&last.body, &last.headers)
             .is_err()
     );
+}
+
+/// Rotations while the log is busy (orders created all along wake the sender again and
+/// again): the first delivery of an order created after a rotation answered
+/// carries that rotation's secret, however the sender's reads fell around it.
+async fn an_order_created_after_a_rotation_is_signed_with_the_new_secret(db: TestDb) {
+    let app = webhook_app(db, 1.0).await;
+    let receiver = Receiver::start(|_| Reply::status(200, "")).await;
+    let (hook, _) = register(&app, &receiver.url, None).await;
+    // Orders created all along keep the sender reading endpoints and the log.
+    let busy = tokio_util::sync::CancellationToken::new();
+    let background = tokio::spawn({
+        let (client, url, busy) = (app.client.clone(), app.url("/orders"), busy.clone());
+        async move {
+            while !busy.is_cancelled() {
+                let answer = client.post(&url).json(&order_body()).send().await.unwrap();
+                assert_eq!(answer.status(), 201);
+            }
+        }
+    });
+    for round in 0..30 {
+        let rotated = call(
+            &app,
+            Method::POST,
+            &format!("/webhooks/{hook}/rotate-secret"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(rotated.status(), 200);
+        let secret = rotated.json::<Value>().await.unwrap()["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let id = app.new_order().await;
+        let created = |calls: Vec<Call>| {
+            calls.into_iter().find(|c| {
+                let body = c.json();
+                body["data"]["order_id"] == id.as_str() && body["type"] == "order.created"
+            })
+        };
+        crate::helpers::eventually(
+            Duration::from_secs(20),
+            "the order's creation delivered",
+            || async { created(receiver.calls()).is_some() },
+        )
+        .await;
+        let delivery = created(receiver.calls()).unwrap();
+        standardwebhooks::Webhook::new(&secret)
+            .unwrap()
+            .verify(&delivery.body, &delivery.headers)
+            .unwrap_or_else(|err| panic!("round {round}: {err:?}"));
+    }
+    busy.cancel();
+    background.await.unwrap();
 }
