@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use tokio::sync::broadcast;
@@ -29,6 +29,11 @@ const ORDER_BACKLOG_FRAMES: usize = 64;
 /// How often the log is read when no wake-up arrives: wake-ups from other instances
 /// can be lost while the LISTEN connection reconnects.
 const POLL: Duration = Duration::from_millis(500);
+
+/// How often the end of the log is noted while no stream is open: at most this much
+/// of the log is read again when the first stream opens, a few thousand events at
+/// the highest write rates, well within `BACKLOG_FRAMES`.
+const NOTE_END: Duration = Duration::from_millis(20);
 
 /// Most events read from the log in one go, by the feed and by a stream catching up.
 pub(super) const PAGE: usize = 1_000;
@@ -144,18 +149,23 @@ async fn follow(
     stop: CancellationToken,
 ) {
     let mut wake = store.new_events();
+    let mut noted = Instant::now();
     loop {
         // With no stream open, only the end of the log is noted, not read: the log's
         // cost stays off the write path until someone follows it. The streams are
         // counted again after the end is read: a stream that opened before that reads
         // everything up to the end from the log itself, and for one that opened
-        // meanwhile the cursor stays where it was.
-        if !feed.has_streams() {
+        // meanwhile the cursor stays where it was. Noted at most every `NOTE_END`, not
+        // at every commit: an older cursor is as sound (a stream skips what it has
+        // already sent), and the first stream after a quiet spell costs one read of
+        // the events committed since.
+        if !feed.has_streams() && noted.elapsed() >= NOTE_END {
             match store.last_position().await {
                 Ok(end) if !feed.has_streams() => cursor = end,
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "reading the event log failed"),
             }
+            noted = Instant::now();
         }
         if feed.has_streams() {
             match forward(&*store, &feed, cursor).await {

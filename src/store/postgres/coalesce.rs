@@ -1,5 +1,5 @@
 //! The PostgreSQL backend's coalesced reads: concurrent lookups by id queue here and
-//! go to the database together, one statement (`WHERE id = ANY($1)`) for all that
+//! go to the database together, one statement (a lookup per id) for all that
 //! arrived while the statements before it ran, with a few statements in flight at once.
 //! A statement starts after every lookup it holds was asked, so it sees every commit
 //! acknowledged before the lookup: coalescing never answers from an older snapshot.
