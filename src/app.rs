@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
 use crate::http::{self, AppState, Limiter, LiveFeed, Shared, Streams};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::worker::{HttpProcessor, Processor, SimulatedProcessor, WorkerPool};
 
 /// Serves on `listener` until `shutdown` resolves, with the processor the
@@ -227,30 +227,17 @@ async fn prune_events_until_stopped(
                 continue;
             }
         };
-        let (mut after, mut pruned) = (0, 0);
-        loop {
-            match store
+        let store = &store;
+        let Some(pruned) = in_windows(&stop, "events", 0, |after| async move {
+            let window = store
                 .prune_events(before, after, PRUNE_WINDOW, keep_after)
-                .await
-            {
-                Ok(window) => {
-                    pruned += window.deleted;
-                    match window.next_after {
-                        Some(next) => after = next,
-                        None => break,
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "pruning events failed; will retry");
-                    break;
-                }
-            }
-            // Room for other writes between windows.
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(50)) => {}
-                () = stop.cancelled() => return,
-            }
-        }
+                .await?;
+            Ok((window.deleted, window.next_after))
+        })
+        .await
+        else {
+            return;
+        };
         if pruned > 0 {
             tracing::info!(
                 pruned,
@@ -258,30 +245,55 @@ async fn prune_events_until_stopped(
             );
         }
         // Webhook deliveries done (delivered, or failed for good) are kept as long.
-        let mut pruned = 0;
-        loop {
-            match store.prune_deliveries(before, PRUNE_WINDOW).await {
-                Ok(deleted) => {
-                    pruned += deleted;
-                    if deleted < PRUNE_WINDOW as u64 {
-                        break;
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "pruning webhook deliveries failed; will retry");
-                    break;
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(50)) => {}
-                () = stop.cancelled() => return,
-            }
-        }
+        let Some(pruned) = in_windows(&stop, "webhook deliveries", (), |()| async move {
+            let deleted = store.prune_deliveries(before, PRUNE_WINDOW).await?;
+            Ok((deleted, (deleted >= PRUNE_WINDOW as u64).then_some(())))
+        })
+        .await
+        else {
+            return;
+        };
         if pruned > 0 {
             tracing::info!(
                 pruned,
                 "deleted webhook deliveries done before EVENT_RETENTION"
             );
+        }
+    }
+}
+
+/// Deletes in windows until `window` answers no cursor to go on from, with a pause
+/// between windows that leaves room for other writes; answers how many rows went
+/// (a failure ends the round, to be tried again at the next), or `None` once `stop`
+/// came.
+async fn in_windows<C, F, Fut>(
+    stop: &CancellationToken,
+    what: &str,
+    start: C,
+    mut window: F,
+) -> Option<u64>
+where
+    F: FnMut(C) -> Fut,
+    Fut: Future<Output = Result<(u64, Option<C>), StoreError>>,
+{
+    let (mut cursor, mut pruned) = (start, 0);
+    loop {
+        match window(cursor).await {
+            Ok((deleted, next)) => {
+                pruned += deleted;
+                match next {
+                    Some(next) => cursor = next,
+                    None => return Some(pruned),
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "pruning {what} failed; will retry");
+                return Some(pruned);
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            () = stop.cancelled() => return None,
         }
     }
 }

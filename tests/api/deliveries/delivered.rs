@@ -102,19 +102,7 @@ async fn a_rotated_secret_signs_beside_the_new_one_until_the_overlap_ends(db: Te
     let app = webhook_app(db, 1.0).await;
     let receiver = Receiver::start(|_| Reply::status(200, "")).await;
     let (hook, old) = register(&app, &receiver.url, Some(&["order.created"])).await;
-    let rotated = call(
-        &app,
-        Method::POST,
-        &format!("/webhooks/{hook}/rotate-secret"),
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(rotated.status(), 200);
-    let new = rotated.json::<Value>().await.unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new = rotate(&app, &hook).await;
     app.new_order().await;
     wait_for_calls(&receiver, 1, Duration::from_secs(20)).await;
     // Receivers on either secret accept it: two signatures, space-separated.
@@ -164,19 +152,7 @@ async fn an_order_created_after_a_rotation_is_signed_with_the_new_secret(db: Tes
         }
     });
     for round in 0..30 {
-        let rotated = call(
-            &app,
-            Method::POST,
-            &format!("/webhooks/{hook}/rotate-secret"),
-            None,
-            None,
-        )
-        .await;
-        assert_eq!(rotated.status(), 200);
-        let secret = rotated.json::<Value>().await.unwrap()["secret"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let secret = rotate(&app, &hook).await;
         let id = app.new_order().await;
         let created = |calls: Vec<Call>| {
             calls.into_iter().find(|c| {
@@ -198,4 +174,21 @@ async fn an_order_created_after_a_rotation_is_signed_with_the_new_secret(db: Tes
     }
     busy.cancel();
     background.await.unwrap();
+}
+
+/// Rotates the endpoint's secret; answers the new one.
+async fn rotate(app: &crate::helpers::TestApp, hook: &str) -> String {
+    let rotated = call(
+        app,
+        Method::POST,
+        &format!("/webhooks/{hook}/rotate-secret"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(rotated.status(), 200);
+    rotated.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
