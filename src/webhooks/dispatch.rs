@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::attempt::attempt;
-use super::send::current_targets;
+use super::send::{current_targets, targets_of};
 use super::shared::{Made, Shared};
 use crate::domain::{OrderEvent, WebhookId, now};
 use crate::store::{DeliveryRooms, Store, StoreError};
@@ -106,12 +106,16 @@ async fn claim_and_send(store: &Arc<dyn Store>, shared: &Arc<Shared>) -> Result<
         .collect();
     // Read after the claim, not with the list above: an attempt made after a change
     // to its endpoint (a rotated secret, a new URL) goes out as the endpoint is now.
-    let targets = current_targets(
-        store.as_ref(),
-        at,
-        claims.iter().map(|claim| claim.delivery.endpoint_id),
-    )
-    .await?;
+    // The claims are taken by then: if that read fails, they go out as the list above
+    // has them rather than wait for their leases to run out.
+    let claimed = claims.iter().map(|claim| claim.delivery.endpoint_id);
+    let targets = match current_targets(store.as_ref(), at, claimed.clone()).await {
+        Ok(targets) => targets,
+        Err(err) => {
+            warn!(error = %err, "reading the webhook endpoints again failed; sending as read before the claim");
+            targets_of(&endpoints, at, claimed)
+        }
+    };
     for claim in claims {
         let target = targets[&claim.delivery.endpoint_id].clone();
         // `None` only if retention took it, which it does not while it is owed.

@@ -46,16 +46,23 @@ impl Target {
 /// Every endpoint as deliveries at `now` see it, read at the time of the call: a caller
 /// reads them after it has learnt what it will send (events, claims), so a delivery of
 /// anything that happened after a change to its endpoint (a rotated secret, a new URL)
-/// goes out as the endpoint is since that change. An endpoint in `wanted` that is no
-/// longer listed was removed meanwhile, and its attempts fail with that reason.
+/// goes out as the endpoint is since that change.
 pub async fn current_targets(
     store: &dyn Store,
     now: Timestamp,
     wanted: impl IntoIterator<Item = WebhookId>,
 ) -> Result<HashMap<WebhookId, Arc<Result<Target, String>>>, StoreError> {
-    let mut targets: HashMap<WebhookId, Arc<Result<Target, String>>> = store
-        .endpoints()
-        .await?
+    Ok(targets_of(&store.endpoints().await?, now, wanted))
+}
+
+/// `endpoints` as deliveries at `now` see them. An endpoint in `wanted` that is not
+/// among them was removed meanwhile, and its attempts fail with that reason.
+pub fn targets_of(
+    endpoints: &[WebhookEndpoint],
+    now: Timestamp,
+    wanted: impl IntoIterator<Item = WebhookId>,
+) -> HashMap<WebhookId, Arc<Result<Target, String>>> {
+    let mut targets: HashMap<WebhookId, Arc<Result<Target, String>>> = endpoints
         .iter()
         .map(|endpoint| (endpoint.id, Arc::new(Target::of(endpoint, now))))
         .collect();
@@ -64,7 +71,7 @@ pub async fn current_targets(
             .entry(id)
             .or_insert_with(|| Arc::new(Err("the endpoint was removed".to_owned())));
     }
-    Ok(targets)
+    targets
 }
 
 /// What an attempt got back.

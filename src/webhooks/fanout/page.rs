@@ -19,7 +19,7 @@ use crate::domain::{
 };
 use crate::store::{FinishedAttempt, NextStep, Owed, OwedPage, Store, StoreError};
 use crate::webhooks::record::observe;
-use crate::webhooks::send::current_targets;
+use crate::webhooks::send::targets_of;
 use crate::webhooks::shared::{Made, Shared};
 
 /// Events read from the log at once.
@@ -86,6 +86,11 @@ pub(super) async fn owe_next(
     if events.is_empty() {
         return Ok(Next::CaughtUp);
     }
+    // From here on the endpoints as they are now, read after the events: one
+    // registered since the list above was read is owed what happened once it existed
+    // (`owes` compares the times), and an event committed after a change to its
+    // endpoint (a new secret, a new URL) goes out as the endpoint is since.
+    let endpoints = store.endpoints().await?;
     let at = now();
     let (mut chains, mut count, mut through) = (Vec::<Chain>::new(), 0, position);
     let mut chain_of: HashMap<(OrderId, WebhookId), usize> = HashMap::new();
@@ -126,10 +131,7 @@ pub(super) async fn owe_next(
             .map(|e| (e.position, e))
             .collect(),
     );
-    // Read after the events: an event committed after a change to its endpoint (a
-    // new secret, a new URL) goes out as the endpoint is now. The list read before the
-    // events still decides who is owed what.
-    let targets = current_targets(store, at, endpoints.iter().map(|e| e.id)).await?;
+    let targets = targets_of(&endpoints, at, std::iter::empty());
     // A failing endpoint is left to the claimers: they give each endpoint its share.
     let failing: HashSet<WebhookId> = endpoints
         .iter()

@@ -137,17 +137,20 @@ async fn a_rotated_secret_signs_beside_the_new_one_until_the_overlap_ends(db: Te
 /// again): the first delivery of an order created after a rotation answered
 /// carries that rotation's secret, however the sender's reads fell around it.
 async fn an_order_created_after_a_rotation_is_signed_with_the_new_secret(db: TestDb) {
+    // A steady stream of commits: not beside the tests that time things.
+    let _flood = crate::helpers::DISK_QUIET.write().await;
     let app = webhook_app(db, 1.0).await;
     let receiver = Receiver::start(|_| Reply::status(200, "")).await;
-    let (hook, _) = register(&app, &receiver.url, None).await;
-    // Orders created all along keep the sender reading endpoints and the log.
+    let (hook, _) = register(&app, &receiver.url, Some(&["order.created"])).await;
+    // Orders created all along (about 200 a second) keep the sender reading endpoints
+    // and the log. Their answers do not matter here.
     let busy = tokio_util::sync::CancellationToken::new();
     let background = tokio::spawn({
         let (client, url, busy) = (app.client.clone(), app.url("/orders"), busy.clone());
         async move {
             while !busy.is_cancelled() {
-                let answer = client.post(&url).json(&order_body()).send().await.unwrap();
-                assert_eq!(answer.status(), 201);
+                let _ = client.post(&url).json(&order_body()).send().await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
     });
@@ -155,10 +158,9 @@ async fn an_order_created_after_a_rotation_is_signed_with_the_new_secret(db: Tes
         let secret = rotate(&app, &hook).await;
         let id = app.new_order().await;
         let created = |calls: Vec<Call>| {
-            calls.into_iter().find(|c| {
-                let body = c.json();
-                body["data"]["order_id"] == id.as_str() && body["type"] == "order.created"
-            })
+            calls
+                .into_iter()
+                .find(|c| c.json()["data"]["order_id"] == id.as_str())
         };
         crate::helpers::eventually(
             Duration::from_secs(20),
