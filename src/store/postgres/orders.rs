@@ -1,6 +1,8 @@
 //! Orders in and out: new orders (group-committed), imports, reads by id (coalesced),
 //! the running totals and listings.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder, Row};
@@ -90,25 +92,26 @@ impl Orders for PostgresStore {
     }
 }
 
-/// The statuses of the ids bound as `$1`, one lookup of the primary key per id. Not
-/// `WHERE id = ANY($1)`: on `orders` partitioned by id (SCALING.md), that searches
-/// every partition (a prepared statement's generic plan cannot prune by an array) for
-/// every id, where a lookup per id is pruned to the one partition that can hold it
-/// while the statement runs. On the plain table both are one index search per id.
-const BY_ID_STATUSES: &str = "SELECT o.id, o.status FROM unnest($1::uuid[]) AS k (id) \
-     CROSS JOIN LATERAL (SELECT id, status FROM orders WHERE orders.id = k.id) AS o";
+/// `columns` of the orders whose ids are bound as `$1`, one lookup of the primary key
+/// per id. Not `WHERE id = ANY($1)`: on `orders` partitioned by id (SCALING.md), that
+/// searches every partition (a prepared statement's generic plan cannot prune by an
+/// array) for every id, where a lookup per id is pruned to the one partition that can
+/// hold it while the statement runs. On the plain table both are one index search per
+/// id.
+fn by_ids(columns: &str) -> String {
+    format!(
+        "SELECT o.* FROM unnest($1::uuid[]) AS k (id) \
+         CROSS JOIN LATERAL (SELECT {columns} FROM orders WHERE orders.id = k.id) AS o"
+    )
+}
 
-/// The orders of one coalesced read (`coalesce`), by id, looked up as `BY_ID_STATUSES`
-/// looks up statuses.
+/// The orders of one coalesced read (`coalesce`), by id.
 pub(super) async fn read_orders(
     pool: PgPool,
     ids: Vec<OrderId>,
 ) -> Result<Vec<(OrderId, Order)>, StoreError> {
-    let sql = format!(
-        "SELECT o.* FROM unnest($1::uuid[]) AS k (id) \
-         CROSS JOIN LATERAL (SELECT {ORDER_COLUMNS} FROM orders WHERE orders.id = k.id) AS o"
-    );
-    let rows = sqlx::query(&sql)
+    static SQL: LazyLock<String> = LazyLock::new(|| by_ids(ORDER_COLUMNS));
+    let rows = sqlx::query(SQL.as_str())
         .bind(ids.iter().map(|id| *id.as_uuid()).collect::<Vec<_>>())
         .fetch_all(&pool)
         .await?;
@@ -123,7 +126,8 @@ pub(super) async fn read_statuses(
     pool: PgPool,
     ids: Vec<OrderId>,
 ) -> Result<Vec<(OrderId, OrderStatus)>, StoreError> {
-    let rows: Vec<(uuid::Uuid, String)> = sqlx::query_as(BY_ID_STATUSES)
+    static SQL: LazyLock<String> = LazyLock::new(|| by_ids("id, status"));
+    let rows: Vec<(uuid::Uuid, String)> = sqlx::query_as(SQL.as_str())
         .bind(ids.iter().map(|id| *id.as_uuid()).collect::<Vec<_>>())
         .fetch_all(&pool)
         .await?;
