@@ -33,6 +33,16 @@ use crate::store::{
 const FAILED_MATCHING: &str = "status = 'Failed' AND ($1::text IS NULL OR user_id = $1) \
      AND ($2::timestamptz IS NULL OR failed_at <= $2)";
 
+/// How a claim or a rescue updates the rows its `FOR UPDATE SKIP LOCKED` subquery `p`
+/// picked: by the version it locked (`ctid`), with the id beside it so that on a
+/// partitioned `orders` only the one partition is searched. Neither the statistics nor
+/// the size of the queue can turn this into a scan: the ids as an array searched with
+/// the status (`status = 'Pending' AND id = ANY(...)`) read the whole queue index for
+/// each claim when the statistics counted few `Pending` orders (SCALING.md). A version
+/// the subquery locked only after following a change committed during the statement
+/// is not visible to the update and is left for the next round, still as it was.
+const PICKED: &str = "o.ctid = p.row_at AND o.id = p.picked";
+
 /// Most leases one rescue takes back: each statement's events must fit the 4,095
 /// positions of one transaction (migration 0005); a larger backlog takes several.
 pub(super) const RESCUE_BATCH: i64 = 1_000;
@@ -47,12 +57,29 @@ fn logged(change: &str, event_type: &str, occurred_at: &str) -> String {
     )
 }
 
+/// How a change of current claims finds its rows: the batch as arrays (`$1` the ids,
+/// `$2` the tokens, `columns` more of them, `v` naming them), each row by its primary key
+/// and its token. A token is set only while `Processing` (a CHECK), so no status is
+/// named: given one, a plan made when the statistics counted few `Processing` orders
+/// read every one of them, and every dead entry of one, for each batch (SCALING.md).
+/// These statements are planned at each run (`persistent(false)`): a plan kept from
+/// when the table was small (a scan of it, hashed against the batch) would be kept as
+/// the table grows, and the planning is small beside a batch.
+fn current_claims(columns: &str, names: &str) -> String {
+    format!(
+        "FROM unnest($1::uuid[], $2::uuid[]{columns}) AS v (claimed, token{names}) \
+         WHERE orders.id = v.claimed AND orders.claim_token = v.token"
+    )
+}
+
 /// Moves the lease end of every current claim in the batch on; the orders themselves do
 /// not change (so no event, and no new `event_xid`).
-const EXTEND: &str = "UPDATE orders SET lease_expires_at = $3 \
-     FROM unnest($1::uuid[], $2::uuid[]) AS v (claimed, token) \
-     WHERE orders.id = v.claimed AND orders.claim_token = v.token \
-     AND orders.status = 'Processing' RETURNING orders.id, orders.claim_token";
+static EXTEND: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE orders SET lease_expires_at = $3 {} RETURNING orders.id, orders.claim_token",
+        current_claims("", "")
+    )
+});
 
 #[async_trait]
 impl Queue for PostgresStore {
@@ -65,17 +92,17 @@ impl Queue for PostgresStore {
         let token = Uuid::new_v4();
         let lease_expires_at = lease_end(now, lease);
         // SKIP LOCKED: concurrent claimers in any instance pass over each other's rows
-        // instead of waiting on them, and never take the same order. The picked ids go
-        // to the update as an array, so each row is found by its primary key: joined
-        // to a CTE instead, the planner hashed the whole table for every claim.
+        // instead of waiting on them, and never take the same order. The update takes
+        // the very row versions picked and locked (`PICKED`).
         static SQL: LazyLock<String> = LazyLock::new(|| {
             logged(
                 &format!(
                     "UPDATE orders o SET status = 'Processing', claim_token = $1, \
                             lease_expires_at = $2, attempts = o.attempts + 1, {NEXT_EVENT} \
-                     WHERE o.status = 'Pending' AND o.id = ANY(ARRAY( \
-                         SELECT id FROM orders WHERE status = 'Pending' AND available_at <= $3 \
-                         ORDER BY available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED))"
+                     FROM (SELECT ctid AS row_at, id AS picked FROM orders \
+                           WHERE status = 'Pending' AND available_at <= $3 \
+                           ORDER BY available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) AS p \
+                     WHERE {PICKED}"
                 ),
                 &literal(EventType::Processing),
                 "$3::timestamptz",
@@ -120,7 +147,8 @@ impl Queue for PostgresStore {
         let until = lease_end(now, lease);
         let ids: Vec<Uuid> = claims.iter().map(|c| *c.order.id.as_uuid()).collect();
         let tokens: Vec<Uuid> = claims.iter().map(|c| c.token).collect();
-        let extended: Vec<(Uuid, Uuid)> = sqlx::query_as(EXTEND)
+        let extended: Vec<(Uuid, Uuid)> = sqlx::query_as(EXTEND.as_str())
+            .persistent(false)
             .bind(ids)
             .bind(tokens)
             .bind(until)
@@ -202,15 +230,15 @@ impl Queue for PostgresStore {
             literal(Cause::RescueAndRequeue.event_type()),
         );
         let sql = format!(
-            "WITH changed AS (UPDATE orders SET \
+            "WITH changed AS (UPDATE orders o SET \
                  status = CASE WHEN attempts >= $1 THEN 'Failed' ELSE 'Pending' END, \
                  failed_at = CASE WHEN attempts >= $1 THEN $2 END, \
                  available_at = $2, last_error = $3, claim_token = NULL, lease_expires_at = NULL, \
                  {NEXT_EVENT} \
-             WHERE id = ANY(ARRAY(SELECT id FROM orders \
-                                  WHERE status = 'Processing' AND lease_expires_at < $2 \
-                                  LIMIT $4 FOR UPDATE SKIP LOCKED)) \
-             AND status = 'Processing' AND lease_expires_at < $2 \
+             FROM (SELECT ctid AS row_at, id AS picked FROM orders \
+                   WHERE status = 'Processing' AND lease_expires_at < $2 \
+                   LIMIT $4 FOR UPDATE SKIP LOCKED) AS p \
+             WHERE {PICKED} \
              RETURNING {CHANGED_COLUMNS}), {} \
              SELECT status FROM changed",
             log_changes(&event_type, "$2::timestamptz"),
@@ -378,9 +406,8 @@ where
 /// Completes a batch of claims in one guarded statement that also logs their events;
 /// only rows whose claim is still current change, and `RETURNING` says which.
 ///
-/// The batch goes in as three arrays, so every batch size is one statement text (one
-/// prepared statement and plan per connection, where a `VALUES` list was a new one per
-/// size), and each row is found by its primary key whatever else is `Processing`.
+/// The batch goes in as arrays, so every batch size is one statement text, and each
+/// claim is found by its own lookup whatever else is `Processing` (`current_claims`).
 pub(super) async fn complete_batch(
     pool: &PgPool,
     batch: &[Completion],
@@ -395,15 +422,14 @@ pub(super) async fn complete_batch(
         format!(
             "WITH changed AS (UPDATE orders SET status = 'Completed', completed_at = v.done_at, \
                     result = v.answer, claim_token = NULL, lease_expires_at = NULL, {NEXT_EVENT} \
-             FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[]) \
-                  AS v (claimed, token, done_at, answer) \
-             WHERE orders.id = v.claimed AND orders.claim_token = v.token \
-             AND orders.status = 'Processing' RETURNING {CHANGED_COLUMNS}, v.token), {} \
+             {} RETURNING {CHANGED_COLUMNS}, v.token), {} \
              SELECT id, token FROM changed",
+            current_claims(", $3::timestamptz[], $4::text[]", ", done_at, answer"),
             log_changes(&literal(EventType::Completed), "completed_at"),
         )
     });
     let applied: Vec<(Uuid, Uuid)> = sqlx::query_as(SQL.as_str())
+        .persistent(false)
         .bind(ids)
         .bind(tokens)
         .bind(times)
