@@ -35,12 +35,14 @@ const FAILED_MATCHING: &str = "status = 'Failed' AND ($1::text IS NULL OR user_i
 
 /// How a claim or a rescue updates the rows its `FOR UPDATE SKIP LOCKED` subquery `p`
 /// picked: by the version it locked (`ctid`), with the id beside it so that on a
-/// partitioned `orders` only the one partition is searched. Neither the statistics nor
-/// the size of the queue can turn this into a scan: the ids as an array searched with
-/// the status (`status = 'Pending' AND id = ANY(...)`) read the whole queue index for
-/// each claim when the statistics counted few `Pending` orders (SCALING.md). A version
-/// the subquery locked only after following a change committed during the statement
-/// is not visible to the update and is left for the next round, still as it was.
+/// partitioned `orders` only the one partition is searched. A fetch by version costs the
+/// same whatever the size or statistics of the queue, and in every plan measured
+/// (SCALING.md) it stayed one fetch per row; the ids as an array searched with the
+/// status (`status = 'Pending' AND id = ANY(...)`) read the whole queue index for each
+/// claim when the plan was made on a small table or the statistics counted few
+/// `Pending` orders. A version the subquery locked only after following a change
+/// committed during the statement is not visible to the update and is left for the next
+/// round, still as it was.
 const PICKED: &str = "o.ctid = p.row_at AND o.id = p.picked";
 
 /// Most leases one rescue takes back: each statement's events must fit the 4,095
@@ -59,16 +61,19 @@ fn logged(change: &str, event_type: &str, occurred_at: &str) -> String {
 
 /// How a change of current claims finds its rows: the batch as arrays (`$1` the ids,
 /// `$2` the tokens, `columns` more of them, `v` naming them), each row by its primary key
-/// and its token. A token is set only while `Processing` (a CHECK), so no status is
-/// named: given one, a plan made when the statistics counted few `Processing` orders
-/// read every one of them, and every dead entry of one, for each batch (SCALING.md).
-/// These statements are planned at each run (`persistent(false)`): a plan kept from
-/// when the table was small (a scan of it, hashed against the batch) would be kept as
-/// the table grows, and the planning is small beside a batch.
+/// and its token, with a lease: a token and a lease are set together only while
+/// `Processing` (a CHECK), so no status is named. Given one, a plan made when the
+/// statistics counted few `Processing` orders read every one of them, and every dead
+/// entry of one, for each batch (SCALING.md). These statements are planned at each run
+/// (`persistent(false)`, which costs a second round trip to the database): a plan kept
+/// from when the table was small (a scan of it, hashed against the batch) would be kept
+/// as the table grows. The planning is spread over a batch under load; at a batch of
+/// one it costs more than it saves (SCALING.md has both).
 fn current_claims(columns: &str, names: &str) -> String {
     format!(
         "FROM unnest($1::uuid[], $2::uuid[]{columns}) AS v (claimed, token{names}) \
-         WHERE orders.id = v.claimed AND orders.claim_token = v.token"
+         WHERE orders.id = v.claimed AND orders.claim_token = v.token \
+         AND orders.lease_expires_at IS NOT NULL"
     )
 }
 
