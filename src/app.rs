@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
+use crate::background::Background;
 use crate::config::ServeConfig;
 use crate::http::{self, AppState, Limiter, LiveFeed, Shared, Streams};
 use crate::store::{Store, StoreError};
@@ -76,27 +77,7 @@ pub async fn run_with_processor(
         stop.clone(),
     ));
 
-    if let Some(nats) = config.events.nats() {
-        tokio::spawn(crate::relay::relay_until_stopped(
-            store.clone(),
-            nats,
-            stop.clone(),
-        ));
-    }
-    let webhooks = tokio::spawn(crate::webhooks::deliver_until_stopped(
-        store.clone(),
-        config.webhooks.webhook_settings(),
-        stop.clone(),
-    ));
-    // The log's consumers switched on: retention waits for each of them.
-    let mut consumers = vec![crate::webhooks::CONSUMER];
-    consumers.extend(config.events.nats().map(|_| crate::relay::CONSUMER));
-    tokio::spawn(prune_events_until_stopped(
-        store.clone(),
-        config.events.event_retention,
-        consumers,
-        stop.clone(),
-    ));
+    let background = start_background(store.clone(), config, stop.clone())?;
 
     let auth = Authenticator::from_config(&config.auth)
         .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?
@@ -162,10 +143,73 @@ pub async fn run_with_processor(
     }
     // Deliveries in flight are recorded, or their timeout passes; either way they are
     // not lost (an unrecorded one is sent again).
-    if let Err(err) = webhooks.await {
-        tracing::error!(error = ?err, "webhook deliveries ended abnormally");
+    if !background.finished().await {
+        tracing::error!("the background thread (webhooks, relay, retention) ended abnormally");
     }
     served
+}
+
+/// Starts the event log's consumers (webhook deliveries, and the NATS relay when
+/// `EVENTS_NATS_URL` is set) and its retention on the background thread, at
+/// `BACKGROUND_NICE`; they end once `stop` is cancelled and their work in flight is
+/// recorded.
+fn start_background(
+    store: Arc<dyn Store>,
+    config: &ServeConfig,
+    stop: CancellationToken,
+) -> std::io::Result<Background> {
+    let (nats, webhooks) = (config.events.nats(), config.webhooks.webhook_settings());
+    let retention = config.events.event_retention;
+    // The log's consumers switched on: retention waits for each of them.
+    let mut consumers = vec![crate::webhooks::CONSUMER];
+    consumers.extend(nats.as_ref().map(|_| crate::relay::CONSUMER));
+    Background::start(config.events.background_nice, move || async move {
+        let Some(store) = background_store(store, &stop).await else {
+            return;
+        };
+        let relay = nats.map(|nats| {
+            tokio::spawn(crate::relay::relay_until_stopped(
+                store.clone(),
+                nats,
+                stop.clone(),
+            ))
+        });
+        tokio::spawn(prune_events_until_stopped(
+            store.clone(),
+            retention,
+            consumers,
+            stop.clone(),
+        ));
+        crate::webhooks::deliver_until_stopped(store, webhooks, stop).await;
+        if let Some(relay) = relay {
+            // The relay hands its lease back on stopping, unless NATS holds it up.
+            let _ = tokio::time::timeout(RELAY_STOP_WAIT, relay).await;
+        }
+    })
+}
+
+/// How long a stopping relay may wait for NATS before the process goes on exiting.
+const RELAY_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// The store as the background thread uses it, retried while the database cannot be
+/// reached; `None` if stopped first.
+async fn background_store(
+    store: Arc<dyn Store>,
+    stop: &CancellationToken,
+) -> Option<Arc<dyn Store>> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match store.clone().for_background().await {
+            Ok(store) => return Some(store),
+            Err(err) => tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64,
+                                       "the background thread cannot reach the database yet"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop.cancelled() => return None,
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
 }
 
 /// Forgets idempotency keys past their time to live, a few times per TTL.

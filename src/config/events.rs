@@ -1,4 +1,5 @@
-//! The event log's settings: how long events are kept, and the NATS relay.
+//! The event log's settings: how long events are kept, the NATS relay, and the
+//! priority of the thread its consumers run on.
 
 use std::time::Duration;
 
@@ -25,6 +26,14 @@ pub struct EventConfig {
     #[arg(long, env = "EVENTS_NATS_STREAM", default_value = "ORDERS",
           value_parser = parse_stream_name)]
     pub events_nats_stream: String,
+
+    /// The CPU priority (nice value, 0 to 19) of the background thread, where the
+    /// webhook deliveries, the NATS relay and the log's retention run: higher yields
+    /// more to the API and the workers while the cores are saturated, at the cost of
+    /// deliveries that trail until the load eases; 0 runs them at the API's priority.
+    #[arg(long, env = "BACKGROUND_NICE", default_value_t = 19,
+          value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub background_nice: u8,
 }
 
 /// `EVENTS_NATS_URL`: `nats://` (or `tls://`) and a host.

@@ -50,6 +50,11 @@ impl Server {
             .map_or(0.0, |kb| kb / 1024.0)
     }
 
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.process.try_wait().expect("wait").is_none()

@@ -35,6 +35,7 @@ fn help_shows_every_setting_with_its_default() {
         ("MAX_ATTEMPTS", "5"),
         ("RETRY_BASE_MS", "1000"),
         ("RETRY_MAX_MS", "300000"),
+        ("BACKGROUND_NICE", "19"),
     ] {
         // The setting's own entry (entries are apart by an empty line).
         let entry = help
@@ -107,6 +108,8 @@ fn invalid_settings_fail_at_start_up_naming_the_setting() {
             "--processing-failure-rate",
         ),
         ("MAX_ATTEMPTS", "0", "--max-attempts"),
+        ("BACKGROUND_NICE", "20", "--background-nice"),
+        ("BACKGROUND_NICE", "-5", "--background-nice"),
         ("RETRY_MAX_MS", "10", "RETRY_MAX_MS"),
         (
             "DATABASE_MAX_CONNECTIONS",

@@ -6,6 +6,7 @@
 mod access;
 mod auth;
 mod auth_keys;
+mod background;
 mod binary;
 mod body_properties;
 mod helpers;

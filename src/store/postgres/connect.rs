@@ -17,35 +17,54 @@ use super::keys::insert_keyed_batch;
 use super::orders::{read_orders, read_statuses};
 use super::queue::complete_batch;
 use super::sql::insert_orders;
-use super::{ACQUIRE_TIMEOUT, CHANNEL, EVENTS_CHANNEL, MIGRATOR, PostgresStore};
+use super::{
+    ACQUIRE_TIMEOUT, BACKGROUND_CONNECTIONS, CHANNEL, EVENTS_CHANNEL, MIGRATOR, PostgresStore,
+};
 use crate::domain::{Order, OrderStatus};
 use crate::store::claims::Completion;
 use crate::store::decode::{STATUSES_WITH_TOTALS, check_status_totals, schema_current};
 use crate::store::group_commit::KeyedOrder;
-use crate::store::{Backend, StoreError};
+use crate::store::{Backend, Store, StoreError};
 
 impl PostgresStore {
     /// Connects a pool of up to `max_connections`, plus one listening connection.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?.application_name("order-processor");
+        Self::connect_with(options, max_connections, None).await
+    }
+
+    /// Connects as [`connect`](Self::connect) does, with parsed options; given the
+    /// wake-ups of another store of this process, it shares them and opens no
+    /// listening connection of its own.
+    async fn connect_with(
+        options: PgConnectOptions,
+        max_connections: u32,
+        wakeups: Option<(Arc<Notify>, Arc<watch::Sender<()>>)>,
+    ) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
-            // The listener holds one pooled connection for good; the rest serve queries.
-            .max_connections(max_connections.max(1) + 1)
+            // A listener holds one pooled connection for good; the rest serve queries.
+            .max_connections(max_connections.max(1) + u32::from(wakeups.is_none()))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             // No ping before each use: a dead connection fails its query, which is
             // handled like any outage, and a round trip per request is saved.
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen_all([CHANNEL, EVENTS_CHANNEL]).await?;
-        let new_work = Arc::new(Notify::new());
-        let new_events = Arc::new(watch::Sender::new(()));
-        let listener = tokio::spawn(forward_notifications(
-            listener,
-            new_work.clone(),
-            new_events.clone(),
-        ));
+        let (new_work, new_events, listener) = match wakeups {
+            Some((new_work, new_events)) => (new_work, new_events, None),
+            None => {
+                let mut listener = PgListener::connect_with(&pool).await?;
+                listener.listen_all([CHANNEL, EVENTS_CHANNEL]).await?;
+                let new_work = Arc::new(Notify::new());
+                let new_events = Arc::new(watch::Sender::new(()));
+                let listener = tokio::spawn(forward_notifications(
+                    listener,
+                    new_work.clone(),
+                    new_events.clone(),
+                ));
+                (new_work, new_events, Some(listener))
+            }
+        };
         let inserts = Batcher::spawn({
             let pool = pool.clone();
             move |orders: Arc<Vec<Order>>| {
@@ -149,6 +168,14 @@ impl Backend for PostgresStore {
 
     fn new_events(&self) -> watch::Receiver<()> {
         self.new_events.subscribe()
+    }
+
+    async fn for_background(self: Arc<Self>) -> Result<Arc<dyn Store>, StoreError> {
+        let options = (*self.pool.connect_options()).clone();
+        let wakeups = (self.new_work.clone(), self.new_events.clone());
+        Ok(Arc::new(
+            Self::connect_with(options, BACKGROUND_CONNECTIONS, Some(wakeups)).await?,
+        ))
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

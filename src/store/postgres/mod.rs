@@ -48,6 +48,11 @@ const _: () = assert!(
         && queue::RESCUE_BATCH as usize <= MAX_EVENTS_PER_STATEMENT
 );
 
+/// The background thread's pool (the log's consumers and retention; it shares the
+/// API's listening connection): the fanout, the claimers, the recorder and the relay
+/// each hold one connection at a time.
+const BACKGROUND_CONNECTIONS: u32 = 4;
+
 /// How long a request waits for a pooled connection before answering 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -82,12 +87,15 @@ pub struct PostgresStore {
     /// Reads of an order and of its status by id, coalesced: one statement for many.
     orders: Coalescer<OrderId, Order>,
     statuses: Coalescer<OrderId, OrderStatus>,
-    /// Forwards NOTIFYs from every instance into `new_work`; stopped on drop.
-    listener: JoinHandle<()>,
+    /// Forwards NOTIFYs from every instance into `new_work` and `new_events`; stopped
+    /// on drop. None in the background thread's store, which shares the API's.
+    listener: Option<JoinHandle<()>>,
 }
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
-        self.listener.abort();
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
     }
 }

@@ -12,7 +12,7 @@ use super::readers::Readers;
 use super::writer::Writer;
 use super::{BUSY_TIMEOUT, MIGRATOR, SqliteStore, WRITER_CACHE_KIB, open};
 use crate::store::decode::{STATUSES_WITH_TOTALS, check_status_totals, corrupt, schema_current};
-use crate::store::{Backend, StoreError};
+use crate::store::{Backend, Store, StoreError};
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file a `sqlite://PATH` URL names,
@@ -86,6 +86,10 @@ impl Backend for SqliteStore {
         };
         pool.close().await;
         check_status_totals(&migrated?)
+    }
+
+    async fn for_background(self: Arc<Self>) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(self)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::{Notify, watch};
 
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// What every backend does besides holding orders: wake-ups, migrations, readiness.
 #[async_trait]
@@ -22,6 +22,14 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Applies this backend's migrations; safe to run on every start.
     async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// This store as work on another runtime (the background thread's) uses it. Where
+    /// nothing of it belongs to the runtime that opened it (SQLite: a writer thread and
+    /// blocking reads), the store itself; where its connections do (PostgreSQL: a
+    /// socket is driven by the runtime that opened it), a small pool of its own, so
+    /// that the API's queries never wait on a runtime at a lower priority, nor that
+    /// runtime's on the API's. Called on the runtime that will use it.
+    async fn for_background(self: Arc<Self>) -> Result<Arc<dyn Store>, StoreError>;
 
     /// `Ok` when the database answers and every migration this build knows is applied.
     async fn ready(&self) -> Result<(), StoreError>;

@@ -1,0 +1,108 @@
+//! The background thread: the event log's consumers (webhook deliveries, the NATS
+//! relay) and its retention run on a runtime of their own, one thread at a lower CPU
+//! priority than the API's. While the cores are saturated the API's requests and the
+//! workers go first and deliveries trail (the log keeps what they owe); when there is
+//! room they run at once.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+/// How long the background runtime waits for its blocking reads once its work ended.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// The background thread, running its work until that ends.
+pub struct Background {
+    done: oneshot::Receiver<()>,
+}
+
+impl Background {
+    /// Starts `work` on a thread and runtime of its own, at `nice` (0 to 19; 0 is the
+    /// API's priority). `work` is called on that thread, so whatever it opens (sockets,
+    /// timers, pools) is driven by the background runtime, never by the API's.
+    pub fn start<F, Fut>(nice: u8, work: F) -> std::io::Result<Self>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("background-blocking")
+            .build()?;
+        let (finished, done) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("background".to_owned())
+            .spawn(move || {
+                // Before the runtime starts any thread: those it starts for blocking
+                // reads inherit the priority.
+                lower_priority(nice);
+                runtime.block_on(work());
+                runtime.shutdown_timeout(SHUTDOWN_WAIT);
+                let _ = finished.send(());
+            })?;
+        Ok(Self { done })
+    }
+
+    /// Waits until the work has ended; `false` if it ended by a panic.
+    pub async fn finished(self) -> bool {
+        self.done.await.is_ok()
+    }
+}
+
+/// Lowers the calling thread's CPU priority to `nice`. On Linux the nice value belongs
+/// to each thread, and threads started later by this one inherit it.
+#[cfg(target_os = "linux")]
+fn lower_priority(nice: u8) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: `gettid` has no preconditions, and `setpriority` only reads its
+    // arguments; a thread may always lower its own priority.
+    let set = unsafe {
+        let thread = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, i32::from(nice))
+    };
+    if set != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(),
+                       "could not lower the background thread's priority; it runs at the API's");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority(nice: u8) {
+    if nice != 0 {
+        tracing::warn!(
+            "BACKGROUND_NICE is applied on Linux only; the background thread runs at the API's priority"
+        );
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The calling thread's nice value.
+    fn own_nice() -> i32 {
+        // SAFETY: as in `lower_priority`; `getpriority` only reads.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    #[test]
+    fn the_work_and_its_blocking_threads_run_at_the_lower_priority_and_the_caller_does_not() {
+        let before = own_nice();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let background = Background::start(7, move || async move {
+            let blocking = tokio::task::spawn_blocking(own_nice).await.unwrap();
+            tx.send((own_nice(), blocking)).unwrap();
+        })
+        .unwrap();
+        let (work, blocking) = rx.recv().unwrap();
+        assert_eq!((work, blocking), (before + 7, before + 7));
+        assert_eq!(own_nice(), before, "the caller's priority is unchanged");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(runtime.block_on(background.finished()));
+    }
+}
