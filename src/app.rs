@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
-use crate::background::Background;
+use crate::background::{Background, Placement};
 use crate::config::ServeConfig;
 use crate::http::{self, AppState, Limiter, LiveFeed, Shared, Streams};
 use crate::store::{Store, StoreError};
@@ -151,7 +151,7 @@ pub async fn run_with_processor(
 
 /// Starts the event log's consumers (webhook deliveries, and the NATS relay when
 /// `EVENTS_NATS_URL` is set) and its retention on the background thread, at
-/// `BACKGROUND_NICE`; they end once `stop` is cancelled and their work in flight is
+/// `BACKGROUND_NICE` (at 0, on this runtime); they end once `stop` is cancelled and their work in flight is
 /// recorded.
 fn start_background(
     store: Arc<dyn Store>,
@@ -163,29 +163,37 @@ fn start_background(
     // The log's consumers switched on: retention waits for each of them.
     let mut consumers = vec![crate::webhooks::CONSUMER];
     consumers.extend(nats.as_ref().map(|_| crate::relay::CONSUMER));
-    Background::start(config.events.background_nice, move || async move {
-        let Some(store) = background_store(store, &stop).await else {
-            return;
-        };
-        let relay = nats.map(|nats| {
-            tokio::spawn(crate::relay::relay_until_stopped(
+    let sqlite = config.database.database_url.starts_with("sqlite:");
+    Background::start(
+        config.events.background_nice(sqlite),
+        move |placement| async move {
+            let store = match placement {
+                Placement::ApiRuntime => store,
+                Placement::OwnThread => match background_store(store, &stop).await {
+                    Some(store) => store,
+                    None => return,
+                },
+            };
+            let relay = nats.map(|nats| {
+                tokio::spawn(crate::relay::relay_until_stopped(
+                    store.clone(),
+                    nats,
+                    stop.clone(),
+                ))
+            });
+            tokio::spawn(prune_events_until_stopped(
                 store.clone(),
-                nats,
+                retention,
+                consumers,
                 stop.clone(),
-            ))
-        });
-        tokio::spawn(prune_events_until_stopped(
-            store.clone(),
-            retention,
-            consumers,
-            stop.clone(),
-        ));
-        crate::webhooks::deliver_until_stopped(store, webhooks, stop).await;
-        if let Some(relay) = relay {
-            // The relay hands its lease back on stopping, unless NATS holds it up.
-            let _ = tokio::time::timeout(RELAY_STOP_WAIT, relay).await;
-        }
-    })
+            ));
+            crate::webhooks::deliver_until_stopped(store, webhooks, stop).await;
+            if let Some(relay) = relay {
+                // The relay hands its lease back on stopping, unless NATS holds it up.
+                let _ = tokio::time::timeout(RELAY_STOP_WAIT, relay).await;
+            }
+        },
+    )
 }
 
 /// How long a stopping relay may wait for NATS before the process goes on exiting.

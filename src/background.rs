@@ -2,7 +2,7 @@
 //! relay) and its retention run on a runtime of their own, one thread at a lower CPU
 //! priority than the API's. While the cores are saturated the API's requests and the
 //! workers go first and deliveries trail (the log keeps what they owe); when there is
-//! room they run at once.
+//! room they run at once. At the API's own priority they run on the API's runtime.
 
 use std::future::Future;
 use std::time::Duration;
@@ -12,32 +12,49 @@ use tokio::sync::oneshot;
 /// How long the background runtime waits for its blocking reads once its work ended.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
-/// The background thread, running its work until that ends.
+/// Where the background work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// On a thread and runtime of its own, at a lower priority.
+    OwnThread,
+    /// On the API's runtime (at the API's priority).
+    ApiRuntime,
+}
+
+/// The background work, running until it ends.
 pub struct Background {
     done: oneshot::Receiver<()>,
 }
 
 impl Background {
-    /// Starts `work` on a thread and runtime of its own, at `nice` (0 to 19; 0 is the
-    /// API's priority). `work` is called on that thread, so whatever it opens (sockets,
-    /// timers, pools) is driven by the background runtime, never by the API's.
+    /// Starts `work` at `nice` (0 to 19; 0 is the API's priority): above 0 on a thread
+    /// and runtime of its own, where `work` is called, so whatever it opens (sockets,
+    /// timers, pools) is driven by the background runtime, never by the API's; at 0 as
+    /// a task of the calling runtime. `work` is told which.
     pub fn start<F, Fut>(nice: u8, work: F) -> std::io::Result<Self>
     where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + 'static,
+        F: FnOnce(Placement) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
     {
+        let (finished, done) = oneshot::channel();
+        if nice == 0 {
+            tokio::spawn(async move {
+                work(Placement::ApiRuntime).await;
+                let _ = finished.send(());
+            });
+            return Ok(Self { done });
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("background-blocking")
             .build()?;
-        let (finished, done) = oneshot::channel();
         std::thread::Builder::new()
             .name("background".to_owned())
             .spawn(move || {
                 // Before the runtime starts any thread: those it starts for blocking
                 // reads inherit the priority.
                 lower_priority(nice);
-                runtime.block_on(work());
+                runtime.block_on(work(Placement::OwnThread));
                 runtime.shutdown_timeout(SHUTDOWN_WAIT);
                 let _ = finished.send(());
             })?;
@@ -54,9 +71,6 @@ impl Background {
 /// to each thread, and threads started later by this one inherit it.
 #[cfg(target_os = "linux")]
 fn lower_priority(nice: u8) {
-    if nice == 0 {
-        return;
-    }
     // SAFETY: `gettid` has no preconditions, and `setpriority` only reads its
     // arguments; a thread may always lower its own priority.
     let set = unsafe {
@@ -92,17 +106,36 @@ mod tests {
     fn the_work_and_its_blocking_threads_run_at_the_lower_priority_and_the_caller_does_not() {
         let before = own_nice();
         let (tx, rx) = std::sync::mpsc::channel();
-        let background = Background::start(7, move || async move {
+        let background = Background::start(7, move |placement| async move {
             let blocking = tokio::task::spawn_blocking(own_nice).await.unwrap();
-            tx.send((own_nice(), blocking)).unwrap();
+            tx.send((placement, own_nice(), blocking)).unwrap();
         })
         .unwrap();
-        let (work, blocking) = rx.recv().unwrap();
+        let (placement, work, blocking) = rx.recv().unwrap();
+        assert_eq!(placement, Placement::OwnThread);
         assert_eq!((work, blocking), (before + 7, before + 7));
         assert_eq!(own_nice(), before, "the caller's priority is unchanged");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         assert!(runtime.block_on(background.finished()));
+    }
+
+    #[test]
+    fn at_the_apis_priority_the_work_is_a_task_of_the_calling_runtime() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let caller = std::thread::current().id();
+        let (placement, thread) = runtime.block_on(async {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let background = Background::start(0, move |placement| async move {
+                tx.send((placement, std::thread::current().id())).unwrap();
+            })
+            .unwrap();
+            assert!(background.finished().await);
+            rx.await.unwrap()
+        });
+        assert_eq!((placement, thread), (Placement::ApiRuntime, caller));
     }
 }

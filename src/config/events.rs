@@ -30,10 +30,11 @@ pub struct EventConfig {
     /// The CPU priority (nice value, 0 to 19) of the background thread, where the
     /// webhook deliveries, the NATS relay and the log's retention run: higher yields
     /// more to the API and the workers while the cores are saturated, at the cost of
-    /// deliveries that trail until the load eases; 0 runs them at the API's priority.
-    #[arg(long, env = "BACKGROUND_NICE", default_value_t = 19,
+    /// deliveries that trail until the load eases; 0 runs them on the API's runtime.
+    /// Default: 19 on SQLite, 0 on PostgreSQL.
+    #[arg(long, env = "BACKGROUND_NICE",
           value_parser = clap::value_parser!(u8).range(0..=19))]
-    pub background_nice: u8,
+    pub background_nice: Option<u8>,
 }
 
 /// `EVENTS_NATS_URL`: `nats://` (or `tls://`) and a host.
@@ -61,6 +62,15 @@ fn parse_stream_name(text: &str) -> Result<String, String> {
 }
 
 impl EventConfig {
+    /// `BACKGROUND_NICE`, or its default for the backend: 19 on SQLite, where the API
+    /// and the consumers share one machine and the consumers' work is this process's
+    /// own; 0 on PostgreSQL, where much of it is the database server's, which no nice
+    /// value here reaches, and each of the consumers' round trips would wait for a
+    /// starved thread (BENCHMARKS.md measures both).
+    pub fn background_nice(&self, sqlite: bool) -> u8 {
+        self.background_nice.unwrap_or(if sqlite { 19 } else { 0 })
+    }
+
     /// Where the NATS relay publishes, when `EVENTS_NATS_URL` is set.
     pub fn nats(&self) -> Option<NatsSettings> {
         self.events_nats_url.as_ref().map(|url| NatsSettings {

@@ -89,3 +89,41 @@ async fn the_log_consumers_run_on_a_thread_at_background_nice_and_the_api_at_its
          {threads:?}"
     );
 }
+
+/// The nice values of the threads named `background…` of `server`.
+fn background_nices(server: &Server) -> Vec<i64> {
+    threads(server.pid())
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("background"))
+        .map(|(_, nice)| nice)
+        .collect()
+}
+
+#[test]
+fn by_default_the_consumers_run_at_nice_19_on_sqlite() {
+    let own = nice_of("/proc/self/stat".as_ref()).expect("the test's own nice value");
+    let db = TestDb::sqlite();
+    let server = Server::start(&db.url, &[]);
+    // The thread lowers its own priority as it starts, which may be just after the
+    // server listens.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let nices = background_nices(&server);
+        if !nices.is_empty() && nices.iter().all(|nice| *nice == 19.max(own)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{nices:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn by_default_the_consumers_run_on_the_apis_runtime_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let server = Server::start(&db.url, &[]);
+    // Given as long as the thread would take to start.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(background_nices(&server), Vec::<i64>::new());
+}

@@ -144,8 +144,8 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
             event_retention: Duration::from_secs(30 * 86_400),
             events_nats_url: options.events_nats_url.clone(),
             events_nats_stream: "ORDERS".into(),
-            // BACKGROUND_NICE's default: the tests' deliveries run as production's do.
-            background_nice: 19,
+            // BACKGROUND_NICE's default for the backend, as in production.
+            background_nice: None,
         },
         webhooks: WebhookConfig {
             webhook_allow_private_networks: options.webhook_allow_private_networks,
