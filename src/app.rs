@@ -187,7 +187,10 @@ fn start_background(
                 consumers,
                 stop.clone(),
             ));
-            crate::webhooks::deliver_until_stopped(store, webhooks, stop).await;
+            crate::webhooks::deliver_until_stopped(store, webhooks, stop.clone()).await;
+            // Deliveries end early if their client cannot be built: the relay and
+            // retention go on until the stop all the same.
+            stop.cancelled().await;
             if let Some(relay) = relay {
                 // The relay hands its lease back on stopping, unless NATS holds it up.
                 let _ = tokio::time::timeout(RELAY_STOP_WAIT, relay).await;

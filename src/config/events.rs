@@ -27,7 +27,8 @@ pub struct EventConfig {
           value_parser = parse_stream_name)]
     pub events_nats_stream: String,
 
-    /// The CPU priority (nice value, 0 to 19) of the background thread, where the
+    /// How much lower than the process's own the CPU priority of the background thread
+    /// is (a nice increment, 0 to 19; the nice value reaches 19 at most), where the
     /// webhook deliveries, the NATS relay and the log's retention run: higher yields
     /// more to the API and the workers while the cores are saturated, at the cost of
     /// deliveries that trail until the load eases; 0 runs them on the API's runtime.

@@ -50,7 +50,7 @@ const _: () = assert!(
 
 /// The background thread's pool (the log's consumers and retention; it shares the
 /// API's listening connection): the fanout, the claimers, the recorder and the relay
-/// each hold one connection at a time.
+/// each hold one connection at a time; retention, now and then, waits for one of them.
 const BACKGROUND_CONNECTIONS: u32 = 4;
 
 /// How long a request waits for a pooled connection before answering 503.
