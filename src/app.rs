@@ -12,7 +12,7 @@ use crate::auth::Authenticator;
 use crate::background::{Background, Placement};
 use crate::config::ServeConfig;
 use crate::http::{self, AppState, Limiter, LiveFeed, Shared, Streams};
-use crate::store::{Store, StoreError};
+use crate::store::{Backoff, Engine, Store, StoreError};
 use crate::worker::{HttpProcessor, Processor, SimulatedProcessor, WorkerPool};
 
 /// Serves on `listener` until `shutdown` resolves, with the processor the
@@ -163,7 +163,11 @@ fn start_background(
     // The log's consumers switched on: retention waits for each of them.
     let mut consumers = vec![crate::webhooks::CONSUMER];
     consumers.extend(nats.as_ref().map(|_| crate::relay::CONSUMER));
-    let sqlite = config.database.database_url.starts_with("sqlite:");
+    // The URL was checked when the store was opened from it.
+    let sqlite = matches!(
+        Engine::of(&config.database.database_url),
+        Ok(Engine::Sqlite)
+    );
     Background::start(
         config.events.background_nice(sqlite),
         move |placement| async move {
@@ -208,18 +212,19 @@ async fn background_store(
     store: Arc<dyn Store>,
     stop: &CancellationToken,
 ) -> Option<Arc<dyn Store>> {
-    let mut delay = Duration::from_millis(250);
+    let mut backoff = Backoff::default();
     loop {
-        match store.clone().for_background().await {
+        let err = match store.clone().for_background().await {
             Ok(store) => return Some(store),
-            Err(err) => tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64,
-                                       "the background thread cannot reach the database yet"),
-        }
+            Err(err) => err,
+        };
+        let wait = backoff.next_wait();
+        tracing::warn!(error = %err, retry_in_ms = wait.as_millis() as u64,
+                       "the background thread cannot reach the database yet");
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
+            () = tokio::time::sleep(wait) => {}
             () = stop.cancelled() => return None,
         }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 
