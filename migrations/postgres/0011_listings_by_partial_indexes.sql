@@ -1,7 +1,7 @@
--- One index entry fewer for every new order, and for every claim and completion
--- (BENCHMARKS.md), as SQLite's migration 6 did: `orders_status_id` holds every order,
--- so each insert adds an entry to it and each change of status (never a HOT update,
--- since status is indexed) adds another. Listings by status read instead:
+-- One index entry fewer for every new order and every claim (BENCHMARKS.md), as
+-- SQLite's migration 6 did: `orders_status_id` holds every order, so each insert adds
+-- an entry to it and each change of status (never a HOT update, since status is
+-- indexed) adds another; a completion's entry goes to `orders_completed` instead. Listings by status read instead:
 --   Pending:    the queue (orders_pending), which holds only orders waiting;
 --   Processing: the lease index (orders_processing_lease), only orders in flight;
 --   Completed, Failed and Cancelled: an index of their own, by id, which an order
@@ -12,9 +12,12 @@
 --
 -- The new indexes are built before the old one goes, inside this migration's
 -- transaction: writes to `orders` wait while they are built (0.9 s for a million
--- orders on the machine of BENCHMARKS.md). Instances of the previous release keep
--- working beside this one: their listings bind the status, which these indexes cannot
--- serve, so they read the primary key or the user index instead.
+-- orders on the machine of BENCHMARKS.md), and the drop waits for queries on `orders`
+-- that are running. Instances of the previous release that are running meanwhile keep
+-- answering correctly, but their listings bind the status, and once PostgreSQL settles
+-- on a generic plan for them it cannot use these indexes: a listing of a rare status
+-- may then read much of the table. Such an instance cannot start again on the
+-- migrated database (it refuses a migration it does not know). README, "Upgrading".
 CREATE INDEX orders_completed ON orders (id) WHERE status = 'Completed';
 CREATE INDEX orders_failed ON orders (id) WHERE status = 'Failed';
 CREATE INDEX orders_cancelled ON orders (id) WHERE status = 'Cancelled';

@@ -77,8 +77,8 @@ impl Orders for PostgresStore {
         let mut sql: QueryBuilder<Postgres> =
             QueryBuilder::new(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE true"));
         // Written into the statement rather than bound, so PostgreSQL can tell that a
-        // status's partial index covers it (migration 11): a bound status would be
-        // planned for any status, and none of those indexes holds them all.
+        // status's partial index covers it (migration 11): a generic plan for a bound
+        // status must serve any status, and none of those indexes holds them all.
         if let Some(status) = query.status {
             sql.push(format_args!(" AND status = '{}'", status.as_str()));
         }
