@@ -1,7 +1,8 @@
 -- One index entry fewer for every new order and every claim (BENCHMARKS.md), as
 -- SQLite's migration 6 did: `orders_status_id` holds every order, so each insert adds
 -- an entry to it and each change of status (never a HOT update, since status is
--- indexed) adds another; a completion's entry goes to `orders_completed` instead. Listings by status read instead:
+-- indexed) adds another; a completion's entry now goes to `orders_completed`.
+-- Listings by status read:
 --   Pending:    the queue (orders_pending), which holds only orders waiting;
 --   Processing: the lease index (orders_processing_lease), only orders in flight;
 --   Completed, Failed and Cancelled: an index of their own, by id, which an order
