@@ -8,6 +8,7 @@ mod decode;
 mod deliveries;
 mod error;
 mod group_commit;
+mod literal;
 mod postgres;
 mod sqlite;
 mod traits;

@@ -11,6 +11,7 @@ use super::PostgresStore;
 use super::sql::{ORDER_COLUMNS, insert_orders, orders_from_rows};
 use crate::domain::{Order, OrderId, OrderStatus};
 use crate::store::decode::{corrupt, id_taken, metrics_from_totals};
+use crate::store::literal::literal;
 use crate::store::{ListQuery, OrderMetrics, Orders, StoreError};
 
 /// Most orders one import statement inserts.
@@ -80,7 +81,7 @@ impl Orders for PostgresStore {
         // status's partial index covers it (migration 11): a generic plan for a bound
         // status must serve any status, and none of those indexes holds them all.
         if let Some(status) = query.status {
-            sql.push(format_args!(" AND status = '{}'", status.as_str()));
+            sql.push(format_args!(" AND status = {}", literal(status)));
         }
         if let Some(user_id) = &query.user_id {
             sql.push(" AND user_id = ").push_bind(user_id.clone());

@@ -12,8 +12,7 @@ use sqlx::postgres::PgPool;
 use uuid::Uuid;
 
 use super::sql::{
-    CHANGED_COLUMNS, NEXT_EVENT, ORDER_COLUMNS, literal, log_changes, order_from_row,
-    orders_from_rows,
+    CHANGED_COLUMNS, NEXT_EVENT, ORDER_COLUMNS, log_changes, order_from_row, orders_from_rows,
 };
 use super::{MAX_EVENTS_PER_STATEMENT, PostgresStore};
 use crate::domain::{
@@ -23,6 +22,7 @@ use crate::store::claims::{
     Completion, FailureFields, LEASE_EXPIRED, claim_outcome, failure_fields, lease_end,
     not_cancelled, not_retried, outcomes_by_claim, rescued_from_statuses,
 };
+use crate::store::literal::literal;
 use crate::store::{
     CancelOutcome, Claim, ClaimOutcome, Extended, FailedFilter, Orders, Queue, Rescued,
     RetryOutcome, StoreError,

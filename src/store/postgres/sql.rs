@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::domain::{EventType, Order, OrderEvent, OrderId};
 use crate::store::StoreError;
 use crate::store::decode::{StoredEvent, StoredOrder};
+use crate::store::literal::literal;
 
 /// The columns an order is read from, written once for `ORDER_COLUMNS` and
 /// `CHANGED_COLUMNS`.
@@ -52,11 +53,6 @@ pub(super) fn log_changes(event_type: &str, occurred_at: &str) -> String {
                 CASE WHEN status = 'Pending' THEN available_at END, cancelled_at, cancel_reason \
          FROM changed)"
     )
-}
-
-/// An event type as SQL text.
-pub(super) fn literal(event_type: EventType) -> String {
-    format!("'{}'", event_type.as_str())
 }
 
 /// Reads a row of `ORDER_COLUMNS`.

@@ -10,6 +10,7 @@ use crate::domain::{
     EventType, Order, OrderEvent, OrderId, OrderResult, OrderStatus, Timestamp, from_millis,
 };
 use crate::store::decode::{StoredEvent, StoredOrder, corrupt};
+use crate::store::literal::literal;
 use crate::store::{ListQuery, StoreError};
 
 /// The columns an order is read from, written once for `ORDER_COLUMNS` and
@@ -282,7 +283,7 @@ pub(super) fn list_statement(query: &ListQuery) -> (String, Vec<Value>) {
     sql.push_str(" WHERE 1 = 1");
     let mut values = Vec::new();
     if let Some(status) = query.status {
-        sql.push_str(&format!(" AND status = '{}'", status.as_str()));
+        sql.push_str(&format!(" AND status = {}", literal(status)));
     }
     if let Some(user_id) = &query.user_id {
         sql.push_str(" AND user_id = ?");
