@@ -50,6 +50,8 @@ pub(super) async fn owe_until_stopped(
     let mut log_changed = store.new_events();
     // Where the consumer stands and when the lease was last renewed, while held here.
     let mut held: Option<(i64, Instant)> = None;
+    // Whether the last page saw an enabled endpoint (then the next reads the log at once).
+    let mut some_enabled = false;
     loop {
         if held.is_none_or(|(_, renewed)| renewed.elapsed() >= RENEW) {
             held = match store.hold_consumer(CONSUMER, holder, now(), LEASE).await {
@@ -67,7 +69,15 @@ pub(super) async fn owe_until_stopped(
             return;
         };
         log_changed.borrow_and_update();
-        let next = owe_next(&*store, &shared, holder, position, disable_after).await;
+        let next = owe_next(
+            &*store,
+            &shared,
+            holder,
+            position,
+            disable_after,
+            &mut some_enabled,
+        )
+        .await;
         match next {
             Ok(Next::Moved { to, owed }) => {
                 held = Some((to, Instant::now()));

@@ -19,6 +19,7 @@ on_every_backend!(
     only_the_event_types_asked_for_are_delivered,
     a_rotated_secret_signs_beside_the_new_one_until_the_overlap_ends,
     an_order_created_after_a_rotation_is_signed_with_the_new_secret,
+    a_disabled_endpoint_is_owed_nothing_and_a_new_one_only_what_follows_it,
 );
 
 async fn every_event_is_delivered_signed_and_in_each_orders_order(db: TestDb) {
@@ -193,4 +194,72 @@ async fn rotate(app: &crate::helpers::TestApp, hook: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// The consumer of the log reads it at once while an endpoint is enabled, and moves past
+/// it unread while none is: through both, a disabled endpoint is owed nothing, a new
+/// one only what happens once it exists, and one enabled again what follows.
+async fn a_disabled_endpoint_is_owed_nothing_and_a_new_one_only_what_follows_it(db: TestDb) {
+    let app = webhook_app(db, 1.0).await;
+    let first = Receiver::start(|_| Reply::status(200, "ok")).await;
+    let (first_id, first_secret) = register(&app, &first.url, None).await;
+    let path = format!("/webhooks/{first_id}");
+    let one = app.new_order().await;
+    app.wait_until_completed(std::slice::from_ref(&one), Duration::from_secs(20))
+        .await;
+    wait_for_calls(&first, 3, Duration::from_secs(20)).await;
+
+    // No endpoint enabled: the next order's events are owed to nobody.
+    let disabled = call(
+        &app,
+        Method::PATCH,
+        &path,
+        None,
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(disabled.status(), 200);
+    let two = app.new_order().await;
+    app.wait_until_completed(std::slice::from_ref(&two), Duration::from_secs(20))
+        .await;
+    // Time for the consumer to move past them (it moves at most every 250 ms then).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    // A new endpoint gets what follows it, not the order before it.
+    let second = Receiver::start(|_| Reply::status(200, "ok")).await;
+    let (_, second_secret) = register(&app, &second.url, None).await;
+    let three = app.new_order().await;
+    app.wait_until_completed(std::slice::from_ref(&three), Duration::from_secs(20))
+        .await;
+    wait_for_calls(&second, 3, Duration::from_secs(20)).await;
+
+    // Enabled again, the first gets what follows, and nothing of the time between.
+    let enabled = call(
+        &app,
+        Method::PATCH,
+        &path,
+        None,
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    assert_eq!(enabled.status(), 200);
+    let four = app.new_order().await;
+    app.wait_until_completed(std::slice::from_ref(&four), Duration::from_secs(20))
+        .await;
+    wait_for_calls(&first, 6, Duration::from_secs(20)).await;
+    wait_for_calls(&second, 6, Duration::from_secs(20)).await;
+    // Time for a call that should not come to arrive, if one were sent.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let orders_of = |calls: Vec<Call>| -> Vec<String> {
+        calls
+            .iter()
+            .map(|c| c.json()["data"]["order_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first_orders = orders_of(verified(&first, &first_secret));
+    let second_orders = orders_of(verified(&second, &second_secret));
+    let times = |id: &str, n: usize| vec![id.to_owned(); n];
+    assert_eq!(first_orders, [times(&one, 3), times(&four, 3)].concat());
+    assert_eq!(second_orders, [times(&three, 3), times(&four, 3)].concat());
 }
