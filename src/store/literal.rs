@@ -44,11 +44,9 @@ mod tests {
     fn every_status_and_event_type_is_a_plain_quoted_literal() {
         for status in OrderStatus::ALL {
             assert!(plain(status.name()), "{status:?}");
-            assert_eq!(literal(status), format!("'{}'", status.as_str()));
         }
         for event in EventType::ALL {
             assert!(plain(event.name()), "{event:?}");
-            assert_eq!(literal(event), format!("'{}'", event.as_str()));
         }
         assert_eq!(literal(OrderStatus::Completed), "'Completed'");
         assert_eq!(literal(EventType::Created), "'order.created'");

@@ -18,8 +18,9 @@ on_every_backend!(
 );
 
 /// The feed after position `after`, a page of `limit` at a time, until `expected`
-/// events are read. An empty page on the way is not the end: on PostgreSQL a transaction still
-/// open anywhere in the cluster (another test's) holds the feed back until it ends.
+/// events are read; then it must hold no more. An empty page on the way is not the end:
+/// on PostgreSQL a transaction still open anywhere in the cluster (another test's)
+/// holds the feed back until it ends.
 async fn read_feed(app: &TestApp, mut after: i64, limit: usize, expected: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut all = Vec::new();
@@ -46,6 +47,7 @@ async fn read_feed(app: &TestApp, mut after: i64, limit: usize, expected: usize)
         assert_eq!(after, events.last().unwrap()["position"]);
         all.extend(events);
     }
+    assert_eq!(all.len(), expected, "no more events than expected");
     let rest = app.get_json(&format!("/events?after={after}")).await;
     assert_eq!(rest["events"], json!([]), "nothing past the last event");
     all
@@ -232,10 +234,11 @@ async fn a_reader_paging_the_feed_of_three_instances_sees_every_event_once_in_or
             .unwrap()
             .len();
     }
-    stored_tx.send(Some(expected)).unwrap();
+    // A reader that has failed has dropped its receiver: its own panic is reported below.
+    stored_tx.send_replace(Some(expected));
     let seen = tokio::time::timeout(Duration::from_secs(60), reader)
         .await
-        .unwrap_or_else(|_| panic!("the reader saw all {expected} events within 60 s"))
+        .unwrap_or_else(|_| panic!("the reader did not see all {expected} events in 60 s"))
         .unwrap();
 
     let mut by_order: HashMap<String, Vec<u64>> = HashMap::new();

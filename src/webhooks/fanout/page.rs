@@ -73,8 +73,8 @@ pub(super) async fn owe_next(
     // registered since the events were read is owed what happened once it existed
     // (`owes` compares the times), and an event committed after a change to its
     // endpoint (a new secret, a new URL) goes out as the endpoint is since. If none is
-    // enabled any more, the page moves past its events owing nothing, and the next one
-    // takes the shortcut below.
+    // enabled any more, the page moves past its events owing nothing, and the next page
+    // asks first, as above, while none is.
     let endpoints = store.endpoints().await?;
     *some_enabled = endpoints.iter().any(|e| e.disabled_at.is_none());
     let at = now();
