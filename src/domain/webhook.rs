@@ -84,13 +84,17 @@ impl WebhookEndpoint {
             .is_none_or(|types| types.contains(&event_type))
     }
 
+    /// Whether it is enabled: not disabled by an operator, by `410 Gone`, or by failing
+    /// too long.
+    pub fn is_enabled(&self) -> bool {
+        self.disabled_at.is_none()
+    }
+
     /// Whether `event` is owed to it: it is enabled, takes the event's type, and was
     /// registered by the time the event happened (a new endpoint gets what comes
     /// next, not the past).
     pub fn owes(&self, event: &OrderEvent) -> bool {
-        self.disabled_at.is_none()
-            && self.wants(event.event_type)
-            && event.occurred_at >= self.created_at
+        self.is_enabled() && self.wants(event.event_type) && event.occurred_at >= self.created_at
     }
 }
 

@@ -171,7 +171,7 @@ pub async fn update(
     }
     let at = now();
     match fields.disabled {
-        Some(true) if endpoint.disabled_at.is_none() => {
+        Some(true) if endpoint.is_enabled() => {
             endpoint.disabled_at = Some(at);
             endpoint.disabled_reason = Some(OPERATOR.into());
         }

@@ -57,7 +57,7 @@ async fn claim_and_send(store: &Arc<dyn Store>, shared: &Arc<Shared>) -> Result<
         return Ok(Round::default());
     }
     let endpoints = store.endpoints().await?;
-    let enabled = endpoints.iter().filter(|e| e.disabled_at.is_none()).count();
+    let enabled = endpoints.iter().filter(|e| e.is_enabled()).count();
     if enabled == 0 {
         return Ok(Round::default());
     }

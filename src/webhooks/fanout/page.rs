@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::chain::{Chain, Sending, send_chain};
 use super::{CONSUMER, LEASE};
 use crate::domain::{
-    Delivery, DeliveryId, DeliveryStatus, OrderEvent, OrderId, Timestamp, WebhookId, from_millis,
-    now,
+    Delivery, DeliveryId, DeliveryStatus, OrderEvent, OrderId, Timestamp, WebhookEndpoint,
+    WebhookId, from_millis, now,
 };
 use crate::store::{FinishedAttempt, NextStep, Owed, OwedPage, Store, StoreError};
 use crate::webhooks::record::observe;
@@ -76,7 +76,7 @@ pub(super) async fn owe_next(
     // enabled any more, the page moves past its events owing nothing, and the next page
     // asks first, as above, while none is.
     let endpoints = store.endpoints().await?;
-    *some_enabled = endpoints.iter().any(|e| e.disabled_at.is_none());
+    *some_enabled = endpoints.iter().any(WebhookEndpoint::is_enabled);
     let at = now();
     let (mut chains, mut count, mut through) = (Vec::<Chain>::new(), 0, position);
     let mut chain_of: HashMap<(OrderId, WebhookId), usize> = HashMap::new();
@@ -124,7 +124,7 @@ pub(super) async fn owe_next(
         .filter(|e| e.failing_since.is_some())
         .map(|e| e.id)
         .collect();
-    let enabled = endpoints.iter().filter(|e| e.disabled_at.is_none()).count();
+    let enabled = endpoints.iter().filter(|e| e.is_enabled()).count();
     let share = shared.share(enabled);
     let token = Uuid::new_v4();
     let cut = CancellationToken::new();
@@ -241,7 +241,7 @@ async fn move_while_none_enabled(
 ) -> Result<Option<Next>, StoreError> {
     let end = store.last_position().await?;
     let endpoints = store.endpoints().await?;
-    if endpoints.iter().all(|e| e.disabled_at.is_some()) {
+    if !endpoints.iter().any(WebhookEndpoint::is_enabled) {
         if end <= position {
             return Ok(Some(Next::CaughtUp));
         }
