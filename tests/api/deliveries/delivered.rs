@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{register, verified, wait_for_calls, webhook_app};
 use crate::auth::call;
-use crate::helpers::{TestDb, on_every_backend, order_body};
+use crate::helpers::{TestApp, TestDb, on_every_backend, order_body};
 use crate::receiver::{Call, Receiver, Reply};
 
 on_every_backend!(
@@ -196,6 +196,21 @@ async fn rotate(app: &crate::helpers::TestApp, hook: &str) -> String {
         .to_owned()
 }
 
+/// An order, once it has completed.
+async fn completed_order(app: &TestApp) -> String {
+    let id = app.new_order().await;
+    app.wait_until_completed(std::slice::from_ref(&id), Duration::from_secs(20))
+        .await;
+    id
+}
+
+/// Disables or enables the endpoint at `path`.
+async fn set_disabled(app: &TestApp, path: &str, disabled: bool) {
+    let change = Some(json!({ "disabled": disabled }));
+    let response = call(app, Method::PATCH, path, None, change).await;
+    assert_eq!(response.status(), 200);
+}
+
 /// The consumer of the log reads it at once while an endpoint is enabled, and moves past
 /// it unread while none is: through both, a disabled endpoint is owed nothing, a new
 /// one only what happens once it exists, and one enabled again what follows.
@@ -204,48 +219,24 @@ async fn a_disabled_endpoint_is_owed_nothing_and_a_new_one_only_what_follows_it(
     let first = Receiver::start(|_| Reply::status(200, "ok")).await;
     let (first_id, first_secret) = register(&app, &first.url, None).await;
     let path = format!("/webhooks/{first_id}");
-    let one = app.new_order().await;
-    app.wait_until_completed(std::slice::from_ref(&one), Duration::from_secs(20))
-        .await;
+    let one = completed_order(&app).await;
     wait_for_calls(&first, 3, Duration::from_secs(20)).await;
 
     // No endpoint enabled: the next order's events are owed to nobody.
-    let disabled = call(
-        &app,
-        Method::PATCH,
-        &path,
-        None,
-        Some(json!({"disabled": true})),
-    )
-    .await;
-    assert_eq!(disabled.status(), 200);
-    let two = app.new_order().await;
-    app.wait_until_completed(std::slice::from_ref(&two), Duration::from_secs(20))
-        .await;
+    set_disabled(&app, &path, true).await;
+    completed_order(&app).await;
     // Time for the consumer to move past them (it moves at most every 250 ms then).
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     // A new endpoint gets what follows it, not the order before it.
     let second = Receiver::start(|_| Reply::status(200, "ok")).await;
     let (_, second_secret) = register(&app, &second.url, None).await;
-    let three = app.new_order().await;
-    app.wait_until_completed(std::slice::from_ref(&three), Duration::from_secs(20))
-        .await;
+    let three = completed_order(&app).await;
     wait_for_calls(&second, 3, Duration::from_secs(20)).await;
 
     // Enabled again, the first gets what follows, and nothing of the time between.
-    let enabled = call(
-        &app,
-        Method::PATCH,
-        &path,
-        None,
-        Some(json!({"disabled": false})),
-    )
-    .await;
-    assert_eq!(enabled.status(), 200);
-    let four = app.new_order().await;
-    app.wait_until_completed(std::slice::from_ref(&four), Duration::from_secs(20))
-        .await;
+    set_disabled(&app, &path, false).await;
+    let four = completed_order(&app).await;
     wait_for_calls(&first, 6, Duration::from_secs(20)).await;
     wait_for_calls(&second, 6, Duration::from_secs(20)).await;
     // Time for a call that should not come to arrive, if one were sent.
