@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api_load::ApiLoad;
 use crate::auth::Authenticator;
 use crate::background::{Background, Placement};
 use crate::config::ServeConfig;
@@ -77,7 +78,8 @@ pub async fn run_with_processor(
         stop.clone(),
     ));
 
-    let background = start_background(store.clone(), config, stop.clone())?;
+    let api_load = ApiLoad::new(config.events.background_yield_at);
+    let background = start_background(store.clone(), config, api_load.clone(), stop.clone())?;
 
     let auth = Authenticator::from_config(&config.auth)
         .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?
@@ -111,6 +113,7 @@ pub async fn run_with_processor(
         orders_created: metrics::counter!("orders_created_total"),
         streams,
         webhook_network: config.webhooks.webhook_network(),
+        api_load,
     });
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop_on_signal = stop.clone();
@@ -151,11 +154,13 @@ pub async fn run_with_processor(
 
 /// Starts the event log's consumers (webhook deliveries, and the NATS relay when
 /// `EVENTS_NATS_URL` is set) and its retention on the background thread, at
-/// `BACKGROUND_NICE` (at 0, on this runtime); they end once `stop` is cancelled and their work in flight is
+/// `BACKGROUND_NICE` (at 0, on this runtime); the consumers step aside while `load`
+/// says the API is busy. They end once `stop` is cancelled and their work in flight is
 /// recorded.
 fn start_background(
     store: Arc<dyn Store>,
     config: &ServeConfig,
+    load: Arc<ApiLoad>,
     stop: CancellationToken,
 ) -> std::io::Result<Background> {
     let (nats, webhooks) = (config.events.nats(), config.webhooks.webhook_settings());
@@ -182,6 +187,7 @@ fn start_background(
                 tokio::spawn(crate::relay::relay_until_stopped(
                     store.clone(),
                     nats,
+                    load.clone(),
                     stop.clone(),
                 ))
             });
@@ -191,7 +197,7 @@ fn start_background(
                 consumers,
                 stop.clone(),
             ));
-            crate::webhooks::deliver_until_stopped(store, webhooks, stop.clone()).await;
+            crate::webhooks::deliver_until_stopped(store, webhooks, load, stop.clone()).await;
             // Deliveries end early if their client cannot be built: the relay and
             // retention go on until the stop all the same.
             stop.cancelled().await;

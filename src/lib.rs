@@ -1,6 +1,7 @@
 //! order-processor: an order-processing backend. Clients create orders over HTTP, a
 //! worker pool processes them from a durable queue in the database, operators read metrics.
 
+pub mod api_load;
 pub mod app;
 pub mod auth;
 pub mod background;

@@ -8,6 +8,13 @@ use clap::Args;
 use super::parse::parse_duration;
 use crate::relay::NatsSettings;
 
+/// `BACKGROUND_YIELD_AT`'s default: off. Requests in flight also rise when the host
+/// stalls or clients send slowly, not only when a burst saturates it, and while they
+/// are high deliveries go out a page a second at most: on a noisy host that put the
+/// delivery delay at 1,000 orders a second past its target (BENCHMARKS.md), so an
+/// operator turns it on knowing the trade.
+pub const DEFAULT_BACKGROUND_YIELD_AT: u32 = 0;
+
 /// How long events are kept and where they are relayed.
 #[derive(Debug, Clone, Args)]
 pub struct EventConfig {
@@ -36,6 +43,13 @@ pub struct EventConfig {
     #[arg(long, env = "BACKGROUND_NICE",
           value_parser = clap::value_parser!(u8).range(0..=19))]
     pub background_nice: Option<u8>,
+
+    /// The API's average requests in flight (over the last 10 ms or more) at or above
+    /// which the webhook deliveries and the NATS relay wait before each page of the
+    /// log, one second at most per page: a burst goes to the API first and they catch
+    /// up once it eases. 0 (the default): they never wait.
+    #[arg(long, env = "BACKGROUND_YIELD_AT", default_value_t = DEFAULT_BACKGROUND_YIELD_AT)]
+    pub background_yield_at: u32,
 }
 
 /// `EVENTS_NATS_URL`: `nats://` (or `tls://`) and a host.

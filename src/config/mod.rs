@@ -20,7 +20,7 @@ mod webhooks;
 
 pub use connections::{ConnectionConfig, ServeLimits};
 pub use database::DatabaseConfig;
-pub use events::EventConfig;
+pub use events::{DEFAULT_BACKGROUND_YIELD_AT, EventConfig};
 pub use parse::{Redacted, parse_duration};
 pub use processing::ProcessingConfig;
 pub use requests::RequestConfig;

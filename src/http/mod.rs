@@ -49,7 +49,7 @@ pub use streams::Streams;
 /// All routes of [`routes::ROUTES`], with unknown paths (404) and wrong methods (405)
 /// answered in the problem shape like every other error.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.body_limit;
+    let (body_limit, load) = (state.body_limit, state.api_load.clone());
     let routes = |access| {
         routes::ROUTES
             .iter()
@@ -77,6 +77,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         // Outermost: the request id, the request's span, log line and metrics.
-        .layer(observe::ObserveLayer)
+        .layer(observe::ObserveLayer { load })
         .with_state(state)
 }

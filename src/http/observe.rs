@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -26,19 +26,26 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::{Instrument, Span};
 
+use crate::api_load::ApiLoad;
+
 /// "0" to "999": every status code's label, made once.
 static STATUS_LABELS: LazyLock<Vec<String>> =
     LazyLock::new(|| (0..1000).map(|code: u16| code.to_string()).collect());
 
-/// Wraps every route in [`Observed`].
-#[derive(Clone, Copy, Default)]
-pub struct ObserveLayer;
+/// Wraps every route in [`Observed`], counting requests in flight in `load`.
+#[derive(Clone)]
+pub struct ObserveLayer {
+    pub load: Arc<ApiLoad>,
+}
 
 impl<S> Layer<S> for ObserveLayer {
     type Service = Observed<S>;
 
     fn layer(&self, inner: S) -> Observed<S> {
-        Observed { inner }
+        Observed {
+            inner,
+            load: self.load.clone(),
+        }
     }
 }
 
@@ -47,6 +54,7 @@ impl<S> Layer<S> for ObserveLayer {
 #[derive(Clone)]
 pub struct Observed<S> {
     inner: S,
+    load: Arc<ApiLoad>,
 }
 
 impl<S> Service<Request> for Observed<S>
@@ -84,8 +92,11 @@ where
             request_id = %request_id.to_str().unwrap_or_default()
         );
         let answer = self.inner.call(request).instrument(span.clone());
+        // In flight until its answer's head is ready (a stream's body is not counted).
+        let in_flight = self.load.enter();
         Box::pin(async move {
             let mut response = answer.await?;
+            drop(in_flight);
             let elapsed = started.elapsed();
             log(&span, &method, &path, response.status(), elapsed);
             record(method_label(&method), route, response.status(), elapsed);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::in_flight::InFlight;
 use super::rate_limit::Limiter;
 use super::streams::Streams;
+use crate::api_load::ApiLoad;
 use crate::auth::Authenticator;
 use crate::store::Store;
 use crate::webhooks::NetworkPolicy;
@@ -34,6 +35,8 @@ pub struct Shared {
     pub streams: Streams,
     /// Whether webhook endpoints may point into private networks.
     pub webhook_network: NetworkPolicy,
+    /// Requests in flight, counted for the background work that steps aside for them.
+    pub api_load: Arc<ApiLoad>,
 }
 
 impl AppState {

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::api_load::ApiLoad;
 use crate::store::Store;
 use batches::batches;
 use lease::Held;
@@ -51,6 +52,7 @@ pub struct NatsSettings {
 pub async fn relay_until_stopped(
     store: Arc<dyn Store>,
     settings: NatsSettings,
+    load: Arc<ApiLoad>,
     stop: CancellationToken,
 ) {
     let options = async_nats::ConnectOptions::new()
@@ -67,6 +69,7 @@ pub async fn relay_until_stopped(
         store,
         jetstream: async_nats::jetstream::new(client),
         holder: Uuid::new_v4(),
+        load,
         stop,
     };
     if relay.ensure_stream(&settings.stream).await {
@@ -80,6 +83,8 @@ struct Relay {
     jetstream: Context,
     /// This instance, as the holder of the relay's lease.
     holder: Uuid,
+    /// The API's requests in flight: the relay steps aside while there are many.
+    load: Arc<ApiLoad>,
     stop: CancellationToken,
 }
 
@@ -103,6 +108,7 @@ impl Relay {
         let mut backoff = Backoff::new();
         // Where the relay stands, while this instance holds it.
         let mut held: Option<Held> = None;
+        let mut api_reading = self.load.reading();
         'relaying: loop {
             let Some(at) = self.hold(&mut held).await else {
                 // Another instance relays (or the store is away): ask again soon.
@@ -111,6 +117,11 @@ impl Relay {
                 }
                 continue;
             };
+            // A burst of requests goes first; what this page would publish waits in
+            // the log.
+            self.load
+                .yield_to_requests(&mut api_reading, &self.stop)
+                .await;
             let events = match self.store.events_after(at.position, PAGE).await {
                 Ok(events) => events,
                 Err(err) => {

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::api_load::ApiLoad;
 use crate::domain::DeliverySchedule;
 use crate::store::Store;
 
@@ -42,6 +43,7 @@ pub struct WebhookSettings {
 pub async fn deliver_until_stopped(
     store: Arc<dyn Store>,
     settings: WebhookSettings,
+    load: Arc<ApiLoad>,
     stop: CancellationToken,
 ) {
     let (shared, to_record) = match shared::Shared::new(&settings) {
@@ -62,6 +64,7 @@ pub async fn deliver_until_stopped(
         store.clone(),
         shared.clone(),
         settings.disable_after,
+        load,
         stop.clone(),
     ));
     dispatch::claim_until_stopped(store, shared.clone(), stop).await;

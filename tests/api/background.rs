@@ -1,13 +1,23 @@
 //! The background thread: the event log's consumers (webhook deliveries, the NATS
-//! relay) and its retention run at `BACKGROUND_NICE`, below the API's priority.
+//! relay) and its retention run at `BACKGROUND_NICE`, below the API's priority, and the
+//! consumers step aside while the API is busy (`BACKGROUND_YIELD_AT`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use crate::binary::Server;
-use crate::helpers::{TestDb, eventually, on_every_backend, order_body};
+use crate::deliveries::register;
+use crate::helpers::{
+    Options, TestApp, TestDb, eventually, on_every_backend, order_body, spawn_app_with,
+};
 use crate::receiver::{Receiver, Reply};
 
-on_every_backend!(the_log_consumers_run_on_a_thread_at_background_nice_and_the_api_at_its_own,);
+on_every_backend!(
+    the_log_consumers_run_on_a_thread_at_background_nice_and_the_api_at_its_own,
+    deliveries_step_aside_while_the_api_is_busy_and_go_out_once_it_eases,
+);
 
 /// Each thread of `pid`: its name and its nice value.
 fn threads(pid: u32) -> Vec<(String, i64)> {
@@ -126,4 +136,94 @@ async fn by_default_the_consumers_run_on_the_apis_runtime_on_postgres() {
     // Given as long as the thread would take to start.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(background_nices(&server), Vec::<i64>::new());
+}
+
+/// Requests that stay in flight: each sends the head of a `POST /orders` whose body
+/// never comes, so the service holds it (until the body's deadline) as it would a
+/// request waiting for its commit.
+async fn requests_in_flight(app: &TestApp, n: usize) -> Vec<TcpStream> {
+    let address = app.address.trim_start_matches("http://");
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut socket = TcpStream::connect(address).await.expect("connect");
+        socket
+            .write_all(
+                b"POST /orders HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+                  Content-Length: 100\r\n\r\n",
+            )
+            .await
+            .expect("send a request's head");
+        held.push(socket);
+    }
+    held
+}
+
+/// Creates `n` orders, one every 100 ms, and answers how long after its creation each
+/// one's `order.created` reached `receiver`.
+async fn delivery_delays(app: &TestApp, receiver: &Receiver, n: usize) -> Vec<Duration> {
+    let mut created = Vec::with_capacity(n);
+    for _ in 0..n {
+        created.push((Instant::now(), app.new_order().await));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let arrival = |id: &str| {
+        receiver
+            .calls()
+            .into_iter()
+            .find(|call| call.json()["data"]["order_id"] == id)
+            .map(|call| call.at)
+    };
+    eventually(
+        Duration::from_secs(20),
+        "every order.created delivered",
+        || async { created.iter().all(|(_, id)| arrival(id).is_some()) },
+    )
+    .await;
+    created
+        .iter()
+        .map(|(at, id)| arrival(id).expect("delivered") - *at)
+        .collect()
+}
+
+async fn deliveries_step_aside_while_the_api_is_busy_and_go_out_once_it_eases(db: TestDb) {
+    let app = spawn_app_with(
+        db,
+        Options {
+            webhook_allow_private_networks: true,
+            background_yield_at: 32,
+            ..Options::default()
+        },
+    )
+    .await;
+    let receiver = Receiver::start(|_| Reply::status(200, "")).await;
+    register(&app, &receiver.url, Some(&["order.created"])).await;
+    let longest = |delays: &[Duration]| delays.iter().max().copied().unwrap_or_default();
+
+    // Quiet: each event goes out as it commits.
+    let quiet = delivery_delays(&app, &receiver, 10).await;
+    assert!(
+        longest(&quiet) < Duration::from_millis(800),
+        "quiet: {quiet:?}"
+    );
+
+    // 40 requests in flight, more than BACKGROUND_YIELD_AT: the consumer reads a page
+    // of the log only once a second, so an order created just after a page waits for
+    // the next.
+    let held = requests_in_flight(&app, 40).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let busy = delivery_delays(&app, &receiver, 25).await;
+    assert!(
+        longest(&busy) >= Duration::from_millis(800),
+        "while busy, deliveries wait for the next page: {busy:?}"
+    );
+
+    // The load gone, they go out at once again.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let eased = delivery_delays(&app, &receiver, 10).await;
+    assert!(
+        longest(&eased) < Duration::from_millis(800),
+        "eased: {eased:?}"
+    );
+    app.stop().await;
 }

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use uuid::Uuid;
 
+use crate::api_load::ApiLoad;
 use crate::domain::now;
 use crate::store::Store;
 use crate::webhooks::shared::Shared;
@@ -44,9 +45,11 @@ pub(super) async fn owe_until_stopped(
     store: Arc<dyn Store>,
     shared: Arc<Shared>,
     disable_after: Duration,
+    load: Arc<ApiLoad>,
     stop: CancellationToken,
 ) {
     let holder = Uuid::new_v4();
+    let mut api_reading = load.reading();
     let mut log_changed = store.new_events();
     // Where the consumer stands and when the lease was last renewed, while held here.
     let mut held: Option<(i64, Instant)> = None;
@@ -68,6 +71,8 @@ pub(super) async fn owe_until_stopped(
             }
             return;
         };
+        // A burst of requests goes first; what this page would send waits in the log.
+        load.yield_to_requests(&mut api_reading, &stop).await;
         log_changed.borrow_and_update();
         let next = owe_next(
             &*store,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use order_processor::app;
 use order_processor::auth::AuthConfig;
 use order_processor::config::{
-    ConnectionConfig, DatabaseConfig, EventConfig, ProcessingConfig, Redacted, RequestConfig,
-    ServeConfig, StreamConfig, WebhookConfig,
+    ConnectionConfig, DEFAULT_BACKGROUND_YIELD_AT, DatabaseConfig, EventConfig, ProcessingConfig,
+    Redacted, RequestConfig, ServeConfig, StreamConfig, WebhookConfig,
 };
 use order_processor::store::Store;
 use order_processor::worker::Processor;
@@ -57,6 +57,8 @@ pub struct Options {
     pub write_timeout_ms: u64,
     pub max_streams: u64,
     pub sse_heartbeat_ms: u64,
+    /// `BACKGROUND_YIELD_AT`.
+    pub background_yield_at: u32,
 }
 
 impl Default for Options {
@@ -89,6 +91,7 @@ impl Default for Options {
             write_timeout_ms: 30_000,
             max_streams: 10_000,
             sse_heartbeat_ms: 15_000,
+            background_yield_at: DEFAULT_BACKGROUND_YIELD_AT,
         }
     }
 }
@@ -146,6 +149,7 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
             events_nats_stream: "ORDERS".into(),
             // BACKGROUND_NICE's default for the backend, as in production.
             background_nice: None,
+            background_yield_at: options.background_yield_at,
         },
         webhooks: WebhookConfig {
             webhook_allow_private_networks: options.webhook_allow_private_networks,
