@@ -1,59 +1,80 @@
-//! How busy the API is, and the background work stepping aside for it: the HTTP layer
-//! counts the time each request is in flight, and the log's consumers (webhook
-//! deliveries, the NATS relay) wait before each page while the API has had many
-//! requests in flight on average, so that a burst the cores cannot take at once goes
-//! to the API first and deliveries catch up once it eases. The average is over time
-//! (requests in flight integrated over a window, Little's law), not a sample: group
-//! commits answer their requests together, so the count in flight swings from
-//! nothing to every waiting client many times a second.
+//! How busy the API is, and the background work stepping aside for it. With
+//! `BACKGROUND_YIELD_AT` set, the request layer counts the time each request is in
+//! flight, a sampler turns that into the average in flight over its last step, and the
+//! log's consumers (webhook deliveries, the NATS relay) wait before each page while
+//! the average is high: a burst the machine cannot take at once goes to the API first,
+//! and the consumers catch up once it eases. An average over time (Little's law), not
+//! a count at one instant: group commits answer their requests together, so the count
+//! swings from none to every waiting client many times a second.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 /// How long a consumer steps aside before one page at most: while the API stays busy,
 /// each consumer still reads a page this often, so what it owes never stops moving.
-pub const YIELD_MAX: Duration = Duration::from_secs(1);
-/// How often a consumer that steps aside looks again, and the shortest window an
-/// average is taken over.
+const YIELD_MAX: Duration = Duration::from_secs(1);
+/// The sampler's step: the window each average is taken over, and how often a
+/// consumer that steps aside looks again.
 const STEP: Duration = Duration::from_millis(10);
-/// A reading older than this says nothing of now (a consumer that waited for the log
-/// for a while): the count in flight at this instant stands in for the average,
-/// and a window starts afresh.
-const STALE: Duration = Duration::from_millis(100);
 
-/// The API's requests in flight over time. Shared by the HTTP layer, which marks each
-/// request's start and end, and the consumers, which read averages from it.
+/// The API's requests in flight over time: the request layer marks each request's start
+/// and end, a sampler averages them, the consumers read the average.
 #[derive(Debug)]
 pub struct ApiLoad {
+    /// The average in flight at or above which consumers step aside; 0: never (and
+    /// nothing is counted).
+    yield_at: u32,
     /// The time everything here is counted from.
     epoch: Instant,
+    /// Under one lock: a reader must never see a start or an end in one counter and
+    /// not the other, which would move the sum by the whole time since `epoch`.
+    counts: Mutex<Counts>,
+    /// The average in flight over the sampler's last step, as `f64` bits.
+    average: AtomicU64,
+}
+
+/// What the requests so far add up to.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
     /// Requests that started and have not ended.
-    in_flight: AtomicI64,
+    in_flight: i64,
     /// Each ended request's end minus each started request's start, in microseconds
-    /// since `epoch`: with `in_flight × now` added, the time spent in flight by every
-    /// request so far (`busy_until`).
-    ends_minus_starts: AtomicI64,
-    /// The average in flight at or above which consumers step aside; 0: never.
-    yield_at: u32,
+    /// since the epoch.
+    ends_minus_starts: i64,
 }
 
-/// One request in flight; its end is counted when it is dropped, whether the request
-/// was answered or its client went away.
+impl Counts {
+    fn start(&mut self, at: i64) {
+        self.ends_minus_starts -= at;
+        self.in_flight += 1;
+    }
+
+    fn end(&mut self, at: i64) {
+        self.ends_minus_starts += at;
+        self.in_flight -= 1;
+    }
+
+    /// Microseconds in flight, summed over every request, until `at`.
+    fn busy_until(&self, at: i64) -> i64 {
+        self.ends_minus_starts + self.in_flight * at
+    }
+}
+
+/// The requests in flight on average between two readings of `(busy, at)`.
+fn average_between(from: (i64, i64), to: (i64, i64)) -> f64 {
+    let window = (to.1 - from.1).max(1);
+    (to.0 - from.0) as f64 / window as f64
+}
+
+/// One request in flight; its end is counted when it is dropped, whether it was
+/// answered or its client went away.
 #[derive(Debug)]
-pub struct InFlight {
+pub struct CountedRequest {
     load: Arc<ApiLoad>,
-}
-
-/// Where a consumer last read the load: the next average is over the time since.
-#[derive(Debug, Clone, Copy)]
-pub struct Reading {
-    busy: i64,
-    at: i64,
-    /// The average over the last window long enough to count.
-    average: f64,
 }
 
 impl ApiLoad {
@@ -61,77 +82,83 @@ impl ApiLoad {
     /// more on average (`BACKGROUND_YIELD_AT`; 0 never).
     pub fn new(yield_at: u32) -> Arc<Self> {
         Arc::new(Self {
-            epoch: Instant::now(),
-            in_flight: AtomicI64::new(0),
-            ends_minus_starts: AtomicI64::new(0),
             yield_at,
+            epoch: Instant::now(),
+            counts: Mutex::new(Counts::default()),
+            average: AtomicU64::new(0f64.to_bits()),
         })
     }
 
-    /// Marks a request's start; its end is marked when the guard is dropped.
-    pub fn enter(self: &Arc<Self>) -> InFlight {
-        let now = self.micros();
-        self.ends_minus_starts.fetch_sub(now, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight { load: self.clone() }
-    }
-
-    /// A reading to take averages from, starting now.
-    pub fn reading(&self) -> Reading {
-        let at = self.micros();
-        Reading {
-            busy: self.busy_until(at),
-            at,
-            average: 0.0,
+    /// Marks a request's start; its end is marked when the guard is dropped. `None`
+    /// when yielding is off: then nothing is counted.
+    pub fn enter(self: &Arc<Self>) -> Option<CountedRequest> {
+        if self.yield_at == 0 {
+            return None;
         }
-    }
-
-    /// The requests in flight on average since `reading` (then moved to now); if that
-    /// is shorter than a step, the average it last took; if it is stale, the count in
-    /// flight now.
-    pub fn average_since(&self, reading: &mut Reading) -> f64 {
         let at = self.micros();
-        let window = at - reading.at;
-        if window > micros(STALE) {
-            *reading = Reading {
-                busy: self.busy_until(at),
-                at,
-                average: self.in_flight.load(Ordering::Relaxed) as f64,
-            };
-        } else if window >= micros(STEP) {
-            let busy = self.busy_until(at);
-            reading.average = (busy - reading.busy) as f64 / window as f64;
-            reading.busy = busy;
-            reading.at = at;
-        }
-        reading.average
+        self.counts().start(at);
+        Some(CountedRequest { load: self.clone() })
     }
 
-    /// Waits while the API has been busy (its average in flight at `yield_at` or
-    /// more), for `YIELD_MAX` at most, or until `stop`. Returns at once when it is not
-    /// busy, or when yielding is off.
-    pub async fn yield_to_requests(&self, reading: &mut Reading, stop: &CancellationToken) {
+    /// Averages the requests in flight over each step until `stop`; returns at once
+    /// when yielding is off.
+    pub async fn sample_until_stopped(self: Arc<Self>, stop: CancellationToken) {
         if self.yield_at == 0 {
             return;
         }
-        let started = Instant::now();
-        let at = f64::from(self.yield_at);
-        while self.average_since(reading) >= at && started.elapsed() < YIELD_MAX {
+        let mut ticks = tokio::time::interval(STEP);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last = self.reading();
+        loop {
             tokio::select! {
-                () = tokio::time::sleep(STEP) => {}
+                _ = ticks.tick() => {}
                 () = stop.cancelled() => return,
             }
-        }
-        if started.elapsed() >= STEP {
-            metrics::counter!("background_yields_total").increment(1);
+            let now = self.reading();
+            let average = average_between(last, now);
+            self.average.store(average.to_bits(), Ordering::Relaxed);
+            last = now;
         }
     }
 
-    /// Microseconds in flight, summed over every request, until `at`. Two loads, not
-    /// one: a request starting or ending between them moves the sum by its own share
-    /// of one instant, nothing an average over a step notices.
-    fn busy_until(&self, at: i64) -> i64 {
-        self.ends_minus_starts.load(Ordering::Relaxed) + self.in_flight.load(Ordering::Relaxed) * at
+    /// The requests in flight on average over the sampler's last step.
+    pub fn average(&self) -> f64 {
+        f64::from_bits(self.average.load(Ordering::Relaxed))
+    }
+
+    /// Waits while the API is busy (its average in flight at `yield_at` or more), for
+    /// `YIELD_MAX` at most. Returns at once when it is not busy or yielding is off;
+    /// `false` if `stop` came first.
+    pub async fn yield_to_requests(&self, stop: &CancellationToken) -> bool {
+        if self.yield_at == 0 {
+            return true;
+        }
+        let (started, busy) = (Instant::now(), f64::from(self.yield_at));
+        let mut waited = false;
+        while self.average() >= busy && started.elapsed() < YIELD_MAX {
+            tokio::select! {
+                () = tokio::time::sleep(STEP) => waited = true,
+                () = stop.cancelled() => return false,
+            }
+        }
+        if waited {
+            metrics::counter!("background_yields_total").increment(1);
+        }
+        true
+    }
+
+    /// `(busy, at)`: the time in flight summed over every request until now, and now.
+    fn reading(&self) -> (i64, i64) {
+        let counts = *self.counts();
+        let at = self.micros();
+        (counts.busy_until(at), at)
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        // The counts are two integers: a panic elsewhere cannot leave them torn.
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn micros(&self) -> i64 {
@@ -139,111 +166,78 @@ impl ApiLoad {
     }
 }
 
-impl Drop for InFlight {
+impl Drop for CountedRequest {
     fn drop(&mut self) {
-        let now = self.load.micros();
-        self.load
-            .ends_minus_starts
-            .fetch_add(now, Ordering::Relaxed);
-        self.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let at = self.load.micros();
+        self.load.counts().end(at);
     }
-}
-
-fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_average_is_the_requests_in_flight_over_the_window() {
-        let load = ApiLoad::new(4);
-        let mut reading = load.reading();
-        let held: Vec<InFlight> = (0..3).map(|_| load.enter()).collect();
-        std::thread::sleep(Duration::from_millis(40));
-        let average = load.average_since(&mut reading);
-        assert!((2.5..=3.0).contains(&average), "three in flight: {average}");
-        drop(held);
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(load.average_since(&mut reading) < 0.1, "none in flight");
+    /// `(busy, at)` of `counts` at `at` microseconds.
+    fn reading(counts: &Counts, at: i64) -> (i64, i64) {
+        (counts.busy_until(at), at)
     }
 
     #[test]
-    fn a_request_counts_only_while_it_is_in_flight() {
-        let load = ApiLoad::new(4);
-        let mut reading = load.reading();
-        let started = Instant::now();
-        let request = load.enter();
-        std::thread::sleep(Duration::from_millis(20));
-        drop(request);
-        let inside = started.elapsed();
-        std::thread::sleep(Duration::from_millis(20));
-        let average = load.average_since(&mut reading);
-        let expected = inside.as_secs_f64() / started.elapsed().as_secs_f64();
-        assert!(
-            (average - expected).abs() < 0.05,
-            "in flight {expected:.2} of the window, averaged {average:.2}"
-        );
+    fn requests_in_flight_for_a_whole_window_average_their_number() {
+        let mut counts = Counts::default();
+        (0..3).for_each(|_| counts.start(1_000));
+        let from = reading(&counts, 2_000);
+        assert_eq!(average_between(from, reading(&counts, 12_000)), 3.0);
     }
 
     #[test]
-    fn a_window_shorter_than_a_step_keeps_the_last_average() {
-        let load = ApiLoad::new(4);
-        let mut reading = load.reading();
-        let _held: Vec<InFlight> = (0..5).map(|_| load.enter()).collect();
-        std::thread::sleep(STEP * 2);
-        let average = load.average_since(&mut reading);
-        let read_at = (Instant::now(), reading.at);
-        assert!(average > 4.0, "{average}");
-        let again = load.average_since(&mut reading);
-        // Only if this thread was not held up for a whole step in between.
-        if read_at.0.elapsed() < STEP {
-            assert_eq!(
-                (again, reading.at),
-                (average, read_at.1),
-                "too short to count"
-            );
+    fn a_request_counts_for_the_part_of_the_window_it_was_in_flight() {
+        let mut counts = Counts::default();
+        let from = reading(&counts, 0);
+        counts.start(2_500);
+        counts.end(7_500);
+        assert_eq!(average_between(from, reading(&counts, 10_000)), 0.5);
+        // One that started before the window and ended within it.
+        let mut counts = Counts::default();
+        counts.start(0);
+        let from = reading(&counts, 5_000);
+        counts.end(7_500);
+        assert_eq!(average_between(from, reading(&counts, 15_000)), 0.25);
+    }
+
+    #[test]
+    fn ended_requests_leave_nothing_behind() {
+        let mut counts = Counts::default();
+        for at in [100, 200, 300] {
+            counts.start(at);
+            counts.end(at + 50);
         }
+        let from = reading(&counts, 1_000);
+        assert_eq!(average_between(from, reading(&counts, 2_000)), 0.0);
     }
 
-    #[test]
-    fn a_stale_reading_gives_the_count_in_flight_now_and_starts_a_window() {
-        let load = ApiLoad::new(4);
-        let mut reading = load.reading();
-        std::thread::sleep(STALE + STEP);
-        let held: Vec<InFlight> = (0..6).map(|_| load.enter()).collect();
-        assert_eq!(
-            load.average_since(&mut reading),
-            6.0,
-            "not diluted by the quiet before"
-        );
-        drop(held);
-        std::thread::sleep(STEP * 2);
-        assert!(
-            load.average_since(&mut reading) < 0.5,
-            "the new window is the quiet since"
-        );
+    /// A load with its sampler running, and the stop that ends it.
+    fn sampled(yield_at: u32) -> (Arc<ApiLoad>, CancellationToken) {
+        let load = ApiLoad::new(yield_at);
+        let stop = CancellationToken::new();
+        tokio::spawn(load.clone().sample_until_stopped(stop.clone()));
+        (load, stop)
     }
 
     #[tokio::test]
     async fn a_consumer_waits_while_the_api_is_busy_and_goes_on_once_it_is_not() {
-        let load = ApiLoad::new(2);
-        let stop = CancellationToken::new();
-        let held: Vec<InFlight> = (0..3).map(|_| load.enter()).collect();
-        let mut reading = load.reading();
-        tokio::time::sleep(STEP * 2).await;
+        let (load, stop) = sampled(2);
+        let held: Vec<_> = (0..3).map(|_| load.enter()).collect();
+        tokio::time::sleep(STEP * 5).await;
         let waiting = {
-            let load = load.clone();
-            let stop = stop.clone();
+            let (load, stop) = (load.clone(), stop.clone());
             tokio::spawn(async move {
                 let started = Instant::now();
-                load.yield_to_requests(&mut reading, &stop).await;
+                assert!(load.yield_to_requests(&stop).await);
                 started.elapsed()
             })
         };
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(
             !waiting.is_finished(),
             "steps aside while three are in flight"
@@ -251,56 +245,53 @@ mod tests {
         drop(held);
         let waited = waiting.await.unwrap();
         assert!(
-            waited >= Duration::from_millis(190) && waited < YIELD_MAX,
+            waited >= Duration::from_millis(250) && waited < YIELD_MAX,
             "goes on once the load eased: {waited:?}"
         );
+        stop.cancel();
     }
 
     #[tokio::test]
     async fn a_consumer_waits_no_longer_than_the_most_however_busy_the_api() {
-        let load = ApiLoad::new(1);
-        let _held: Vec<InFlight> = (0..3).map(|_| load.enter()).collect();
-        let mut reading = load.reading();
-        tokio::time::sleep(STEP * 2).await;
+        let (load, stop) = sampled(1);
+        let _held: Vec<_> = (0..3).map(|_| load.enter()).collect();
+        tokio::time::sleep(STEP * 5).await;
         let started = Instant::now();
-        load.yield_to_requests(&mut reading, &CancellationToken::new())
-            .await;
+        assert!(load.yield_to_requests(&CancellationToken::new()).await);
         let waited = started.elapsed();
-        assert!(
-            waited >= YIELD_MAX && waited < YIELD_MAX + Duration::from_millis(500),
-            "{waited:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_quiet_api_or_yielding_off_costs_a_consumer_no_wait() {
-        let stop = CancellationToken::new();
-        let quiet = ApiLoad::new(2);
-        let mut reading = quiet.reading();
-        tokio::time::sleep(STEP * 2).await;
-        let started = Instant::now();
-        quiet.yield_to_requests(&mut reading, &stop).await;
-        assert!(started.elapsed() < STEP, "nothing in flight");
-
-        let off = ApiLoad::new(0);
-        let _held: Vec<InFlight> = (0..100).map(|_| off.enter()).collect();
-        let mut reading = off.reading();
-        tokio::time::sleep(STEP * 2).await;
-        let started = Instant::now();
-        off.yield_to_requests(&mut reading, &stop).await;
-        assert!(started.elapsed() < STEP, "yielding off");
-    }
-
-    #[tokio::test]
-    async fn a_stop_ends_the_wait() {
-        let load = ApiLoad::new(1);
-        let _held: Vec<InFlight> = (0..3).map(|_| load.enter()).collect();
-        let mut reading = load.reading();
-        tokio::time::sleep(STEP * 2).await;
-        let stop = CancellationToken::new();
+        assert!(waited >= YIELD_MAX && waited < YIELD_MAX * 3, "{waited:?}");
         stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_quiet_api_costs_a_consumer_no_wait() {
+        let (load, stop) = sampled(2);
+        tokio::time::sleep(STEP * 5).await;
         let started = Instant::now();
-        load.yield_to_requests(&mut reading, &stop).await;
-        assert!(started.elapsed() < STEP * 3);
+        assert!(load.yield_to_requests(&stop).await);
+        assert!(started.elapsed() < STEP, "nothing in flight");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn with_yielding_off_nothing_is_counted_and_nothing_waits() {
+        let load = ApiLoad::new(0);
+        assert!(load.enter().is_none());
+        let stop = CancellationToken::new();
+        load.clone().sample_until_stopped(stop.clone()).await;
+        let started = Instant::now();
+        assert!(load.yield_to_requests(&stop).await);
+        assert!(started.elapsed() < STEP);
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_the_wait_and_says_so() {
+        let (load, stop) = sampled(1);
+        let _held: Vec<_> = (0..3).map(|_| load.enter()).collect();
+        tokio::time::sleep(STEP * 5).await;
+        let stopping = CancellationToken::new();
+        stopping.cancel();
+        assert!(!load.yield_to_requests(&stopping).await);
+        stop.cancel();
     }
 }

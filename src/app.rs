@@ -79,6 +79,7 @@ pub async fn run_with_processor(
     ));
 
     let api_load = ApiLoad::new(config.events.background_yield_at);
+    tokio::spawn(api_load.clone().sample_until_stopped(stop.clone()));
     let background = start_background(store.clone(), config, api_load.clone(), stop.clone())?;
 
     let auth = Authenticator::from_config(&config.auth)

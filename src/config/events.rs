@@ -10,9 +10,9 @@ use crate::relay::NatsSettings;
 
 /// `BACKGROUND_YIELD_AT`'s default: off. Requests in flight also rise when the host
 /// stalls or clients send slowly, not only when a burst saturates it, and while they
-/// are high deliveries go out a page a second at most: on a noisy host that put the
-/// delivery delay at 1,000 orders a second past its target (BENCHMARKS.md), so an
-/// operator turns it on knowing the trade.
+/// are high deliveries go out a page at a time: that put the delivery delay past its
+/// target (BENCHMARKS.md, "Deliveries that step aside"), so an operator turns it on
+/// knowing the trade.
 pub const DEFAULT_BACKGROUND_YIELD_AT: u32 = 0;
 
 /// How long events are kept and where they are relayed.
@@ -44,10 +44,10 @@ pub struct EventConfig {
           value_parser = clap::value_parser!(u8).range(0..=19))]
     pub background_nice: Option<u8>,
 
-    /// The API's average requests in flight (over the last 10 ms or more) at or above
+    /// The API's requests in flight, on average over a short window, at or above
     /// which the webhook deliveries and the NATS relay wait before each page of the
-    /// log, one second at most per page: a burst goes to the API first and they catch
-    /// up once it eases. 0 (the default): they never wait.
+    /// log (for a bounded time per page): a burst goes to the API first and they catch
+    /// up once it eases. 0 (the default): they never wait, and nothing is counted.
     #[arg(long, env = "BACKGROUND_YIELD_AT", default_value_t = DEFAULT_BACKGROUND_YIELD_AT)]
     pub background_yield_at: u32,
 }

@@ -92,11 +92,11 @@ where
             request_id = %request_id.to_str().unwrap_or_default()
         );
         let answer = self.inner.call(request).instrument(span.clone());
-        // In flight until its answer's head is ready (a stream's body is not counted).
-        let in_flight = self.load.enter();
+        // Counted until its answer's head is ready (a stream's body is not).
+        let counted = self.load.enter();
         Box::pin(async move {
             let mut response = answer.await?;
-            drop(in_flight);
+            drop(counted);
             let elapsed = started.elapsed();
             log(&span, &method, &path, response.status(), elapsed);
             record(method_label(&method), route, response.status(), elapsed);

@@ -108,7 +108,6 @@ impl Relay {
         let mut backoff = Backoff::new();
         // Where the relay stands, while this instance holds it.
         let mut held: Option<Held> = None;
-        let mut api_reading = self.load.reading();
         'relaying: loop {
             let Some(at) = self.hold(&mut held).await else {
                 // Another instance relays (or the store is away): ask again soon.
@@ -119,9 +118,10 @@ impl Relay {
             };
             // A burst of requests goes first; what this page would publish waits in
             // the log.
-            self.load
-                .yield_to_requests(&mut api_reading, &self.stop)
-                .await;
+            if !self.load.yield_to_requests(&self.stop).await {
+                self.release(&mut held).await;
+                return;
+            }
             let events = match self.store.events_after(at.position, PAGE).await {
                 Ok(events) => events,
                 Err(err) => {

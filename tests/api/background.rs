@@ -197,33 +197,36 @@ async fn deliveries_step_aside_while_the_api_is_busy_and_go_out_once_it_eases(db
     .await;
     let receiver = Receiver::start(|_| Reply::status(200, "")).await;
     register(&app, &receiver.url, Some(&["order.created"])).await;
-    let longest = |delays: &[Duration]| delays.iter().max().copied().unwrap_or_default();
+    let median = |mut delays: Vec<Duration>| {
+        delays.sort();
+        delays[delays.len() / 2]
+    };
 
     // Quiet: each event goes out as it commits.
-    let quiet = delivery_delays(&app, &receiver, 10).await;
+    let quiet = median(delivery_delays(&app, &receiver, 11).await);
     assert!(
-        longest(&quiet) < Duration::from_millis(800),
-        "quiet: {quiet:?}"
+        quiet < Duration::from_millis(300),
+        "quiet: median {quiet:?}"
     );
 
     // 40 requests in flight, more than BACKGROUND_YIELD_AT: the consumer reads a page
-    // of the log only once a second, so an order created just after a page waits for
-    // the next.
+    // of the log only about once a second, so orders created one every 100 ms wait
+    // for the next page, half a second on the median.
     let held = requests_in_flight(&app, 40).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let busy = delivery_delays(&app, &receiver, 25).await;
+    let busy = median(delivery_delays(&app, &receiver, 25).await);
     assert!(
-        longest(&busy) >= Duration::from_millis(800),
-        "while busy, deliveries wait for the next page: {busy:?}"
+        busy >= Duration::from_millis(300),
+        "while busy, deliveries wait for the next page: median {busy:?}"
     );
 
     // The load gone, they go out at once again.
     drop(held);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let eased = delivery_delays(&app, &receiver, 10).await;
+    let eased = median(delivery_delays(&app, &receiver, 11).await);
     assert!(
-        longest(&eased) < Duration::from_millis(800),
-        "eased: {eased:?}"
+        eased < Duration::from_millis(300),
+        "eased: median {eased:?}"
     );
     app.stop().await;
 }

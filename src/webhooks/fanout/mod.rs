@@ -49,7 +49,6 @@ pub(super) async fn owe_until_stopped(
     stop: CancellationToken,
 ) {
     let holder = Uuid::new_v4();
-    let mut api_reading = load.reading();
     let mut log_changed = store.new_events();
     // Where the consumer stands and when the lease was last renewed, while held here.
     let mut held: Option<(i64, Instant)> = None;
@@ -72,7 +71,9 @@ pub(super) async fn owe_until_stopped(
             return;
         };
         // A burst of requests goes first; what this page would send waits in the log.
-        load.yield_to_requests(&mut api_reading, &stop).await;
+        if !load.yield_to_requests(&stop).await {
+            break;
+        }
         log_changed.borrow_and_update();
         let next = owe_next(
             &*store,
