@@ -89,10 +89,16 @@ impl ApiLoad {
         })
     }
 
+    /// Whether requests are counted at all (yielding is on): when not, the request
+    /// layer need not hold this.
+    pub fn counts_requests(&self) -> bool {
+        self.yield_at > 0
+    }
+
     /// Marks a request's start; its end is marked when the guard is dropped. `None`
     /// when yielding is off: then nothing is counted.
     pub fn enter(self: &Arc<Self>) -> Option<CountedRequest> {
-        if self.yield_at == 0 {
+        if !self.counts_requests() {
             return None;
         }
         let at = self.micros();
@@ -224,11 +230,18 @@ mod tests {
         (load, stop)
     }
 
+    /// A sampled load with three requests held in flight, once the sampler has seen
+    /// them for a few steps.
+    async fn busy(yield_at: u32) -> (Arc<ApiLoad>, CancellationToken, Vec<Option<CountedRequest>>) {
+        let (load, stop) = sampled(yield_at);
+        let held = (0..3).map(|_| load.enter()).collect();
+        tokio::time::sleep(STEP * 5).await;
+        (load, stop, held)
+    }
+
     #[tokio::test]
     async fn a_consumer_waits_while_the_api_is_busy_and_goes_on_once_it_is_not() {
-        let (load, stop) = sampled(2);
-        let held: Vec<_> = (0..3).map(|_| load.enter()).collect();
-        tokio::time::sleep(STEP * 5).await;
+        let (load, stop, held) = busy(2).await;
         let waiting = {
             let (load, stop) = (load.clone(), stop.clone());
             tokio::spawn(async move {
@@ -253,9 +266,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_consumer_waits_no_longer_than_the_most_however_busy_the_api() {
-        let (load, stop) = sampled(1);
-        let _held: Vec<_> = (0..3).map(|_| load.enter()).collect();
-        tokio::time::sleep(STEP * 5).await;
+        let (load, stop, _held) = busy(1).await;
         let started = Instant::now();
         assert!(load.yield_to_requests(&CancellationToken::new()).await);
         let waited = started.elapsed();
@@ -286,9 +297,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stop_ends_the_wait_and_says_so() {
-        let (load, stop) = sampled(1);
-        let _held: Vec<_> = (0..3).map(|_| load.enter()).collect();
-        tokio::time::sleep(STEP * 5).await;
+        let (load, stop, _held) = busy(1).await;
         let stopping = CancellationToken::new();
         stopping.cancel();
         assert!(!load.yield_to_requests(&stopping).await);

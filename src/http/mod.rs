@@ -49,7 +49,8 @@ pub use streams::Streams;
 /// All routes of [`routes::ROUTES`], with unknown paths (404) and wrong methods (405)
 /// answered in the problem shape like every other error.
 pub fn router(state: AppState) -> Router {
-    let (body_limit, load) = (state.body_limit, state.api_load.clone());
+    let body_limit = state.body_limit;
+    let load = Some(state.api_load.clone()).filter(|load| load.counts_requests());
     let routes = |access| {
         routes::ROUTES
             .iter()

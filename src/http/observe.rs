@@ -32,10 +32,11 @@ use crate::api_load::ApiLoad;
 static STATUS_LABELS: LazyLock<Vec<String>> =
     LazyLock::new(|| (0..1000).map(|code: u16| code.to_string()).collect());
 
-/// Wraps every route in [`Observed`], counting requests in flight in `load`.
+/// Wraps every route in [`Observed`], counting requests in flight in `load` when it
+/// counts them (`None` otherwise: each request clones the service, and with it this).
 #[derive(Clone)]
 pub struct ObserveLayer {
-    pub load: Arc<ApiLoad>,
+    pub load: Option<Arc<ApiLoad>>,
 }
 
 impl<S> Layer<S> for ObserveLayer {
@@ -54,7 +55,7 @@ impl<S> Layer<S> for ObserveLayer {
 #[derive(Clone)]
 pub struct Observed<S> {
     inner: S,
-    load: Arc<ApiLoad>,
+    load: Option<Arc<ApiLoad>>,
 }
 
 impl<S> Service<Request> for Observed<S>
@@ -93,7 +94,7 @@ where
         );
         let answer = self.inner.call(request).instrument(span.clone());
         // Counted until its answer's head is ready (a stream's body is not).
-        let counted = self.load.enter();
+        let counted = self.load.as_ref().and_then(ApiLoad::enter);
         Box::pin(async move {
             let mut response = answer.await?;
             drop(counted);

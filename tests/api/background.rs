@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::binary::Server;
@@ -13,6 +12,7 @@ use crate::helpers::{
     Options, TestApp, TestDb, eventually, on_every_backend, order_body, spawn_app_with,
 };
 use crate::receiver::{Receiver, Reply};
+use crate::slow_clients::{HALF_BODY, socket_address, stall};
 
 on_every_backend!(
     the_log_consumers_run_on_a_thread_at_background_nice_and_the_api_at_its_own,
@@ -138,22 +138,14 @@ async fn by_default_the_consumers_run_on_the_apis_runtime_on_postgres() {
     assert_eq!(background_nices(&server), Vec::<i64>::new());
 }
 
-/// Requests that stay in flight: each sends the head of a `POST /orders` whose body
-/// never comes, so the service holds it (until the body's deadline) as it would a
-/// request waiting for its commit.
+/// Requests that stay in flight: each sends the head of a `POST /orders` and the start
+/// of a body that never ends, so the service holds it (until the body's deadline) as it
+/// would a request waiting for its commit.
 async fn requests_in_flight(app: &TestApp, n: usize) -> Vec<TcpStream> {
-    let address = app.address.trim_start_matches("http://");
+    let address = socket_address(app);
     let mut held = Vec::with_capacity(n);
     for _ in 0..n {
-        let mut socket = TcpStream::connect(address).await.expect("connect");
-        socket
-            .write_all(
-                b"POST /orders HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
-                  Content-Length: 100\r\n\r\n",
-            )
-            .await
-            .expect("send a request's head");
-        held.push(socket);
+        held.push(stall(&address, HALF_BODY).await);
     }
     held
 }

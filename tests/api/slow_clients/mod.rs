@@ -15,12 +15,12 @@ use tokio::net::TcpStream;
 
 use crate::helpers::{Options, TestApp, TestDb, spawn_app_with};
 
-fn socket_address(app: &TestApp) -> String {
+pub(crate) fn socket_address(app: &TestApp) -> String {
     app.address.trim_start_matches("http://").to_owned()
 }
 
 /// Opens a connection and sends `bytes`: the start of a request it never finishes.
-async fn stall(address: &str, bytes: &[u8]) -> TcpStream {
+pub(crate) async fn stall(address: &str, bytes: &[u8]) -> TcpStream {
     let mut stream = TcpStream::connect(address).await.expect("connect");
     stream.write_all(bytes).await.expect("write");
     stream
@@ -30,7 +30,7 @@ async fn stall(address: &str, bytes: &[u8]) -> TcpStream {
 const HALF_HEADERS: &[u8] = b"POST /orders HTTP/1.1\r\nHost: test\r\nContent-Type: applic";
 
 /// Complete headers promising 200 bytes of body, and the first few of them.
-const HALF_BODY: &[u8] =
+pub(crate) const HALF_BODY: &[u8] =
     b"POST /orders HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
 Content-Length: 200\r\n\r\n{\"user_id\": \"u1\", ";
 
