@@ -1,11 +1,14 @@
 //! How busy the API is, and the background work stepping aside for it. With
-//! `BACKGROUND_YIELD_AT` set, the request layer counts the time each request is in
-//! flight, a sampler turns that into the average in flight over its last step, and the
+//! `BACKGROUND_YIELD_AT` set, the handlers count the time each new order waits for its
+//! commit, a sampler turns that into the average waiting over its last step, and the
 //! log's consumers (webhook deliveries, the NATS relay) wait before each page while
 //! the average is high: a burst the machine cannot take at once goes to the API first,
-//! and the consumers catch up once it eases. An average over time (Little's law), not
-//! a count at one instant: group commits answer their requests together, so the count
-//! swings from none to every waiting client many times a second.
+//! and the consumers catch up once it eases. Writes waiting for their commit, not
+//! requests in flight: a client sending its body slowly is in flight without loading
+//! anything, and a steady load keeps many requests in flight on a slow host but few
+//! writes waiting. An average over time (Little's law), not a count at one instant:
+//! group commits answer their writes together, so the count swings from none to every
+//! waiting write many times a second.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,11 +24,11 @@ const YIELD_MAX: Duration = Duration::from_secs(1);
 /// consumer that steps aside looks again.
 const STEP: Duration = Duration::from_millis(10);
 
-/// The API's requests in flight over time: the request layer marks each request's start
-/// and end, a sampler averages them, the consumers read the average.
+/// The API's writes waiting for their commit, over time: the handlers mark each write's
+/// start and end, a sampler averages them, the consumers read the average.
 #[derive(Debug)]
 pub struct ApiLoad {
-    /// The average in flight at or above which consumers step aside; 0: never (and
+    /// The average waiting at or above which consumers step aside; 0: never (and
     /// nothing is counted).
     yield_at: u32,
     /// The time everything here is counted from.
@@ -33,16 +36,16 @@ pub struct ApiLoad {
     /// Under one lock: a reader must never see a start or an end in one counter and
     /// not the other, which would move the sum by the whole time since `epoch`.
     counts: Mutex<Counts>,
-    /// The average in flight over the sampler's last step, as `f64` bits.
+    /// The average waiting over the sampler's last step, as `f64` bits.
     average: AtomicU64,
 }
 
-/// What the requests so far add up to.
+/// What the writes so far add up to.
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
-    /// Requests that started and have not ended.
+    /// Writes that started and have not ended.
     in_flight: i64,
-    /// Each ended request's end minus each started request's start, in microseconds
+    /// Each ended write's end minus each started write's start, in microseconds
     /// since the epoch.
     ends_minus_starts: i64,
 }
@@ -58,28 +61,28 @@ impl Counts {
         self.in_flight -= 1;
     }
 
-    /// Microseconds in flight, summed over every request, until `at`.
+    /// Microseconds waiting, summed over every write, until `at`.
     fn busy_until(&self, at: i64) -> i64 {
         self.ends_minus_starts + self.in_flight * at
     }
 }
 
-/// The requests in flight on average between two readings of `(busy, at)`.
+/// The writes waiting on average between two readings of `(busy, at)`.
 fn average_between(from: (i64, i64), to: (i64, i64)) -> f64 {
     let window = (to.1 - from.1).max(1);
     (to.0 - from.0) as f64 / window as f64
 }
 
-/// One request in flight; its end is counted when it is dropped, whether it was
-/// answered or its client went away.
+/// One write waiting for its commit; its end is counted when it is dropped, whether it
+/// was answered or its request was dropped.
 #[derive(Debug)]
-pub struct CountedRequest {
+pub struct CountedWrite {
     load: Arc<ApiLoad>,
 }
 
 impl ApiLoad {
-    /// Consumers step aside while the API has had `yield_at` requests in flight or
-    /// more on average (`BACKGROUND_YIELD_AT`; 0 never).
+    /// Consumers step aside while the API has had `yield_at` writes waiting for their
+    /// commit or more on average (`BACKGROUND_YIELD_AT`; 0 never).
     pub fn new(yield_at: u32) -> Arc<Self> {
         Arc::new(Self {
             yield_at,
@@ -89,24 +92,25 @@ impl ApiLoad {
         })
     }
 
-    /// Whether requests are counted at all (yielding is on): when not, the request
-    /// layer need not hold this.
-    pub fn counts_requests(&self) -> bool {
-        self.yield_at > 0
+    /// Runs `write` (a new order on its way to its commit), counted as waiting until it
+    /// ends; just `write` when yielding is off.
+    pub async fn counting<F: IntoFuture>(self: &Arc<Self>, write: F) -> F::Output {
+        let _counted = self.enter();
+        write.await
     }
 
-    /// Marks a request's start; its end is marked when the guard is dropped. `None`
+    /// Marks a write's start; its end is marked when the guard is dropped. `None`
     /// when yielding is off: then nothing is counted.
-    pub fn enter(self: &Arc<Self>) -> Option<CountedRequest> {
-        if !self.counts_requests() {
+    fn enter(self: &Arc<Self>) -> Option<CountedWrite> {
+        if self.yield_at == 0 {
             return None;
         }
         let at = self.micros();
         self.counts().start(at);
-        Some(CountedRequest { load: self.clone() })
+        Some(CountedWrite { load: self.clone() })
     }
 
-    /// Averages the requests in flight over each step until `stop`; returns at once
+    /// Averages the writes waiting over each step until `stop`; returns at once
     /// when yielding is off.
     pub async fn sample_until_stopped(self: Arc<Self>, stop: CancellationToken) {
         if self.yield_at == 0 {
@@ -123,19 +127,21 @@ impl ApiLoad {
             let now = self.reading();
             let average = average_between(last, now);
             self.average.store(average.to_bits(), Ordering::Relaxed);
+            // What an operator compares `BACKGROUND_YIELD_AT` with.
+            metrics::gauge!("api_writes_waiting").set(average);
             last = now;
         }
     }
 
-    /// The requests in flight on average over the sampler's last step.
+    /// The writes waiting on average over the sampler's last step.
     pub fn average(&self) -> f64 {
         f64::from_bits(self.average.load(Ordering::Relaxed))
     }
 
-    /// Waits while the API is busy (its average in flight at `yield_at` or more), for
+    /// Waits while the API is busy (its average waiting at `yield_at` or more), for
     /// `YIELD_MAX` at most. Returns at once when it is not busy or yielding is off;
     /// `false` if `stop` came first.
-    pub async fn yield_to_requests(&self, stop: &CancellationToken) -> bool {
+    pub async fn yield_to_writes(&self, stop: &CancellationToken) -> bool {
         if self.yield_at == 0 {
             return true;
         }
@@ -153,7 +159,7 @@ impl ApiLoad {
         true
     }
 
-    /// `(busy, at)`: the time in flight summed over every request until now, and now.
+    /// `(busy, at)`: the time waiting summed over every write until now, and now.
     fn reading(&self) -> (i64, i64) {
         let counts = *self.counts();
         let at = self.micros();
@@ -172,7 +178,7 @@ impl ApiLoad {
     }
 }
 
-impl Drop for CountedRequest {
+impl Drop for CountedWrite {
     fn drop(&mut self) {
         let at = self.load.micros();
         self.load.counts().end(at);
@@ -189,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn requests_in_flight_for_a_whole_window_average_their_number() {
+    fn writes_waiting_for_a_whole_window_average_their_number() {
         let mut counts = Counts::default();
         (0..3).for_each(|_| counts.start(1_000));
         let from = reading(&counts, 2_000);
@@ -197,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn a_request_counts_for_the_part_of_the_window_it_was_in_flight() {
+    fn a_write_counts_for_the_part_of_the_window_it_was_waiting() {
         let mut counts = Counts::default();
         let from = reading(&counts, 0);
         counts.start(2_500);
@@ -212,7 +218,7 @@ mod tests {
     }
 
     #[test]
-    fn ended_requests_leave_nothing_behind() {
+    fn ended_writes_leave_nothing_behind() {
         let mut counts = Counts::default();
         for at in [100, 200, 300] {
             counts.start(at);
@@ -230,13 +236,30 @@ mod tests {
         (load, stop)
     }
 
-    /// A sampled load with three requests held in flight, once the sampler has seen
+    /// A sampled load with three writes held waiting, once the sampler has seen
     /// them for a few steps.
-    async fn busy(yield_at: u32) -> (Arc<ApiLoad>, CancellationToken, Vec<Option<CountedRequest>>) {
+    async fn busy(yield_at: u32) -> (Arc<ApiLoad>, CancellationToken, Vec<Option<CountedWrite>>) {
         let (load, stop) = sampled(yield_at);
         let held = (0..3).map(|_| load.enter()).collect();
         tokio::time::sleep(STEP * 5).await;
         (load, stop, held)
+    }
+
+    #[tokio::test]
+    async fn a_write_is_counted_while_it_waits_for_its_commit_and_not_after() {
+        let (load, stop) = sampled(1);
+        let (commit, committed) = tokio::sync::oneshot::channel::<()>();
+        let write = tokio::spawn({
+            let load = load.clone();
+            async move { load.counting(committed).await }
+        });
+        tokio::time::sleep(STEP * 5).await;
+        assert!(load.average() > 0.5, "waiting: {}", load.average());
+        commit.send(()).unwrap();
+        write.await.unwrap().unwrap();
+        tokio::time::sleep(STEP * 5).await;
+        assert_eq!(load.average(), 0.0);
+        stop.cancel();
     }
 
     #[tokio::test]
@@ -246,14 +269,14 @@ mod tests {
             let (load, stop) = (load.clone(), stop.clone());
             tokio::spawn(async move {
                 let started = Instant::now();
-                assert!(load.yield_to_requests(&stop).await);
+                assert!(load.yield_to_writes(&stop).await);
                 started.elapsed()
             })
         };
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(
             !waiting.is_finished(),
-            "steps aside while three are in flight"
+            "steps aside while three are waiting"
         );
         drop(held);
         let waited = waiting.await.unwrap();
@@ -268,7 +291,7 @@ mod tests {
     async fn a_consumer_waits_no_longer_than_the_most_however_busy_the_api() {
         let (load, stop, _held) = busy(1).await;
         let started = Instant::now();
-        assert!(load.yield_to_requests(&CancellationToken::new()).await);
+        assert!(load.yield_to_writes(&CancellationToken::new()).await);
         let waited = started.elapsed();
         assert!(waited >= YIELD_MAX && waited < YIELD_MAX * 3, "{waited:?}");
         stop.cancel();
@@ -279,8 +302,8 @@ mod tests {
         let (load, stop) = sampled(2);
         tokio::time::sleep(STEP * 5).await;
         let started = Instant::now();
-        assert!(load.yield_to_requests(&stop).await);
-        assert!(started.elapsed() < STEP, "nothing in flight");
+        assert!(load.yield_to_writes(&stop).await);
+        assert!(started.elapsed() < STEP, "nothing waiting");
         stop.cancel();
     }
 
@@ -291,7 +314,7 @@ mod tests {
         let stop = CancellationToken::new();
         load.clone().sample_until_stopped(stop.clone()).await;
         let started = Instant::now();
-        assert!(load.yield_to_requests(&stop).await);
+        assert!(load.yield_to_writes(&stop).await);
         assert!(started.elapsed() < STEP);
     }
 
@@ -300,7 +323,7 @@ mod tests {
         let (load, stop, _held) = busy(1).await;
         let stopping = CancellationToken::new();
         stopping.cancel();
-        assert!(!load.yield_to_requests(&stopping).await);
+        assert!(!load.yield_to_writes(&stopping).await);
         stop.cancel();
     }
 }

@@ -84,11 +84,11 @@ pub async fn create_once(
         body,
         created_at: order.created_at,
     };
-    match state
-        .store
-        .insert_keyed(&order, &response, live_since)
-        .await?
-    {
+    let inserted = state
+        .api_load
+        .counting(state.store.insert_keyed(&order, &response, live_since))
+        .await?;
+    match inserted {
         KeyedInsert::Inserted => {
             state.orders_created.increment(1);
             Ok(answer(&response, false))

@@ -50,7 +50,6 @@ pub use streams::Streams;
 /// answered in the problem shape like every other error.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.body_limit;
-    let load = Some(state.api_load.clone()).filter(|load| load.counts_requests());
     let routes = |access| {
         routes::ROUTES
             .iter()
@@ -78,6 +77,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         // Outermost: the request id, the request's span, log line and metrics.
-        .layer(observe::ObserveLayer { load })
+        .layer(observe::ObserveLayer)
         .with_state(state)
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -26,27 +26,19 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::{Instrument, Span};
 
-use crate::api_load::ApiLoad;
-
 /// "0" to "999": every status code's label, made once.
 static STATUS_LABELS: LazyLock<Vec<String>> =
     LazyLock::new(|| (0..1000).map(|code: u16| code.to_string()).collect());
 
-/// Wraps every route in [`Observed`], counting requests in flight in `load` when it
-/// counts them (`None` otherwise: each request clones the service, and with it this).
+/// Wraps every route in [`Observed`].
 #[derive(Clone)]
-pub struct ObserveLayer {
-    pub load: Option<Arc<ApiLoad>>,
-}
+pub struct ObserveLayer;
 
 impl<S> Layer<S> for ObserveLayer {
     type Service = Observed<S>;
 
     fn layer(&self, inner: S) -> Observed<S> {
-        Observed {
-            inner,
-            load: self.load.clone(),
-        }
+        Observed { inner }
     }
 }
 
@@ -55,7 +47,6 @@ impl<S> Layer<S> for ObserveLayer {
 #[derive(Clone)]
 pub struct Observed<S> {
     inner: S,
-    load: Option<Arc<ApiLoad>>,
 }
 
 impl<S> Service<Request> for Observed<S>
@@ -93,11 +84,8 @@ where
             request_id = %request_id.to_str().unwrap_or_default()
         );
         let answer = self.inner.call(request).instrument(span.clone());
-        // Counted until its answer's head is ready (a stream's body is not).
-        let counted = self.load.as_ref().and_then(ApiLoad::enter);
         Box::pin(async move {
             let mut response = answer.await?;
-            drop(counted);
             let elapsed = started.elapsed();
             log(&span, &method, &path, response.status(), elapsed);
             record(method_label(&method), route, response.status(), elapsed);

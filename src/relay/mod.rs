@@ -118,7 +118,7 @@ impl Relay {
             };
             // A burst of requests goes first; what this page would publish waits in
             // the log.
-            if !self.load.yield_to_requests(&self.stop).await {
+            if !self.load.yield_to_writes(&self.stop).await {
                 self.release(&mut held).await;
                 return;
             }

@@ -1,10 +1,12 @@
 //! The background thread: the event log's consumers (webhook deliveries, the NATS
 //! relay) and its retention run at `BACKGROUND_NICE`, below the API's priority, and the
-//! consumers step aside while the API is busy (`BACKGROUND_YIELD_AT`).
+//! consumers step aside while new orders queue for their commit (`BACKGROUND_YIELD_AT`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
+use tokio::task::JoinSet;
 
 use crate::binary::Server;
 use crate::deliveries::register;
@@ -16,7 +18,7 @@ use crate::slow_clients::{HALF_BODY, socket_address, stall};
 
 on_every_backend!(
     the_log_consumers_run_on_a_thread_at_background_nice_and_the_api_at_its_own,
-    deliveries_step_aside_while_the_api_is_busy_and_go_out_once_it_eases,
+    deliveries_step_aside_while_new_orders_queue_for_their_commit_and_go_out_once_they_ease,
 );
 
 /// Each thread of `pid`: its name and its nice value.
@@ -138,26 +140,57 @@ async fn by_default_the_consumers_run_on_the_apis_runtime_on_postgres() {
     assert_eq!(background_nices(&server), Vec::<i64>::new());
 }
 
-/// Requests that stay in flight: each sends the head of a `POST /orders` and the start
-/// of a body that never ends, so the service holds it (until the body's deadline) as it
-/// would a request waiting for its commit.
-async fn requests_in_flight(app: &TestApp, n: usize) -> Vec<TcpStream> {
-    let address = socket_address(app);
-    let mut held = Vec::with_capacity(n);
-    for _ in 0..n {
-        held.push(stall(&address, HALF_BODY).await);
-    }
-    held
+/// Clients creating orders as fast as the service takes them, until stopped: many new
+/// orders always wait for their commit.
+struct Burst {
+    stop: Arc<AtomicBool>,
+    clients: JoinSet<()>,
 }
 
-/// Creates `n` orders, one every 100 ms, and answers how long after its creation each
-/// one's `order.created` reached `receiver`.
-async fn delivery_delays(app: &TestApp, receiver: &Receiver, n: usize) -> Vec<Duration> {
-    let mut created = Vec::with_capacity(n);
-    for _ in 0..n {
-        created.push((Instant::now(), app.new_order().await));
+impl Burst {
+    fn start(app: &TestApp, clients: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut set = JoinSet::new();
+        for _ in 0..clients {
+            let (client, url, stop) = (app.client.clone(), app.url("/orders"), stop.clone());
+            set.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = client.post(&url).json(&order_body()).send().await;
+                    assert_eq!(answer.expect("request").status(), 201);
+                }
+            });
+        }
+        Self { stop, clients: set }
+    }
+
+    async fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        while let Some(client) = self.clients.join_next().await {
+            client.expect("a client of the burst");
+        }
+    }
+}
+
+/// Cancels each of `ids`, one every 100 ms; answers when each cancel was answered.
+async fn cancel_each(app: &TestApp, ids: &[String]) -> Vec<(Instant, String)> {
+    let mut cancelled = Vec::with_capacity(ids.len());
+    for id in ids {
+        let answer = app
+            .client
+            .post(app.url(&format!("/orders/{id}/cancel")))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(answer.status(), 200, "cancelling {id}");
+        cancelled.push((Instant::now(), id.clone()));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    cancelled
+}
+
+/// The median of how long after its cancel each order's `order.cancelled` reached
+/// `receiver`, once all have.
+async fn median_delay(receiver: &Receiver, cancelled: &[(Instant, String)]) -> Duration {
     let arrival = |id: &str| {
         receiver
             .calls()
@@ -166,59 +199,85 @@ async fn delivery_delays(app: &TestApp, receiver: &Receiver, n: usize) -> Vec<Du
             .map(|call| call.at)
     };
     eventually(
-        Duration::from_secs(20),
-        "every order.created delivered",
-        || async { created.iter().all(|(_, id)| arrival(id).is_some()) },
+        Duration::from_secs(30),
+        "every order.cancelled delivered",
+        || async { cancelled.iter().all(|(_, id)| arrival(id).is_some()) },
     )
     .await;
-    created
+    let mut delays: Vec<Duration> = cancelled
         .iter()
-        .map(|(at, id)| arrival(id).expect("delivered") - *at)
-        .collect()
+        .map(|(at, id)| {
+            arrival(id)
+                .expect("delivered")
+                .saturating_duration_since(*at)
+        })
+        .collect();
+    delays.sort();
+    delays[delays.len() / 2]
 }
 
-async fn deliveries_step_aside_while_the_api_is_busy_and_go_out_once_it_eases(db: TestDb) {
+async fn deliveries_step_aside_while_new_orders_queue_for_their_commit_and_go_out_once_they_ease(
+    db: TestDb,
+) {
     let app = spawn_app_with(
         db,
         Options {
             webhook_allow_private_networks: true,
-            background_yield_at: 32,
+            background_yield_at: 4,
+            // One worker, kept busy by the first order: the others stay `Pending`, to be
+            // cancelled one by one.
+            concurrency: 1,
+            processing_time_ms: 600_000,
+            processing_timeout_ms: 1_200_000,
+            grace_ms: 100,
             ..Options::default()
         },
     )
     .await;
     let receiver = Receiver::start(|_| Reply::status(200, "")).await;
-    register(&app, &receiver.url, Some(&["order.created"])).await;
-    let median = |mut delays: Vec<Duration>| {
-        delays.sort();
-        delays[delays.len() / 2]
-    };
+    register(&app, &receiver.url, Some(&["order.cancelled"])).await;
+    let occupant = app.new_order().await;
+    app.wait_for_status(&occupant, "Processing").await;
+    let mut orders = Vec::new();
+    for _ in 0..(11 + 25 + 11) {
+        orders.push(app.new_order().await);
+    }
+    let (quiet, rest) = orders.split_at(11);
+    let (busy, eased) = rest.split_at(25);
 
     // Quiet: each event goes out as it commits.
-    let quiet = median(delivery_delays(&app, &receiver, 11).await);
+    let quiet = median_delay(&receiver, &cancel_each(&app, quiet).await).await;
     assert!(
         quiet < Duration::from_millis(300),
         "quiet: median {quiet:?}"
     );
 
-    // 40 requests in flight, more than BACKGROUND_YIELD_AT: the consumer reads a page
-    // of the log only about once a second, so orders created one every 100 ms wait
-    // for the next page, half a second on the median.
-    let held = requests_in_flight(&app, 40).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let busy = median(delivery_delays(&app, &receiver, 25).await);
+    // A burst: 32 clients keep far more than BACKGROUND_YIELD_AT new orders waiting for
+    // their commit, so the consumer reads a page of the log only about once a second
+    // (it trails the burst) and the cancels wait for it.
+    let burst = Burst::start(&app, 32);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cancelled = cancel_each(&app, busy).await;
+    burst.stop().await;
+    let busy = median_delay(&receiver, &cancelled).await;
     assert!(
         busy >= Duration::from_millis(300),
-        "while busy, deliveries wait for the next page: median {busy:?}"
+        "while busy, deliveries wait: median {busy:?}"
     );
 
-    // The load gone, they go out at once again.
-    drop(held);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let eased = median(delivery_delays(&app, &receiver, 11).await);
+    // The burst over and the log caught up with, they go out at once again; requests
+    // that are only in flight (bodies that never come, more than BACKGROUND_YIELD_AT)
+    // count for nothing.
+    let address = socket_address(&app);
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(stall(&address, HALF_BODY).await);
+    }
+    let eased = median_delay(&receiver, &cancel_each(&app, eased).await).await;
     assert!(
         eased < Duration::from_millis(300),
         "eased: median {eased:?}"
     );
+    drop(held);
     app.stop().await;
 }

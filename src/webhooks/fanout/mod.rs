@@ -71,7 +71,7 @@ pub(super) async fn owe_until_stopped(
             return;
         };
         // A burst of requests goes first; what this page would send waits in the log.
-        if !load.yield_to_requests(&stop).await {
+        if !load.yield_to_writes(&stop).await {
             break;
         }
         log_changed.borrow_and_update();
