@@ -8,11 +8,10 @@ use clap::Args;
 use super::parse::parse_duration;
 use crate::relay::NatsSettings;
 
-/// `BACKGROUND_YIELD_AT`'s default: far above the new orders a steady load keeps
-/// waiting for their commit (under 1 on SQLite and about 3 on PostgreSQL at 1,000 orders
-/// a second), far below what a saturating burst does (about 80 of 100 clients): so the
-/// consumers step aside for bursts and only for them (BENCHMARKS.md, "Deliveries that
-/// step aside").
+/// `BACKGROUND_YIELD_AT`'s default: between the few new orders a steady load keeps
+/// waiting for their commit and the most of its clients a saturating burst does, so
+/// the consumers step aside for bursts and only for them (BENCHMARKS.md, "Deliveries
+/// that step aside").
 pub const DEFAULT_BACKGROUND_YIELD_AT: u32 = 16;
 
 /// How long events are kept and where they are relayed.

@@ -35,7 +35,8 @@ pub struct Shared {
     pub streams: Streams,
     /// Whether webhook endpoints may point into private networks.
     pub webhook_network: NetworkPolicy,
-    /// Requests in flight, counted for the background work that steps aside for them.
+    /// New orders waiting for their commit, counted for the background work that steps
+    /// aside for a burst of them.
     pub api_load: Arc<ApiLoad>,
 }
 

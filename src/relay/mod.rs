@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::api_load::ApiLoad;
+use crate::api_load::{ApiLoad, StepAside};
 use crate::store::Store;
 use batches::batches;
 use lease::Held;
@@ -83,7 +83,8 @@ struct Relay {
     jetstream: Context,
     /// This instance, as the holder of the relay's lease.
     holder: Uuid,
-    /// The API's requests in flight: the relay steps aside while there are many.
+    /// The API's new orders waiting for their commit: the relay steps aside while there
+    /// are many.
     load: Arc<ApiLoad>,
     stop: CancellationToken,
 }
@@ -108,6 +109,7 @@ impl Relay {
         let mut backoff = Backoff::new();
         // Where the relay stands, while this instance holds it.
         let mut held: Option<Held> = None;
+        let mut aside = StepAside::new(self.load.clone());
         'relaying: loop {
             let Some(at) = self.hold(&mut held).await else {
                 // Another instance relays (or the store is away): ask again soon.
@@ -116,9 +118,9 @@ impl Relay {
                 }
                 continue;
             };
-            // A burst of requests goes first; what this page would publish waits in
+            // A burst of new orders goes first; what this page would publish waits in
             // the log.
-            if !self.load.yield_to_writes(&self.stop).await {
+            if !aside.before_page(&self.stop).await {
                 self.release(&mut held).await;
                 return;
             }
@@ -133,6 +135,7 @@ impl Relay {
                 }
             };
             if events.is_empty() {
+                aside.caught_up();
                 self.save(&mut held).await;
                 if !self.pause(POLL).await {
                     self.release(&mut held).await;

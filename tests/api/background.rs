@@ -141,7 +141,8 @@ async fn by_default_the_consumers_run_on_the_apis_runtime_on_postgres() {
 }
 
 /// Clients creating orders as fast as the service takes them, until stopped: many new
-/// orders always wait for their commit.
+/// orders always wait for their commit. Every other client sends an `Idempotency-Key`
+/// of its own with each order, so keyed orders are counted too.
 struct Burst {
     stop: Arc<AtomicBool>,
     clients: JoinSet<()>,
@@ -151,12 +152,19 @@ impl Burst {
     fn start(app: &TestApp, clients: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let mut set = JoinSet::new();
-        for _ in 0..clients {
+        for n in 0..clients {
             let (client, url, stop) = (app.client.clone(), app.url("/orders"), stop.clone());
             set.spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let answer = client.post(&url).json(&order_body()).send().await;
-                    assert_eq!(answer.expect("request").status(), 201);
+                for sent in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let mut request = client.post(&url).json(&order_body());
+                    if n % 2 == 1 {
+                        request = request.header("Idempotency-Key", format!("burst-{n}-{sent}"));
+                    }
+                    let answer = request.send().await.expect("request");
+                    assert_eq!(answer.status(), 201);
                 }
             });
         }
@@ -165,9 +173,12 @@ impl Burst {
 
     async fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        while let Some(client) = self.clients.join_next().await {
-            client.expect("a client of the burst");
-        }
+        let ended = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(client) = self.clients.join_next().await {
+                client.expect("a client of the burst");
+            }
+        });
+        ended.await.expect("the burst's clients end");
     }
 }
 
@@ -188,9 +199,9 @@ async fn cancel_each(app: &TestApp, ids: &[String]) -> Vec<(Instant, String)> {
     cancelled
 }
 
-/// The median of how long after its cancel each order's `order.cancelled` reached
-/// `receiver`, once all have.
-async fn median_delay(receiver: &Receiver, cancelled: &[(Instant, String)]) -> Duration {
+/// How long after its cancel each order's `order.cancelled` reached `receiver`, once all
+/// have, shortest first.
+async fn delays(receiver: &Receiver, cancelled: &[(Instant, String)]) -> Vec<Duration> {
     let arrival = |id: &str| {
         receiver
             .calls()
@@ -213,17 +224,22 @@ async fn median_delay(receiver: &Receiver, cancelled: &[(Instant, String)]) -> D
         })
         .collect();
     delays.sort();
-    delays[delays.len() / 2]
+    delays
 }
 
 async fn deliveries_step_aside_while_new_orders_queue_for_their_commit_and_go_out_once_they_ease(
     db: TestDb,
 ) {
+    // The burst writes as fast as the disk takes it: not beside tests that time things.
+    let _flood = crate::helpers::DISK_QUIET.write().await;
     let app = spawn_app_with(
         db,
         Options {
             webhook_allow_private_networks: true,
-            background_yield_at: 4,
+            background_yield_at: 1,
+            // At the API's own priority, so that only stepping aside can hold a delivery
+            // back (at nice 19 a loaded machine could).
+            background_nice: Some(0),
             // One worker, kept busy by the first order: the others stay `Pending`, to be
             // cancelled one by one.
             concurrency: 1,
@@ -246,7 +262,8 @@ async fn deliveries_step_aside_while_new_orders_queue_for_their_commit_and_go_ou
     let (busy, eased) = rest.split_at(25);
 
     // Quiet: each event goes out as it commits.
-    let quiet = median_delay(&receiver, &cancel_each(&app, quiet).await).await;
+    let median = |delays: Vec<Duration>| delays[delays.len() / 2];
+    let quiet = median(delays(&receiver, &cancel_each(&app, quiet).await).await);
     assert!(
         quiet < Duration::from_millis(300),
         "quiet: median {quiet:?}"
@@ -259,10 +276,13 @@ async fn deliveries_step_aside_while_new_orders_queue_for_their_commit_and_go_ou
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cancelled = cancel_each(&app, busy).await;
     burst.stop().await;
-    let busy = median_delay(&receiver, &cancelled).await;
+    // On the mean: a cancel waits for the next page, up to a second, about half of it
+    // on average.
+    let busy = delays(&receiver, &cancelled).await;
+    let busy = busy.iter().sum::<Duration>() / busy.len() as u32;
     assert!(
         busy >= Duration::from_millis(300),
-        "while busy, deliveries wait: median {busy:?}"
+        "while busy, deliveries wait: mean {busy:?}"
     );
 
     // The burst over and the log caught up with, they go out at once again; requests
@@ -273,7 +293,7 @@ async fn deliveries_step_aside_while_new_orders_queue_for_their_commit_and_go_ou
     for _ in 0..8 {
         held.push(stall(&address, HALF_BODY).await);
     }
-    let eased = median_delay(&receiver, &cancel_each(&app, eased).await).await;
+    let eased = median(delays(&receiver, &cancel_each(&app, eased).await).await);
     assert!(
         eased < Duration::from_millis(300),
         "eased: median {eased:?}"

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use uuid::Uuid;
 
-use crate::api_load::ApiLoad;
+use crate::api_load::{ApiLoad, StepAside};
 use crate::domain::now;
 use crate::store::Store;
 use crate::webhooks::shared::Shared;
@@ -50,6 +50,7 @@ pub(super) async fn owe_until_stopped(
 ) {
     let holder = Uuid::new_v4();
     let mut log_changed = store.new_events();
+    let mut aside = StepAside::new(load);
     // Where the consumer stands and when the lease was last renewed, while held here.
     let mut held: Option<(i64, Instant)> = None;
     // Whether the last page saw an enabled endpoint (then the next reads the log at once).
@@ -70,8 +71,8 @@ pub(super) async fn owe_until_stopped(
             }
             return;
         };
-        // A burst of requests goes first; what this page would send waits in the log.
-        if !load.yield_to_writes(&stop).await {
+        // A burst of new orders goes first; what this page would send waits in the log.
+        if !aside.before_page(&stop).await {
             break;
         }
         log_changed.borrow_and_update();
@@ -96,6 +97,7 @@ pub(super) async fn owe_until_stopped(
             }
             Ok(Next::Lost) => held = None,
             Ok(Next::CaughtUp) => {
+                aside.caught_up();
                 tokio::select! {
                     // The store gone (only at exit) leaves the poll.
                     Ok(()) = log_changed.changed() => {}

@@ -59,6 +59,8 @@ pub struct Options {
     pub sse_heartbeat_ms: u64,
     /// `BACKGROUND_YIELD_AT`.
     pub background_yield_at: u32,
+    /// `BACKGROUND_NICE` (its default per backend when `None`).
+    pub background_nice: Option<u8>,
 }
 
 impl Default for Options {
@@ -92,6 +94,7 @@ impl Default for Options {
             max_streams: 10_000,
             sse_heartbeat_ms: 15_000,
             background_yield_at: DEFAULT_BACKGROUND_YIELD_AT,
+            background_nice: None,
         }
     }
 }
@@ -148,7 +151,7 @@ pub async fn spawn_app_with(db: TestDb, options: Options) -> TestApp {
             events_nats_url: options.events_nats_url.clone(),
             events_nats_stream: "ORDERS".into(),
             // BACKGROUND_NICE's default for the backend, as in production.
-            background_nice: None,
+            background_nice: options.background_nice,
             background_yield_at: options.background_yield_at,
         },
         webhooks: WebhookConfig {
