@@ -112,7 +112,9 @@ impl Relay {
         let mut aside = StepAside::new(self.load.clone());
         'relaying: loop {
             let Some(at) = self.hold(&mut held).await else {
-                // Another instance relays (or the store is away): ask again soon.
+                // Another instance relays (or the store is away): ask again soon, and
+                // start afresh when this one relays again.
+                aside.reset();
                 if !self.pause(RENEW).await {
                     return;
                 }
@@ -135,7 +137,7 @@ impl Relay {
                 }
             };
             if events.is_empty() {
-                aside.caught_up();
+                aside.reset();
                 self.save(&mut held).await;
                 if !self.pause(POLL).await {
                     self.release(&mut held).await;
@@ -181,6 +183,10 @@ impl Relay {
                 if at.saved_at.elapsed() >= SAVE_EVERY {
                     self.save(&mut held).await;
                 }
+            }
+            // A short page, all of it published: the relay is at the end of the log.
+            if events.len() < PAGE {
+                aside.reset();
             }
         }
     }

@@ -66,6 +66,8 @@ pub(super) async fn owe_until_stopped(
             };
         }
         let Some((position, _)) = held else {
+            // Not this instance's to read: when it is again, it starts afresh.
+            aside.reset();
             if pause(&stop, RENEW).await {
                 continue;
             }
@@ -86,8 +88,11 @@ pub(super) async fn owe_until_stopped(
         )
         .await;
         match next {
-            Ok(Next::Moved { to, owed }) => {
+            Ok(Next::Moved { to, owed, at_end }) => {
                 held = Some((to, Instant::now()));
+                if at_end {
+                    aside.reset();
+                }
                 if owed > 0 {
                     metrics::counter!("webhook_deliveries_owed_total").increment(owed);
                 }
@@ -95,9 +100,12 @@ pub(super) async fn owe_until_stopped(
                     break;
                 }
             }
-            Ok(Next::Lost) => held = None,
+            Ok(Next::Lost) => {
+                held = None;
+                aside.reset();
+            }
             Ok(Next::CaughtUp) => {
-                aside.caught_up();
+                aside.reset();
                 tokio::select! {
                     // The store gone (only at exit) leaves the poll.
                     Ok(()) = log_changed.changed() => {}

@@ -37,8 +37,9 @@ const SEND_WAIT: Duration = Duration::from_millis(250);
 const IDLE_MOVE: Duration = Duration::from_millis(250);
 
 pub(super) enum Next {
-    /// Moved past events up to `to`, owing `owed` deliveries.
-    Moved { to: i64, owed: u64 },
+    /// Moved past events up to `to`, owing `owed` deliveries; `at_end` if that was as
+    /// far as the log went when it was read.
+    Moved { to: i64, owed: u64, at_end: bool },
     /// Nothing new in the log.
     CaughtUp,
     /// Another instance holds the consumer now.
@@ -103,6 +104,8 @@ pub(super) async fn owe_next(
             chains[n].deliveries.push(delivery);
         }
     }
+    // A short page taken whole: the consumer is at the end of the log as it was read.
+    let at_end = events.len() < PAGE && events.last().is_some_and(|e| e.position == through);
     let keys: Vec<(OrderId, WebhookId)> = chain_of.keys().copied().collect();
     // An order that already owes an endpoint a delivery: its new ones wait behind it.
     let owing: HashSet<(OrderId, WebhookId)> = if keys.is_empty() {
@@ -226,6 +229,7 @@ pub(super) async fn owe_next(
     Ok(Next::Moved {
         to: through,
         owed: page.owed.len() as u64,
+        at_end,
     })
 }
 
@@ -257,7 +261,11 @@ async fn move_while_none_enabled(
                 .enqueue_deliveries(CONSUMER, holder, &page, now(), LEASE)
                 .await?
             {
-                Next::Moved { to: end, owed: 0 }
+                Next::Moved {
+                    to: end,
+                    owed: 0,
+                    at_end: true,
+                }
             } else {
                 Next::Lost
             },
