@@ -31,7 +31,7 @@ static STATUS_LABELS: LazyLock<Vec<String>> =
     LazyLock::new(|| (0..1000).map(|code: u16| code.to_string()).collect());
 
 /// Wraps every route in [`Observed`].
-#[derive(Clone)]
+#[derive(Clone, Copy, Default)]
 pub struct ObserveLayer;
 
 impl<S> Layer<S> for ObserveLayer {
