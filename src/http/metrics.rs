@@ -13,7 +13,8 @@ use super::error::{ApiError, CommonProblems};
 use super::state::AppState;
 use super::status_json::OrderCounts;
 use crate::auth::Caller;
-use crate::domain::now;
+use crate::domain::{Timestamp, now};
+use crate::store::Overview;
 
 /// `{"total_orders": 10, "average_processing_time": 5.2, "order_counts": {...}}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,20 +43,21 @@ pub async fn get(
     caller: Caller,
 ) -> Result<Json<MetricsBody>, ApiError> {
     require_reader(&caller)?;
-    let metrics = state.store.metrics().await?;
+    let now = now();
+    let overview = state.store.overview(now).await?;
+    let metrics = overview.metrics;
     Ok(Json(MetricsBody {
         total_orders: metrics.counts.total(),
         average_processing_time: metrics.average_processing_seconds(),
         order_counts: OrderCounts(metrics.counts),
-        oldest_pending_age_seconds: oldest_pending_age(&state).await?,
+        oldest_pending_age_seconds: oldest_pending_age(&overview, now),
     }))
 }
 
 /// Seconds (millisecond precision) since the oldest due `Pending` order became due.
-async fn oldest_pending_age(state: &AppState) -> Result<Option<f64>, ApiError> {
-    let now = now();
-    let oldest = state.store.oldest_due(now).await?;
-    Ok(oldest.map(|due| (now - due).num_milliseconds().max(0) as f64 / 1000.0))
+fn oldest_pending_age(overview: &Overview, now: Timestamp) -> Option<f64> {
+    let due = overview.oldest_due?;
+    Some((now - due).num_milliseconds().max(0) as f64 / 1000.0)
 }
 
 /// The Prometheus exposition: everything recorded through the `metrics` facade, with
@@ -77,7 +79,9 @@ pub async fn prometheus(
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
     require_reader(&caller)?;
-    let counts = state.store.metrics().await?.counts;
+    let now = now();
+    let overview = state.store.overview(now).await?;
+    let counts = overview.metrics.counts;
     for (status, count) in counts.iter() {
         metrics::gauge!("orders_by_status", "status" => status.as_str()).set(count as f64);
     }
@@ -85,7 +89,7 @@ pub async fn prometheus(
     metrics::gauge!("webhook_deliveries_pending").set(deliveries.pending as f64);
     metrics::gauge!("webhook_endpoints_disabled").set(deliveries.disabled_endpoints as f64);
     metrics::gauge!("orders_oldest_pending_age_seconds")
-        .set(oldest_pending_age(&state).await?.unwrap_or(0.0));
+        .set(oldest_pending_age(&overview, now).unwrap_or(0.0));
     Ok((
         [(
             header::CONTENT_TYPE,

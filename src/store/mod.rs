@@ -24,7 +24,8 @@ pub use traits::{Backend, Consumers, Deliveries, Events, Keys, Orders, Queue, St
 pub use types::{
     ActivityCount, CancelOutcome, Claim, ClaimOutcome, DeliveryClaim, DeliveryGauges,
     DeliveryQuery, DeliveryRooms, Extended, FailedFilter, FinishedAttempt, IdempotentResponse,
-    KeyedInsert, ListQuery, NextStep, OrderMetrics, Owed, OwedPage, Pruned, Rescued, RetryOutcome,
+    KeyedInsert, ListQuery, NextStep, OrderMetrics, Overview, Owed, OwedPage, Pruned, Rescued,
+    RetryOutcome,
 };
 
 /// The database a URL names, by its scheme.

@@ -129,6 +129,30 @@ pub struct OrderMetrics {
     pub total_processing_ms: i64,
 }
 
+/// What `GET /metrics` shows: the running totals and, at a given time, when the
+/// longest-waiting claimable order became due, read from one snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Overview {
+    pub metrics: OrderMetrics,
+    /// The least `available_at` of the `Pending` orders due at the time asked about, or
+    /// `None` when none is waiting. Orders waiting out a retry backoff are not waiting
+    /// on the workers, so they do not count.
+    pub oldest_due: Option<Timestamp>,
+}
+
+impl Overview {
+    /// The overview at `now` from one read at `read_at`, no earlier than `now`: the
+    /// least due time at `read_at` is also the least at `now` if it was due by then,
+    /// and if it was not, nothing was. So one read answers callers who asked at
+    /// different times.
+    pub fn as_of(&self, now: Timestamp) -> Overview {
+        Overview {
+            metrics: self.metrics,
+            oldest_due: self.oldest_due.filter(|due| *due <= now),
+        }
+    }
+}
+
 impl OrderMetrics {
     /// Mean processing time of completed orders in seconds, rounded to the millisecond;
     /// 0 when none is completed.
@@ -267,4 +291,29 @@ pub struct DeliveryGauges {
     /// Deliveries still owed (due, in flight, waiting, or held by a disabled endpoint).
     pub pending: u64,
     pub disabled_endpoints: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::from_millis;
+
+    #[test]
+    fn an_overview_read_later_answers_for_an_earlier_time() {
+        let read = Overview {
+            metrics: OrderMetrics::default(),
+            oldest_due: Some(from_millis(100)),
+        };
+        assert_eq!(read.as_of(from_millis(99)).oldest_due, None);
+        assert_eq!(
+            read.as_of(from_millis(100)).oldest_due,
+            Some(from_millis(100))
+        );
+        assert_eq!(
+            read.as_of(from_millis(500)).oldest_due,
+            Some(from_millis(100))
+        );
+        let idle = Overview::default();
+        assert_eq!(idle.as_of(from_millis(500)).oldest_due, None);
+    }
 }

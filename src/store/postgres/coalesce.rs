@@ -1,5 +1,6 @@
-//! The PostgreSQL backend's coalesced reads: concurrent lookups by id queue here and
-//! go to the database together, one statement (a lookup per id) for all that
+//! The PostgreSQL backend's coalesced reads: concurrent lookups by key (an order's id,
+//! or the time a `/metrics` read asks about) queue here and go to the database
+//! together, one statement (a lookup per id, or one read for every time) for all that
 //! arrived while the statements before it ran, with a few statements in flight at once.
 //! A statement starts after every lookup it holds was asked, so it sees every commit
 //! acknowledged before the lookup: coalescing never answers from an older snapshot.

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::batcher::Batcher;
 use super::coalesce::Coalescer;
 use super::keys::insert_keyed_batch;
-use super::orders::{read_orders, read_statuses};
+use super::orders::{read_orders, read_overviews, read_statuses};
 use super::queue::complete_batch;
 use super::sql::insert_orders;
 use super::{
@@ -110,6 +110,12 @@ impl PostgresStore {
             let pool = pool.clone();
             move |ids| read_statuses(pool.clone(), ids)
         });
+        // One at a time: every caller's overview is the same read, so a second
+        // statement in flight would only split the callers between two.
+        let overviews = Coalescer::spawn(1, ACQUIRE_TIMEOUT, {
+            let pool = pool.clone();
+            move |nows| read_overviews(pool.clone(), nows)
+        });
         Ok(Self {
             pool,
             new_work,
@@ -120,6 +126,7 @@ impl PostgresStore {
             completions,
             orders,
             statuses,
+            overviews,
         })
     }
 }

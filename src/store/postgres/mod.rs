@@ -28,8 +28,8 @@ use tokio::task::JoinHandle;
 
 use super::claims::Completion;
 use super::group_commit::{KeyedOrder, KeyedOutcome};
-use super::{ClaimOutcome, StoreError};
-use crate::domain::{Order, OrderId, OrderStatus};
+use super::{ClaimOutcome, Overview, StoreError};
+use crate::domain::{Order, OrderId, OrderStatus, Timestamp};
 use batcher::Batcher;
 use coalesce::Coalescer;
 
@@ -87,6 +87,9 @@ pub struct PostgresStore {
     /// Reads of an order and of its status by id, coalesced: one statement for many.
     orders: Coalescer<OrderId, Order>,
     statuses: Coalescer<OrderId, OrderStatus>,
+    /// What `GET /metrics` reads, coalesced the same way: one statement for every
+    /// caller that asked while the one before it ran.
+    overviews: Coalescer<Timestamp, Overview>,
     /// Forwards NOTIFYs from every instance into `new_work` and `new_events`; stopped
     /// on drop. None in the background thread's store, which shares the API's.
     listener: Option<JoinHandle<()>>,

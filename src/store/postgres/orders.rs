@@ -9,10 +9,10 @@ use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::PostgresStore;
 use super::sql::{ORDER_COLUMNS, insert_orders, orders_from_rows};
-use crate::domain::{Order, OrderId, OrderStatus};
+use crate::domain::{Order, OrderId, OrderStatus, Timestamp};
 use crate::store::decode::{corrupt, id_taken, metrics_from_totals};
 use crate::store::literal::literal;
-use crate::store::{ListQuery, OrderMetrics, Orders, StoreError};
+use crate::store::{ListQuery, OrderMetrics, Orders, Overview, StoreError};
 
 /// Most orders one import statement inserts.
 pub(super) const IMPORT_CHUNK: usize = 1_000;
@@ -72,6 +72,13 @@ impl Orders for PostgresStore {
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         metrics_from_totals(totals)
+    }
+
+    async fn overview(&self, now: Timestamp) -> Result<Overview, StoreError> {
+        self.overviews
+            .get(now)
+            .await?
+            .ok_or_else(|| corrupt("the overview's read answered nothing"))
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError> {
@@ -138,4 +145,43 @@ pub(super) async fn read_statuses(
     rows.into_iter()
         .map(|(id, status)| Ok((OrderId::from_uuid(id), status.parse().map_err(corrupt)?)))
         .collect()
+}
+
+/// A row of the overview's read: a status's totals (absent when there are none yet)
+/// beside the oldest due time.
+type OverviewRow = (Option<String>, Option<i64>, Option<i64>, Option<Timestamp>);
+
+/// The overviews of concurrent callers, coalesced: one statement read at the latest of
+/// their times answers each (see [`Overview::as_of`]). The totals are summed over the
+/// shards and the queue's index probed once (`orders_pending`), in one statement, so
+/// one snapshot; the left join keeps the probe's row when there are no totals yet.
+pub(super) async fn read_overviews(
+    pool: PgPool,
+    nows: Vec<Timestamp>,
+) -> Result<Vec<(Timestamp, Overview)>, StoreError> {
+    let Some(latest) = nows.iter().max().copied() else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<OverviewRow> = sqlx::query_as(
+        "SELECT s.status, s.n, s.processing_ms, d.oldest \
+             FROM (SELECT min(available_at) AS oldest FROM orders \
+                   WHERE status = 'Pending' AND available_at <= $1) AS d \
+             LEFT JOIN (SELECT status, sum(orders)::bigint AS n, \
+                               sum(processing_ms)::bigint AS processing_ms \
+                        FROM order_stats GROUP BY status) AS s ON true",
+    )
+    .bind(latest)
+    .fetch_all(&pool)
+    .await?;
+    let oldest_due = rows.first().and_then(|row| row.3);
+    let totals = rows
+        .into_iter()
+        .filter_map(|(status, n, processing_ms, _)| {
+            Some((status?, n.unwrap_or(0), processing_ms.unwrap_or(0)))
+        });
+    let read = Overview {
+        metrics: metrics_from_totals(totals)?,
+        oldest_due,
+    };
+    Ok(nows.into_iter().map(|now| (now, read.as_of(now))).collect())
 }

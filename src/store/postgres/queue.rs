@@ -266,16 +266,6 @@ impl Queue for PostgresStore {
         }
     }
 
-    async fn oldest_due(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
-        // One probe of the claim's own index (`orders_pending`).
-        Ok(sqlx::query_scalar(
-            "SELECT min(available_at) FROM orders WHERE status = 'Pending' AND available_at <= $1",
-        )
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError> {
         let sql = logged(
             &format!(

@@ -5,10 +5,12 @@ use async_trait::async_trait;
 use rusqlite::{TransactionBehavior, params_from_iter};
 
 use super::SqliteStore;
-use super::sql::{ORDER_COLUMNS, insert_new_orders, list_statement, orders_from, status_of};
-use crate::domain::{Order, OrderId, OrderStatus};
+use super::sql::{
+    ORDER_COLUMNS, insert_new_orders, list_statement, millis, orders_from, status_of,
+};
+use crate::domain::{Order, OrderId, OrderStatus, Timestamp, from_millis};
 use crate::store::decode::metrics_from_totals;
-use crate::store::{ListQuery, OrderMetrics, Orders, StoreError};
+use crate::store::{ListQuery, OrderMetrics, Orders, Overview, StoreError};
 
 #[async_trait]
 impl Orders for SqliteStore {
@@ -58,6 +60,34 @@ impl Orders for SqliteStore {
             Ok(totals)
         })?;
         metrics_from_totals(totals)
+    }
+
+    async fn overview(&self, now: Timestamp) -> Result<Overview, StoreError> {
+        // One statement, one snapshot: the totals, each row beside the one probe of
+        // the claim's own index (`orders_pending`); the left join keeps that probe's
+        // row when there are no totals yet. A point read, in place.
+        let (totals, oldest) = self.readers.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT s.status, s.orders, s.processing_ms, d.oldest \
+                 FROM (SELECT min(available_at) AS oldest FROM orders \
+                       WHERE status = 'Pending' AND available_at <= ?1) AS d \
+                 LEFT JOIN order_stats AS s ON true",
+            )?;
+            let mut totals = Vec::new();
+            let mut oldest: Option<i64> = None;
+            let mut rows = stmt.query([millis(now)])?;
+            while let Some(row) = rows.next()? {
+                oldest = row.get(3)?;
+                if let Some(status) = row.get::<_, Option<String>>(0)? {
+                    totals.push((status, row.get(1)?, row.get(2)?));
+                }
+            }
+            Ok((totals, oldest))
+        })?;
+        Ok(Overview {
+            metrics: metrics_from_totals(totals)?,
+            oldest_due: oldest.map(from_millis),
+        })
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError> {

@@ -15,7 +15,7 @@ use super::sql::{
 };
 use crate::domain::{
     AfterFailure, CancelReason, Cause, EventType, Order, OrderId, OrderResult, OrderStatus,
-    Timestamp, from_millis,
+    Timestamp,
 };
 use crate::store::claims::{
     Completion, FailureFields, LEASE_EXPIRED, claim_outcome, failure_fields, lease_end,
@@ -229,19 +229,6 @@ impl Queue for SqliteStore {
             self.new_work.notify_one();
         }
         Ok(rescued)
-    }
-
-    async fn oldest_due(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
-        // One probe of the claim's own index (`orders_pending`).
-        let oldest: Option<i64> = self.readers.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT min(available_at) FROM orders \
-                     WHERE status = 'Pending' AND available_at <= ?1",
-                )?
-                .query_row(params![millis(now)], |row| row.get(0))?)
-        })?;
-        Ok(oldest.map(from_millis))
     }
 
     async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError> {

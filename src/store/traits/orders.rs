@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{Order, OrderId, OrderStatus};
-use crate::store::{ListQuery, OrderMetrics, StoreError};
+use crate::domain::{Order, OrderId, OrderStatus, Timestamp};
+use crate::store::{ListQuery, OrderMetrics, Overview, StoreError};
 
 /// Orders in and out: writing new ones, reading them, the running totals, listings.
 #[async_trait]
@@ -23,6 +23,11 @@ pub trait Orders: Send + Sync + 'static {
 
     /// Counts by status and the processing-time sum, from one snapshot.
     async fn metrics(&self) -> Result<OrderMetrics, StoreError>;
+
+    /// The running totals and the oldest `Pending` order due at `now`, from one
+    /// snapshot that holds every change committed before the call: what `GET /metrics`
+    /// shows. A backend may answer concurrent calls from one read.
+    async fn overview(&self, now: Timestamp) -> Result<Overview, StoreError>;
 
     /// Orders newest first, filtered, at most `query.limit`.
     async fn list(&self, query: &ListQuery) -> Result<Vec<Order>, StoreError>;

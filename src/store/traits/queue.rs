@@ -64,11 +64,6 @@ pub trait Queue: Send + Sync + 'static {
         max_attempts: u32,
     ) -> Result<Rescued, StoreError>;
 
-    /// When the longest-waiting claimable order became due: the least `available_at`
-    /// of the `Pending` orders due at `now`, or `None` when none is waiting. Orders
-    /// waiting out a retry backoff are not waiting on the workers, so they do not count.
-    async fn oldest_due(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
-
     /// Puts a `Failed` order back to `Pending`, due at `now`, with its attempts reset.
     async fn retry_failed(&self, id: OrderId, now: Timestamp) -> Result<RetryOutcome, StoreError>;
 

@@ -11,6 +11,8 @@ on_every_backend!(
     a_status_without_its_totals_row_is_never_counted_into_nothing,
     metrics_count_statuses_and_sum_processing_time,
     metrics_follow_every_kind_of_change,
+    concurrent_overviews_each_answer_at_their_own_time,
+    an_overview_holds_every_order_committed_before_it_was_asked,
 );
 
 async fn metrics_count_statuses_and_sum_processing_time(db: TestDb) {
@@ -69,9 +71,11 @@ async fn metrics_follow_every_kind_of_change(db: TestDb) {
     expect_metrics(store.as_ref(), 0, 0, 6, total).await;
 }
 
-/// Asserts (pending, processing, completed, total processing ms).
+/// Asserts (pending, processing, completed, total processing ms), and that the
+/// overview's totals are the same.
 async fn expect_metrics(store: &dyn Store, pending: u64, processing: u64, completed: u64, ms: i64) {
     let metrics = store.metrics().await.unwrap();
+    assert_eq!(store.overview(at(0)).await.unwrap().metrics, metrics);
     let counts = metrics.counts;
     assert_eq!(
         (
@@ -107,4 +111,45 @@ async fn a_status_without_its_totals_row_is_never_counted_into_nothing(db: TestD
         migrated.expect("the row is written again");
         assert_eq!(count_rows(&db.url, rows).await, 1);
     }
+}
+
+/// Many callers at once, each asking about its own time: however a backend groups
+/// them, each gets the oldest order due at its time, and the same totals.
+async fn concurrent_overviews_each_answer_at_their_own_time(db: TestDb) {
+    let store = db.store().await;
+    store.insert(&order(200, "u")).await.unwrap();
+    store.insert(&order(100, "u")).await.unwrap();
+    let times = [250, 50, 150, 99, 100, 199, 0, 1_000, 100, 60];
+    let asked = times.iter().map(|&t| store.overview(at(t)));
+    let answers = futures::future::join_all(asked).await;
+    for (t, answer) in times.iter().zip(answers) {
+        let answer = answer.unwrap();
+        let expected = (*t >= 100).then(|| at(100));
+        assert_eq!(answer.oldest_due, expected, "asked at {t}");
+        assert_eq!(answer.metrics.counts.get(OrderStatus::Pending), 2);
+    }
+}
+
+/// An order committed before an overview was asked is in it, however many callers
+/// ask at once: a backend that answers callers from one read starts that read after
+/// the last of them asked.
+async fn an_overview_holds_every_order_committed_before_it_was_asked(db: TestDb) {
+    let store = db.store().await;
+    let callers = (1..=40).map(|n| {
+        let store = store.clone();
+        async move {
+            let mine = order(n * 10, &format!("u{n}"));
+            store.insert(&mine).await.unwrap();
+            let overview = store.overview(at(n * 10)).await.unwrap();
+            let oldest = overview.oldest_due.expect("my order is due");
+            assert!(oldest <= at(n * 10), "caller {n}: {oldest:?}");
+            assert!(overview.metrics.counts.total() >= 1);
+            overview.metrics.counts.total()
+        }
+    });
+    let totals = futures::future::join_all(callers).await;
+    assert!(totals.iter().all(|&total| total <= 40), "{totals:?}");
+    let last = store.overview(at(0)).await.unwrap();
+    assert_eq!(last.metrics.counts.get(OrderStatus::Pending), 40);
+    assert_eq!(last.oldest_due, None, "nothing is due at 0");
 }

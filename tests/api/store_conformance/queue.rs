@@ -181,23 +181,29 @@ async fn rescue_takes_back_only_expired_leases(db: TestDb) {
 async fn the_oldest_due_order_is_the_longest_waiting_claimable_one(db: TestDb) {
     let store = db.store().await;
     assert_eq!(
-        store.oldest_due(at(0)).await.unwrap(),
+        store.overview(at(0)).await.unwrap().oldest_due,
         None,
         "nothing waits"
     );
     let (first, second) = (order(100, "u"), order(200, "u"));
     store.insert(&second).await.unwrap();
     store.insert(&first).await.unwrap();
-    assert_eq!(store.oldest_due(at(150)).await.unwrap(), Some(at(100)));
     assert_eq!(
-        store.oldest_due(at(50)).await.unwrap(),
+        store.overview(at(150)).await.unwrap().oldest_due,
+        Some(at(100))
+    );
+    assert_eq!(
+        store.overview(at(50)).await.unwrap().oldest_due,
         None,
         "not due yet is not waiting"
     );
     // Claimed, it no longer waits; failed with a backoff, it waits again once due.
     let claims = store.claim(1, at(1_000), LEASE).await.unwrap();
     assert_eq!(claims[0].order.id, first.id);
-    assert_eq!(store.oldest_due(at(1_000)).await.unwrap(), Some(at(200)));
+    assert_eq!(
+        store.overview(at(1_000)).await.unwrap().oldest_due,
+        Some(at(200))
+    );
     store
         .fail(
             &claims[0],
@@ -207,13 +213,19 @@ async fn the_oldest_due_order_is_the_longest_waiting_claimable_one(db: TestDb) {
         )
         .await
         .unwrap();
-    assert_eq!(store.oldest_due(at(4_000)).await.unwrap(), Some(at(200)));
+    assert_eq!(
+        store.overview(at(4_000)).await.unwrap().oldest_due,
+        Some(at(200))
+    );
     let claims = store.claim(1, at(4_000), LEASE).await.unwrap();
     assert_eq!(claims[0].order.id, second.id);
     assert_eq!(
-        store.oldest_due(at(4_000)).await.unwrap(),
+        store.overview(at(4_000)).await.unwrap().oldest_due,
         None,
         "backing off"
     );
-    assert_eq!(store.oldest_due(at(6_000)).await.unwrap(), Some(at(5_000)));
+    assert_eq!(
+        store.overview(at(6_000)).await.unwrap().oldest_due,
+        Some(at(5_000))
+    );
 }
