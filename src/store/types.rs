@@ -141,9 +141,9 @@ pub struct Overview {
 }
 
 impl Overview {
-    /// The overview at `now` from one read at `read_at`, no earlier than `now`: the
-    /// least due time at `read_at` is also the least at `now` if it was due by then,
-    /// and if it was not, nothing was. So one read answers callers who asked at
+    /// The overview at `now` from `self`, read at a time no earlier than `now`: the
+    /// least due time at the read's time is also the least at `now` if it was due by
+    /// then, and if it was not, nothing was. So one read answers callers who asked at
     /// different times.
     pub fn as_of(&self, now: Timestamp) -> Overview {
         Overview {

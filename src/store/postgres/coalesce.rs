@@ -1,7 +1,8 @@
 //! The PostgreSQL backend's coalesced reads: concurrent lookups by key (an order's id,
 //! or the time a `/metrics` read asks about) queue here and go to the database
 //! together, one statement (a lookup per id, or one read for every time) for all that
-//! arrived while the statements before it ran, with a few statements in flight at once.
+//! arrived while the statements before it ran, with a few statements in flight at once
+//! (as many as each kind is given).
 //! A statement starts after every lookup it holds was asked, so it sees every commit
 //! acknowledged before the lookup: coalescing never answers from an older snapshot.
 //! A lookup whose answer takes longer than a pooled connection may (the database slow,
@@ -19,8 +20,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::store::group_commit::{Reply, answer, gather};
 use crate::store::{SharedFailure, StoreError};
 
-/// Most ids one statement looks up: enough that a statement under load holds every
-/// lookup queued behind it, few enough that its answer is quick to send.
+/// Most lookups one statement holds (ids, or the times of overviews): enough that a
+/// statement under load holds every lookup queued behind it, few enough that its
+/// answer is quick to send.
 const MAX_LOOKUPS: usize = 256;
 
 /// One lookup: the id, and where its caller waits.

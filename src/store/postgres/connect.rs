@@ -98,9 +98,10 @@ impl PostgresStore {
                 async move { complete_batch(&pool, &batch).await }
             }
         });
-        // Each kind of read holds at most a quarter of the pool (one connection in a
-        // pool under eight), so that reads under load leave at least half of a pool of
-        // eight or more to writes and claims.
+        // Each kind of lookup by id holds at most a quarter of the pool (one connection
+        // in a pool under eight), and the overviews of `/metrics` one connection, so
+        // that reads under load leave writes and claims three of a pool of eight, and
+        // more of a larger one.
         let reads_in_flight = (max_connections as usize / 4).clamp(1, 4);
         let orders = Coalescer::spawn(reads_in_flight, ACQUIRE_TIMEOUT, {
             let pool = pool.clone();
@@ -110,8 +111,10 @@ impl PostgresStore {
             let pool = pool.clone();
             move |ids| read_statuses(pool.clone(), ids)
         });
-        // One at a time: every caller's overview is the same read, so a second
-        // statement in flight would only split the callers between two.
+        // One statement at a time: every caller's overview is the same read, so the
+        // more callers each holds, the less each costs. Up to four in flight, as for
+        // the lookups, took more of PostgreSQL's CPU per request in the two runs
+        // measured (SCALING.md, section 5).
         let overviews = Coalescer::spawn(1, ACQUIRE_TIMEOUT, {
             let pool = pool.clone();
             move |nows| read_overviews(pool.clone(), nows)

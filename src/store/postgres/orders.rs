@@ -5,14 +5,14 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder};
 
 use super::PostgresStore;
 use super::sql::{ORDER_COLUMNS, insert_orders, orders_from_rows};
 use crate::domain::{Order, OrderId, OrderStatus, Timestamp};
 use crate::store::decode::{corrupt, id_taken, metrics_from_totals};
 use crate::store::literal::literal;
-use crate::store::{ListQuery, OrderMetrics, Orders, Overview, StoreError};
+use crate::store::{ListQuery, Orders, Overview, StoreError};
 
 /// Most orders one import statement inserts.
 pub(super) const IMPORT_CHUNK: usize = 1_000;
@@ -50,28 +50,6 @@ impl Orders for PostgresStore {
 
     async fn status(&self, id: OrderId) -> Result<Option<OrderStatus>, StoreError> {
         self.statuses.get(id).await
-    }
-
-    async fn metrics(&self) -> Result<OrderMetrics, StoreError> {
-        // Triggers keep per-shard totals in the transaction of every change; summing
-        // the shards in one statement is one snapshot, whatever other instances write.
-        let rows = sqlx::query(
-            "SELECT status, sum(orders)::bigint AS n, sum(processing_ms)::bigint AS processing_ms \
-             FROM order_stats GROUP BY status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let totals = rows
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("status")?,
-                    row.try_get("n")?,
-                    row.try_get("processing_ms")?,
-                ))
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        metrics_from_totals(totals)
     }
 
     async fn overview(&self, now: Timestamp) -> Result<Overview, StoreError> {
@@ -152,9 +130,11 @@ pub(super) async fn read_statuses(
 type OverviewRow = (Option<String>, Option<i64>, Option<i64>, Option<Timestamp>);
 
 /// The overviews of concurrent callers, coalesced: one statement read at the latest of
-/// their times answers each (see [`Overview::as_of`]). The totals are summed over the
-/// shards and the queue's index probed once (`orders_pending`), in one statement, so
-/// one snapshot; the left join keeps the probe's row when there are no totals yet.
+/// their times answers each (see [`Overview::as_of`]). Triggers keep per-shard totals
+/// in the transaction of every change; they are summed over the shards and the queue's
+/// index probed once (`orders_pending`) in one statement, so one snapshot, whatever
+/// other instances write. The left join keeps the probe's row when there are no
+/// totals yet.
 pub(super) async fn read_overviews(
     pool: PgPool,
     nows: Vec<Timestamp>,

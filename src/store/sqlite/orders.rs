@@ -10,7 +10,7 @@ use super::sql::{
 };
 use crate::domain::{Order, OrderId, OrderStatus, Timestamp, from_millis};
 use crate::store::decode::metrics_from_totals;
-use crate::store::{ListQuery, OrderMetrics, Orders, Overview, StoreError};
+use crate::store::{ListQuery, Orders, Overview, StoreError};
 
 #[async_trait]
 impl Orders for SqliteStore {
@@ -48,24 +48,12 @@ impl Orders for SqliteStore {
         self.readers.read(|conn| status_of(conn, id))
     }
 
-    async fn metrics(&self) -> Result<OrderMetrics, StoreError> {
-        // Kept in the transaction of every change (triggers for changes, the store for
-        // new orders), and one statement is one snapshot: counts and sums agree.
-        let totals = self.readers.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT status, orders, processing_ms FROM order_stats")?;
-            let totals = stmt
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(totals)
-        })?;
-        metrics_from_totals(totals)
-    }
-
     async fn overview(&self, now: Timestamp) -> Result<Overview, StoreError> {
-        // One statement, one snapshot: the totals, each row beside the one probe of
-        // the claim's own index (`orders_pending`); the left join keeps that probe's
-        // row when there are no totals yet. A point read, in place.
+        // The totals are kept in the transaction of every change (triggers for
+        // changes, the store for new orders), and one statement is one snapshot: counts,
+        // sums and the oldest due order agree. Each row of totals comes beside the one
+        // probe of the claim's own index (`orders_pending`); the left join keeps that
+        // probe's row when there are no totals yet. A point read, in place.
         let (totals, oldest) = self.readers.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT s.status, s.orders, s.processing_ms, d.oldest \

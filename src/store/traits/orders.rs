@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{Order, OrderId, OrderStatus, Timestamp};
+use crate::domain::{Order, OrderId, OrderStatus, Timestamp, now};
 use crate::store::{ListQuery, OrderMetrics, Overview, StoreError};
 
 /// Orders in and out: writing new ones, reading them, the running totals, listings.
@@ -21,8 +21,11 @@ pub trait Orders: Send + Sync + 'static {
     /// One order's status, if it exists.
     async fn status(&self, id: OrderId) -> Result<Option<OrderStatus>, StoreError>;
 
-    /// Counts by status and the processing-time sum, from one snapshot.
-    async fn metrics(&self) -> Result<OrderMetrics, StoreError>;
+    /// Counts by status and the processing-time sum, from one snapshot: the totals of
+    /// [`Orders::overview`], so there is one read of them to keep right.
+    async fn metrics(&self) -> Result<OrderMetrics, StoreError> {
+        Ok(self.overview(now()).await?.metrics)
+    }
 
     /// The running totals and the oldest `Pending` order due at `now`, from one
     /// snapshot that holds every change committed before the call: what `GET /metrics`

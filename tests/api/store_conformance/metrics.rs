@@ -1,5 +1,8 @@
 //! The running totals behind `/metrics`, through every kind of change.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use order_processor::domain::OrderStatus;
 use order_processor::store::Store;
 
@@ -114,7 +117,10 @@ async fn a_status_without_its_totals_row_is_never_counted_into_nothing(db: TestD
 }
 
 /// Many callers at once, each asking about its own time: however a backend groups
-/// them, each gets the oldest order due at its time, and the same totals.
+/// them, each gets the oldest order due at its time, and the same totals. (PostgreSQL
+/// coalesces them: all are queued before its reading task runs, so they share
+/// statements, read at the latest time asked; answering every caller with that read
+/// as it is fails this test.)
 async fn concurrent_overviews_each_answer_at_their_own_time(db: TestDb) {
     let store = db.store().await;
     store.insert(&order(200, "u")).await.unwrap();
@@ -132,23 +138,31 @@ async fn concurrent_overviews_each_answer_at_their_own_time(db: TestDb) {
 
 /// An order committed before an overview was asked is in it, however many callers
 /// ask at once: a backend that answers callers from one read starts that read after
-/// the last of them asked.
+/// the last of them asked. Each caller counts the inserts acknowledged before it asks,
+/// its own among them, and its overview must count at least as many.
 async fn an_overview_holds_every_order_committed_before_it_was_asked(db: TestDb) {
     let store = db.store().await;
+    let acknowledged = Arc::new(AtomicU64::new(0));
     let callers = (1..=40).map(|n| {
-        let store = store.clone();
+        let (store, acknowledged) = (store.clone(), acknowledged.clone());
         async move {
-            let mine = order(n * 10, &format!("u{n}"));
-            store.insert(&mine).await.unwrap();
+            store
+                .insert(&order(n * 10, &format!("u{n}")))
+                .await
+                .unwrap();
+            acknowledged.fetch_add(1, Ordering::SeqCst);
+            let seen = acknowledged.load(Ordering::SeqCst);
             let overview = store.overview(at(n * 10)).await.unwrap();
+            let counted = overview.metrics.counts.get(OrderStatus::Pending);
+            assert!(
+                counted >= seen,
+                "caller {n}: {counted} counted, {seen} acknowledged"
+            );
             let oldest = overview.oldest_due.expect("my order is due");
             assert!(oldest <= at(n * 10), "caller {n}: {oldest:?}");
-            assert!(overview.metrics.counts.total() >= 1);
-            overview.metrics.counts.total()
         }
     });
-    let totals = futures::future::join_all(callers).await;
-    assert!(totals.iter().all(|&total| total <= 40), "{totals:?}");
+    futures::future::join_all(callers).await;
     let last = store.overview(at(0)).await.unwrap();
     assert_eq!(last.metrics.counts.get(OrderStatus::Pending), 40);
     assert_eq!(last.oldest_due, None, "nothing is due at 0");
