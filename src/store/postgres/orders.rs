@@ -144,21 +144,26 @@ pub(super) async fn read_overviews(
     };
     let rows: Vec<OverviewRow> = sqlx::query_as(
         "SELECT s.status, s.n, s.processing_ms, d.oldest \
-             FROM (SELECT min(available_at) AS oldest FROM orders \
-                   WHERE status = 'Pending' AND available_at <= $1) AS d \
-             LEFT JOIN (SELECT status, sum(orders)::bigint AS n, \
-                               sum(processing_ms)::bigint AS processing_ms \
-                        FROM order_stats GROUP BY status) AS s ON true",
+         FROM (SELECT min(available_at) AS oldest FROM orders \
+               WHERE status = 'Pending' AND available_at <= $1) AS d \
+         LEFT JOIN (SELECT status, sum(orders)::bigint AS n, \
+                           sum(processing_ms)::bigint AS processing_ms \
+                    FROM order_stats GROUP BY status) AS s ON true",
     )
     .bind(latest)
     .fetch_all(&pool)
     .await?;
     let oldest_due = rows.first().and_then(|row| row.3);
+    // A status's sums are never NULL (its columns are NOT NULL): one that is is the
+    // database's fault, as it was when the totals were read on their own.
     let totals = rows
         .into_iter()
-        .filter_map(|(status, n, processing_ms, _)| {
-            Some((status?, n.unwrap_or(0), processing_ms.unwrap_or(0)))
-        });
+        .filter_map(|(status, n, processing_ms, _)| Some((status?, n, processing_ms)))
+        .map(|(status, n, processing_ms)| match (n, processing_ms) {
+            (Some(n), Some(ms)) => Ok((status, n, ms)),
+            _ => Err(corrupt(format!("the totals of {status} summed to NULL"))),
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
     let read = Overview {
         metrics: metrics_from_totals(totals)?,
         oldest_due,
