@@ -13,26 +13,21 @@ use crate::domain::{EventType, OrderEvent, OrderId, Timestamp};
 use crate::store::decode::corrupt;
 use crate::store::{ActivityCount, Events, Pruned, StoreError};
 
-/// Makes a page of the log a walk of its primary key from the position on, stopped by
-/// the limit. On a table never analysed (a young one, or a server without autovacuum)
-/// the planner guesses the range at 0.5% of the table, fewer rows than a page, and
-/// plans the page as a read of every event past the position, each joined to its
-/// order, then sorted: a page cost more the longer the backlog (BENCHMARKS.md,
-/// "Reading a page of the log on PostgreSQL"). Sent in one simple query with the page
-/// (`page_sql`): PostgreSQL runs such a query's statements as one implicit
-/// transaction, planning each after the one before has run, so the settings hold for
-/// the page alone and nothing else is planned with them off.
-const WALK_IN_ORDER: &str = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
+/// Makes a page of the log, in the transaction that reads it next, a walk of its
+/// primary key from the position on, stopped by the limit. On a table never analysed
+/// (a young one, or a server without autovacuum) the planner guesses the range at 0.5%
+/// of the table, fewer rows than a page, and plans the page as a read of every event
+/// past the position, each joined to its order, then sorted: a page cost more the
+/// longer the backlog (BENCHMARKS.md, "Reading a page of the log on PostgreSQL").
+/// Local to the transaction, so nothing else is planned with them off.
+const WALK_IN_ORDER: &str =
+    "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)";
 
-/// A page of the log, the events after `after`, below the horizon, `limit` at most,
-/// after `WALK_IN_ORDER`: one round trip, where a transaction of its own with the
-/// settings as a statement took four (begin, settings, page, commit). A simple query
-/// binds nothing, so the two numbers are written into its text; they are integers,
-/// never client text.
-fn page_sql(after: i64, limit: i64) -> String {
+/// A page of the log: the events after `$1`, below the horizon, `$2` at most.
+fn page_sql() -> String {
     format!(
-        "{WALK_IN_ORDER}; {EVENT_SELECT} WHERE e.position > {after} \
-         AND e.position < order_event_horizon() ORDER BY e.position LIMIT {limit}"
+        "{EVENT_SELECT} WHERE e.position > $1 AND e.position < order_event_horizon() \
+         ORDER BY e.position LIMIT $2"
     )
 }
 
@@ -50,8 +45,15 @@ impl Events for PostgresStore {
     }
 
     async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<OrderEvent>, StoreError> {
-        let sql = page_sql(after, i64::try_from(limit).unwrap_or(i64::MAX));
-        let rows = sqlx::raw_sql(&sql).fetch_all(&self.pool).await?;
+        let sql = page_sql();
+        let mut tx = begin(&self.pool).await?;
+        sqlx::query(WALK_IN_ORDER).execute(&mut *tx).await?;
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -140,9 +142,7 @@ impl Events for PostgresStore {
 mod tests {
     use sqlx::Connection;
 
-    use sqlx::Row;
-
-    use super::{EVENT_SELECT, page_sql};
+    use super::{WALK_IN_ORDER, page_sql};
     use crate::domain::{ItemIds, Money, Order, OrderId, OrderStatus, UserId, from_millis};
     use crate::store::postgres::PostgresStore;
     use crate::store::{Events, Orders, StoreError};
@@ -251,15 +251,14 @@ mod tests {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         };
-        // The store's own text, with the page's statement run under EXPLAIN ANALYZE.
-        let sql =
-            page_sql(first, 100).replace(EVENT_SELECT, &format!("EXPLAIN ANALYZE {EVENT_SELECT}"));
-        let plan = sqlx::raw_sql(&sql)
-            .fetch_all(&store.pool)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<String, _>(0))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut tx = store.pool.begin().await?;
+        sqlx::query(WALK_IN_ORDER).execute(&mut *tx).await?;
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN ANALYZE {}", page_sql()))
+            .bind(first)
+            .bind(100_i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.rollback().await?;
         Ok((page, plan))
     }
 }
